@@ -1,0 +1,132 @@
+"""Speed and memory of one HiIRLayer against Swin-style window layers (not a test).
+
+HiIRLayer (p=16, P=64) is compared with the in-project :class:`~treeattn.layers.SwinLayer` at the
+same width and heads, with window 8 (Swin's default) and window 64 (the same receptive field as a
+Hi-IR region), at 64², 128² and 256², C=180, h=6. Layers are timed in one process, alternating
+A/B/C each round; medians and ratios are reported, plus peak activation memory (live tensor
+storages, see :mod:`treeattn.analysis.memory`) and the machine load seen.
+
+Usage::
+
+    python benchmarks/layer_bench.py                 # full table, JSON in benchmarks/results/
+    python benchmarks/layer_bench.py --sizes 64 --repeats 2 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from treeattn.analysis.memory import LiveTensorTracker
+from treeattn.layers import HiIRLayer, SwinLayer
+
+LAYERS = {
+    "hiir_p16_P64": lambda c, h: HiIRLayer(c, h, (16, 64), data_format="BHWC"),
+    "swin_w8": lambda c, h: SwinLayer(c, h, 8, data_format="BHWC"),
+    "swin_w64": lambda c, h: SwinLayer(c, h, 64, data_format="BHWC"),
+}
+
+
+def run_once(layer: torch.nn.Module, x: torch.Tensor, *, backward: bool) -> float:
+    start = time.perf_counter()
+    if backward:
+        layer(x).square().mean().backward()
+    else:
+        with torch.no_grad():
+            layer(x)
+    return time.perf_counter() - start
+
+
+def peak_memory(layer: torch.nn.Module, x: torch.Tensor, *, backward: bool) -> int:
+    tracker = LiveTensorTracker(ignore=[x, *layer.parameters(), *layer.buffers()])
+    with tracker:
+        if backward:
+            layer(x).square().mean().backward()
+        else:
+            with torch.no_grad():
+                layer(x)
+    layer.zero_grad(set_to_none=True)
+    return tracker.peak
+
+
+def bench_size(size: int, args: argparse.Namespace) -> dict:
+    torch.manual_seed(0)
+    layers = {name: make(args.dim, args.heads) for name, make in LAYERS.items()}
+    x = torch.randn(1, size, size, args.dim)
+    rows = {}
+    for backward in (False, True):
+        mode = "fwd_bwd" if backward else "fwd"
+        times = {name: [] for name in layers}
+        for layer in layers.values():  # warm-up
+            run_once(layer, x, backward=backward)
+        repeats = args.repeats if size < 256 else max(1, args.repeats - 1)
+        for _ in range(repeats):
+            for name, layer in layers.items():  # alternate A/B/C every round
+                times[name].append(run_once(layer, x, backward=backward))
+                layer.zero_grad(set_to_none=True)
+        for name, layer in layers.items():
+            rows.setdefault(name, {})[f"{mode}_s"] = statistics.median(times[name])
+            if not args.no_memory:
+                rows[name][f"{mode}_peak_mib"] = peak_memory(layer, x, backward=backward) / 2**20
+    base = rows["hiir_p16_P64"]
+    for row in rows.values():
+        for mode in ("fwd", "fwd_bwd"):
+            row[f"{mode}_ratio_vs_hiir"] = row[f"{mode}_s"] / base[f"{mode}_s"]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--dim", type=int, default=180)
+    parser.add_argument("--heads", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    results = {str(size): bench_size(size, args) for size in args.sizes}
+    meta = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "dim": args.dim,
+        "heads": args.heads,
+    }
+    print(
+        f"threads={meta['threads']} load(1 min) before={load_before:.2f} "
+        f"after={meta['load_after']:.2f}  (times: median seconds; ratio = layer / HiIR)"
+    )
+    header = f"{'size':>5} {'layer':<14} {'fwd s':>8} {'ratio':>6} {'fwd+bwd s':>10} {'ratio':>6}"
+    if not args.no_memory:
+        header += f" {'fwd MiB':>9} {'train MiB':>10}"
+    print(header)
+    for size, rows in results.items():
+        for name, r in rows.items():
+            line = (
+                f"{size:>5} {name:<14} {r['fwd_s']:>8.3f} {r['fwd_ratio_vs_hiir']:>6.2f} "
+                f"{r['fwd_bwd_s']:>10.3f} {r['fwd_bwd_ratio_vs_hiir']:>6.2f}"
+            )
+            if not args.no_memory:
+                line += f" {r['fwd_peak_mib']:>9.1f} {r['fwd_bwd_peak_mib']:>10.1f}"
+            print(line)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "layer_bench.json"
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Attention backends agree with the explicit math reference, forward and backward."""
+
+import logging
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from treeattn.layers import LevelAttention, TreeAttention
+from treeattn.ops.attention import attention_math, attention_sdpa, resolve_backend
+
+
+@given(
+    n=st.integers(1, 4),
+    heads=st.integers(1, 3),
+    tokens=st.integers(1, 40),
+    dqk=st.integers(1, 16),
+    extra_v=st.integers(0, 16),
+    with_bias=st.booleans(),
+)
+def test_sdpa_kernel_matches_math_forward_and_backward(n, heads, tokens, dqk, extra_v, with_bias):
+    torch.manual_seed(n + tokens)
+    q = torch.randn(n, heads, tokens, dqk, requires_grad=True)
+    k = torch.randn(n, heads, tokens, dqk, requires_grad=True)
+    v = torch.randn(n, heads, tokens, dqk + extra_v, requires_grad=True)
+    bias = torch.randn(1, heads, tokens, tokens, requires_grad=True) if with_bias else None
+    inputs = [t for t in (q, k, v, bias) if t is not None]
+    scale = dqk**-0.5
+    ref = attention_math(q, k, v, bias, scale)
+    out = attention_sdpa(q, k, v, bias, scale)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    grad_out = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, inputs, grad_out)
+    grads = torch.autograd.grad(out, inputs, grad_out)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
+
+
+def _pair(cls, **kw):
+    torch.manual_seed(0)
+    ref = cls(backend="math", **kw)
+    fast = cls(backend="sdpa", **kw)
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+@given(
+    attn_type=st.sampled_from(["dot", "cosine"]),
+    pos_bias=st.sampled_from(["cpb", "table", "none"]),
+    tree=st.sampled_from([(4,), (2, 8), ((2, 4), (4, 8)), (2, 4, 8)]),
+    size=st.tuples(st.integers(1, 18), st.integers(1, 18)),
+    level_attention=st.booleans(),
+)
+def test_modules_agree_across_backends(attn_type, pos_bias, tree, size, level_attention):
+    common = {
+        "dim": 8,
+        "num_heads": 2,
+        "patch_sizes": tree,
+        "attn_type": attn_type,
+        "pos_bias": pos_bias,
+    }
+    ref, fast = _pair(LevelAttention if level_attention else TreeAttention, **common)
+    x = torch.randn(2, *size, 8, requires_grad=True)
+    out_ref, out_fast = ref(x), fast(x)
+    torch.testing.assert_close(out_fast, out_ref, atol=1e-5, rtol=1e-4)
+    grad_out = torch.randn_like(out_ref)
+    g_ref = torch.autograd.grad(out_ref, [x, *ref.parameters()], grad_out)
+    g_fast = torch.autograd.grad(out_fast, [x, *fast.parameters()], grad_out)
+    for a, b in zip(g_fast, g_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_unknown_backend_from_environment_is_rejected(monkeypatch):
+    monkeypatch.setenv("TREEATTN_ATTN_BACKEND", "fastest")
+    with pytest.raises(ValueError, match="fastest"):
+        resolve_backend("auto")
+
+
+def test_auto_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("TREEATTN_ATTN_BACKEND", "math")
+    assert resolve_backend("auto") is attention_math
+    monkeypatch.delenv("TREEATTN_ATTN_BACKEND")
+    assert resolve_backend("auto") is attention_sdpa
+
+
+def test_xformers_falls_back_to_sdpa_with_a_logged_reason(monkeypatch, caplog):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_xformers(name, *args, **kwargs):
+        if name.startswith("xformers"):
+            raise ImportError("No module named 'xformers'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_xformers)
+    with caplog.at_level(logging.WARNING, logger="treeattn.ops.attention"):
+        layer = TreeAttention(8, 2, (2, 8), backend="xformers")
+    assert layer.levels[0].attend.kernel is attention_sdpa
+    assert any("xformers" in r.message and "sdpa" in r.message for r in caplog.records)
+    x = torch.randn(1, 8, 8, 8)
+    assert layer(x).shape == x.shape

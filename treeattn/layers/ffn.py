@@ -1,0 +1,139 @@
+"""Feed-forward networks on channels-last maps ``(B, H, W, C)``.
+
+* ``gated_dwconv`` — the Hi-IR "L3" level (default): ``Linear C→2rC``, split into value and gate,
+  gate through a depthwise 3×3 conv and GELU, ``value·gate``, ``Linear rC→C`` (``6C² + 25C`` params
+  at ``r = 2``). Its 3×3 conv is what bridges neighbouring regions.
+* ``leff`` — LeFF: ``Linear C→rC`` (1×1), GELU, depthwise 3×3, GELU, ``Linear rC→C``.
+* ``mlp`` — plain two-layer MLP (Hi-IR "without L3").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+__all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn"]
+
+
+def _hidden(dim: int, ratio: float) -> int:
+    hidden = round(dim * ratio)
+    if hidden < 1:
+        raise ValueError(f"ffn_ratio={ratio} gives no hidden channels at {dim=}")
+    return hidden
+
+
+class _DepthwiseConv(nn.Module):
+    """Depthwise 3×3 convolution applied to a channels-last map."""
+
+    def __init__(self, channels: int, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            channels, channels, 3, padding=1, groups=channels, device=device, dtype=dtype
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(rearrange(x, "b h w c -> b c h w"))
+        return rearrange(y, "b c h w -> b h w c")
+
+
+class GatedDWConvFFN(nn.Module):
+    """Gated depthwise-conv FFN (the default L3 level).
+
+    Args:
+        dim: Channels ``C``.
+        ratio: Hidden ratio ``r``; value and gate have ``r·C`` channels each.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        ratio: float = 2.0,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = _hidden(dim, ratio)
+        self.fc1 = nn.Linear(dim, 2 * hidden, device=device, dtype=dtype)
+        self.dwconv = _DepthwiseConv(hidden, device=device, dtype=dtype)
+        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(value * F.gelu(self.dwconv(gate)))
+
+
+class LeFF(nn.Module):
+    """Locally-enhanced FFN: 1×1 → depthwise 3×3 → 1×1 with GELUs.
+
+    Args:
+        dim: Channels ``C``.
+        ratio: Hidden ratio.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        ratio: float = 2.0,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = _hidden(dim, ratio)
+        self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
+        self.dwconv = _DepthwiseConv(hidden, device=device, dtype=dtype)
+        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.dwconv(F.gelu(self.fc1(x)))))
+
+
+class MLP(nn.Module):
+    """Two-layer MLP with GELU (no spatial mixing).
+
+    Args:
+        dim: Channels ``C``.
+        ratio: Hidden ratio.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        ratio: float = 2.0,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = _hidden(dim, ratio)
+        self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
+        self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+FFNS: dict[str, type[nn.Module]] = {"gated_dwconv": GatedDWConvFFN, "leff": LeFF, "mlp": MLP}
+
+
+def build_ffn(
+    name: str,
+    dim: int,
+    ratio: float = 2.0,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
+    """Build an FFN by name (``gated_dwconv`` | ``leff`` | ``mlp``)."""
+    if name not in FFNS:
+        raise ValueError(f"ffn_type={name!r} is not known; use one of {list(FFNS)}")
+    return FFNS[name](dim, ratio, device=device, dtype=dtype)

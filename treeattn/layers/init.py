@@ -1,0 +1,107 @@
+"""Weight-initialisation schemes of the Hi-IR scaling study (ARCHITECTURE.md §2).
+
+* ``default`` — Linear weights trunc-normal (std 0.02), zero biases, LayerNorm (1, 0); convs keep
+  PyTorch's default.
+* ``zero_ln`` — default, then the LayerNorm of every res-post-norm branch set to (0, 0), so each
+  layer starts as the identity; needs ``norm="post"``.
+* ``residual_rescale`` — default, then every residual branch multiplied by 0.01.
+* ``weight_rescale`` — default, then every Linear/Conv weight ×0.1, except position-bias MLPs.
+* ``trunc_normal`` — Linear weights trunc-normal with a configurable ``std``, conv weights ×0.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from treeattn.layers.pos_bias import ContinuousPositionBias
+from treeattn.layers.residual import PostNormResidual, Residual
+
+__all__ = ["INIT_SCHEMES", "init_weights"]
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _default(module: nn.Module, std: float) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def _zero_ln(module: nn.Module, std: float) -> None:
+    _default(module, std)
+    post = [m for m in module.modules() if isinstance(m, PostNormResidual)]
+    if not post:
+        raise ValueError(
+            "init='zero_ln' zeroes the LayerNorm of res-post-norm branches, but this module has "
+            "none; build its layers with norm='post'"
+        )
+    for m in post:
+        nn.init.zeros_(m.norm.weight)
+        nn.init.zeros_(m.norm.bias)
+
+
+def _residual_rescale(module: nn.Module, std: float) -> None:
+    _default(module, std)
+    for m in module.modules():
+        if isinstance(m, Residual):
+            m.scale = 0.01
+
+
+def _weights_outside_pos_bias(module: nn.Module) -> Iterator[nn.Module]:
+    skip = {
+        id(p)
+        for m in module.modules()
+        if isinstance(m, ContinuousPositionBias)
+        for p in m.parameters()
+    }
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, *_CONVS)) and id(m.weight) not in skip:
+            yield m
+
+
+@torch.no_grad()
+def _weight_rescale(module: nn.Module, std: float) -> None:
+    _default(module, std)
+    for m in _weights_outside_pos_bias(module):
+        m.weight.mul_(0.1)
+
+
+@torch.no_grad()
+def _trunc_normal(module: nn.Module, std: float) -> None:
+    _default(module, std)
+    for m in module.modules():
+        if isinstance(m, _CONVS):
+            m.weight.mul_(0.1)
+
+
+INIT_SCHEMES: dict[str, Callable[[nn.Module, float], None]] = {
+    "default": _default,
+    "zero_ln": _zero_ln,
+    "residual_rescale": _residual_rescale,
+    "weight_rescale": _weight_rescale,
+    "trunc_normal": _trunc_normal,
+}
+
+
+def init_weights(module: nn.Module, scheme: str = "default", *, std: float = 0.02) -> None:
+    """Initialise ``module`` and all its submodules in place with a named scheme.
+
+    Args:
+        module: A layer or a whole model.
+        scheme: One of ``default``, ``zero_ln``, ``residual_rescale``, ``weight_rescale``,
+            ``trunc_normal``.
+        std: Standard deviation of the truncated-normal Linear weights.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"init={scheme!r} is not known; use one of {list(INIT_SCHEMES)}")
+    if std <= 0:
+        raise ValueError(f"{std=} must be positive")
+    INIT_SCHEMES[scheme](module, std)

@@ -1,0 +1,134 @@
+"""Relative position biases for one attention level: continuous MLP (default), table, none.
+
+Each module is built for a fixed window ``group = (g1, g2)`` and returns a ``(1, heads, T, T)``
+additive bias (or ``None``), shared by every window of the level — computed once per forward.
+Index tables and coordinates are non-persistent buffers: built once, moved with the module.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from treeattn.ops.position import relative_coords_table, relative_position_index
+
+__all__ = [
+    "POS_BIAS",
+    "ContinuousPositionBias",
+    "NoPositionBias",
+    "TablePositionBias",
+    "build_pos_bias",
+]
+
+
+class ContinuousPositionBias(nn.Module):
+    """Bias from a small MLP over log-spaced relative coordinates (Swin-v2 style).
+
+    ``bias = 16·sigmoid(MLP(coords))`` with ``MLP: 2 → hidden (ReLU) → heads`` (no last bias).
+
+    Args:
+        group: Window size in tokens ``(g1, g2)``.
+        num_heads: Number of attention heads.
+        hidden: Width of the MLP.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+        self,
+        group: tuple[int, int],
+        num_heads: int,
+        *,
+        hidden: int = 512,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.mlp = nn.Sequential(
+            nn.Linear(2, hidden, **factory),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_heads, bias=False, **factory),
+        )
+        self.register_buffer(
+            "coords", relative_coords_table(group, device=device, dtype=dtype), persistent=False
+        )
+        self.register_buffer(
+            "index", relative_position_index(group, device=device).flatten(), persistent=False
+        )
+        self.tokens = group[0] * group[1]
+
+    def forward(self) -> torch.Tensor:
+        table = 16.0 * torch.sigmoid(self.mlp(self.coords))  # (offsets, heads)
+        bias = table[self.index]  # (T·T, heads)
+        return rearrange(bias, "(q k) h -> 1 h q k", q=self.tokens)
+
+
+class TablePositionBias(nn.Module):
+    """Learned bias per (offset, head), looked up from a table (Swin-v1 style).
+
+    Args:
+        group: Window size in tokens ``(g1, g2)``.
+        num_heads: Number of attention heads.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+        self,
+        group: tuple[int, int],
+        num_heads: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        offsets = (2 * group[0] - 1) * (2 * group[1] - 1)
+        self.table = nn.Parameter(torch.empty(offsets, num_heads, device=device, dtype=dtype))
+        nn.init.trunc_normal_(self.table, std=0.02)
+        self.register_buffer(
+            "index", relative_position_index(group, device=device).flatten(), persistent=False
+        )
+        self.tokens = group[0] * group[1]
+
+    def forward(self) -> torch.Tensor:
+        return rearrange(self.table[self.index], "(q k) h -> 1 h q k", q=self.tokens)
+
+
+class NoPositionBias(nn.Module):
+    """No position bias (``forward`` returns ``None``)."""
+
+    def __init__(
+        self,
+        group: tuple[int, int],
+        num_heads: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+
+    def forward(self) -> None:
+        return None
+
+
+POS_BIAS: dict[str, type[nn.Module]] = {
+    "cpb": ContinuousPositionBias,
+    "table": TablePositionBias,
+    "none": NoPositionBias,
+}
+
+
+def build_pos_bias(
+    name: str,
+    group: tuple[int, int],
+    num_heads: int,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
+    """Build a position-bias module by name (``cpb`` | ``table`` | ``none``)."""
+    if name not in POS_BIAS:
+        raise ValueError(f"pos_bias={name!r} is not known; use one of {list(POS_BIAS)}")
+    return POS_BIAS[name](group, num_heads, device=device, dtype=dtype)

@@ -1,0 +1,67 @@
+"""Residual wrappers: pre-norm ``x + f(LN(x))`` and res-post-norm ``x + LN(f(x))``.
+
+``scale`` multiplies the branch (the ``residual_rescale`` init scheme sets it to 0.01); it is a
+construction-time constant, not a parameter.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from treeattn.layers.drop import DropPath
+
+__all__ = ["NORM_WIRINGS", "PostNormResidual", "PreNormResidual", "Residual"]
+
+
+class Residual(nn.Module):
+    """Base of the residual wrappers.
+
+    Args:
+        dim: Channels (last axis) for the LayerNorm.
+        fn: The branch, channels-last in and out.
+        drop_path: Stochastic-depth probability of the branch.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        fn: nn.Module,
+        *,
+        drop_path: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
+        self.fn = fn
+        self.drop_path = DropPath(drop_path)
+        self.scale = 1.0
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.branch(x)
+        if self.scale != 1.0:
+            y = y * self.scale
+        return x + self.drop_path(y)
+
+
+class PreNormResidual(Residual):
+    """``x + f(LN(x))``."""
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self.norm(x))
+
+
+class PostNormResidual(Residual):
+    """``x + LN(f(x))`` (res-post-norm, as in Swin v2 / GRL)."""
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.fn(x))
+
+
+NORM_WIRINGS: dict[str, type[Residual]] = {"pre": PreNormResidual, "post": PostNormResidual}

@@ -1,0 +1,137 @@
+"""Attention kernels and backend choice.
+
+Every kernel has the signature ``kernel(q, k, v, bias, scale) -> out`` with ``q, k`` of shape
+``(N, heads, T, Dqk)``, ``v`` of shape ``(N, heads, T, Dv)``, an additive ``bias`` broadcastable to
+``(N, heads, T, T)`` (or ``None``) and a float ``scale`` applied to ``q·kᵀ``.
+
+Backends are chosen once, when a module is built (:func:`resolve_backend`), never in ``forward``:
+
+* ``math`` — explicit ``softmax(q·kᵀ·scale + bias)·v``, the reference;
+* ``sdpa`` — :func:`torch.nn.functional.scaled_dot_product_attention`, bias as ``attn_mask``;
+* ``xformers`` — ``xformers.ops.memory_efficient_attention`` on CUDA; an optional extra, imported
+  lazily; unavailable → SDPA with one logged reason;
+* ``auto`` — the ``TREEATTN_ATTN_BACKEND`` environment variable if set, else ``sdpa``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "BACKENDS",
+    "AttentionKernel",
+    "attention_math",
+    "attention_sdpa",
+    "resolve_backend",
+]
+
+logger = logging.getLogger(__name__)
+
+AttentionKernel = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, float], torch.Tensor
+]
+
+
+def attention_math(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """Reference attention: ``softmax(q·kᵀ·scale + bias)·v``."""
+    logits = torch.matmul(q * scale, k.transpose(-2, -1))
+    if bias is not None:
+        logits = logits + bias
+    return torch.matmul(logits.softmax(dim=-1), v)
+
+
+def attention_sdpa(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """Attention through :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    The fused kernels need one head dim for q, k and v; tree attention halves q/k, so narrower q/k
+    are zero-padded to v's head dim (which leaves ``q·kᵀ`` unchanged).
+    """
+    if bias is not None:
+        bias = bias.to(q.dtype)
+    extra = v.shape[-1] - q.shape[-1]
+    if extra > 0:
+        q, k = F.pad(q, (0, extra)), F.pad(k, (0, extra))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+
+
+@functools.cache
+def _log_once(message: str) -> None:
+    logger.warning(message)
+
+
+def _xformers_kernel() -> AttentionKernel:
+    """Build the xformers kernel, or explain why not and return SDPA."""
+    try:
+        from xformers.ops import memory_efficient_attention
+    except ImportError as err:
+        _log_once(
+            f"backend='xformers' requested but xformers is not importable ({err}); using 'sdpa'. "
+            "Install it on a CUDA machine with `pip install treeattn[xformers]`."
+        )
+        return attention_sdpa
+
+    def attention_xformers(
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        bias: torch.Tensor | None,
+        scale: float,
+    ) -> torch.Tensor:
+        if not q.is_cuda:
+            _log_once("xformers attention runs on CUDA only; using 'sdpa' for CPU tensors.")
+            return attention_sdpa(q, k, v, bias, scale)
+        n, heads, tokens, _ = q.shape
+        if bias is not None:
+            # xformers wants a (N, heads, T, T) bias whose last dim is padded to a multiple of 8.
+            padded = -(-tokens // 8) * 8
+            storage = q.new_zeros(n, heads, tokens, padded)
+            storage[..., :tokens] = bias.to(q.dtype)
+            bias = storage[..., :tokens]
+        out = memory_efficient_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias, scale=scale
+        )
+        return out.transpose(1, 2)
+
+    return attention_xformers
+
+
+BACKENDS: dict[str, Callable[[], AttentionKernel]] = {
+    "math": lambda: attention_math,
+    "sdpa": lambda: attention_sdpa,
+    "xformers": _xformers_kernel,
+}
+
+
+def resolve_backend(backend: str) -> AttentionKernel:
+    """Return the attention kernel for a backend name: ``auto``, ``sdpa``, ``math``, ``xformers``.
+
+    Raises:
+        ValueError: for an unknown name (also when it comes from ``TREEATTN_ATTN_BACKEND``).
+    """
+    name = backend
+    if backend == "auto":
+        name = os.environ.get("TREEATTN_ATTN_BACKEND", "sdpa")
+    if name not in BACKENDS:
+        raise ValueError(
+            f"{backend=} (resolved to {name!r}) is not a known attention backend; "
+            f"use one of {['auto', *BACKENDS]}"
+        )
+    return BACKENDS[name]()

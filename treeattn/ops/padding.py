@@ -1,0 +1,93 @@
+"""Padding to the multiple a tree (or a model) needs, and cropping back.
+
+Padding is bottom/right (plus an optional leading offset, used for shifted grids) with ``reflect``,
+falling back to ``replicate`` along an axis where the image is too small to reflect.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+__all__ = ["crop_to", "pad_amount", "pad_to_multiple"]
+
+_FORMATS = ("BCHW", "BHWC")
+
+
+def _pair(value: int | tuple[int, int], *, name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or min(pair) < 0:
+        raise ValueError(f"{name}={value!r} must be a non-negative int or (h, w) pair")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_format(data_format: str) -> None:
+    if data_format not in _FORMATS:
+        raise ValueError(f"{data_format=} must be one of {_FORMATS}")
+
+
+def pad_amount(size: int, multiple: int, offset: int = 0) -> int:
+    """Trailing pad that brings ``offset + size`` up to a multiple of ``multiple``."""
+    return (-(size + offset)) % multiple
+
+
+def _pad_axis(x: torch.Tensor, before: int, after: int, *, axis: int) -> torch.Tensor:
+    """Pad one spatial axis (2 = H, 3 = W) of a BCHW tensor, reflect or replicate."""
+    if before == 0 and after == 0:
+        return x
+    pads = (before, after, 0, 0) if axis == 3 else (0, 0, before, after)
+    mode = "reflect" if max(before, after) < x.shape[axis] else "replicate"
+    return F.pad(x, pads, mode=mode)
+
+
+def pad_to_multiple(
+    x: torch.Tensor,
+    multiple: int | tuple[int, int],
+    *,
+    offset: int | tuple[int, int] = 0,
+    data_format: str = "BCHW",
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad a batch so that its spatial size is a multiple of ``multiple``.
+
+    Args:
+        x: ``(B, C, H, W)`` or ``(B, H, W, C)`` tensor.
+        multiple: Required multiple, an int or ``(mh, mw)``.
+        offset: Extra leading rows/columns (top/left) to add before padding to the multiple;
+            used to shift a window grid without wrap-around.
+        data_format: ``"BCHW"`` or ``"BHWC"``.
+
+    Returns:
+        The padded tensor (same format) and the original ``(H, W)``, for :func:`crop_to`.
+    """
+    _check_format(data_format)
+    mh, mw = _pair(multiple, name="multiple")
+    oh, ow = _pair(offset, name="offset")
+    if mh < 1 or mw < 1:
+        raise ValueError(f"{multiple=} must be positive")
+    spatial = x.shape[1:3] if data_format == "BHWC" else x.shape[2:4]
+    height, width = int(spatial[0]), int(spatial[1])
+    ph, pw = pad_amount(height, mh, oh), pad_amount(width, mw, ow)
+    if ph == pw == oh == ow == 0:
+        return x, (height, width)
+    y = rearrange(x, "b h w c -> b c h w") if data_format == "BHWC" else x
+    y = _pad_axis(_pad_axis(y, oh, ph, axis=2), ow, pw, axis=3)
+    if data_format == "BHWC":
+        y = rearrange(y, "b c h w -> b h w c")
+    return y, (height, width)
+
+
+def crop_to(
+    x: torch.Tensor,
+    size: tuple[int, int],
+    *,
+    offset: int | tuple[int, int] = 0,
+    data_format: str = "BCHW",
+) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple`: keep ``size`` rows/columns starting at ``offset``."""
+    _check_format(data_format)
+    oh, ow = _pair(offset, name="offset")
+    height, width = size
+    if data_format == "BHWC":
+        return x[:, oh : oh + height, ow : ow + width, :]
+    return x[:, :, oh : oh + height, ow : ow + width]
