@@ -101,3 +101,25 @@ def test_xformers_falls_back_to_sdpa_with_a_logged_reason(monkeypatch, caplog):
     assert any("xformers" in r.message and "sdpa" in r.message for r in caplog.records)
     x = torch.randn(1, 8, 8, 8)
     assert layer(x).shape == x.shape
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 2**30])
+def test_bias_gradient_path_matches_math_for_any_chunking(monkeypatch, chunk_bytes):
+    """The fused path for a learnable bias recomputes maps in chunks; chunking must not matter."""
+    import treeattn.ops.biased_sdpa as biased
+
+    monkeypatch.setattr(biased, "_CHUNK_BYTES", chunk_bytes)
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 7, 3, 20, 4, requires_grad=True).unbind(0)
+    v = torch.randn(7, 3, 20, 8, requires_grad=True)
+    bias = torch.randn(1, 3, 20, 20, requires_grad=True)
+    out = biased.sdpa_with_bias_grad(q, k, v, bias, 0.5)
+    ref = attention_math(q, k, v, bias, 0.5)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    grad_out = torch.randn_like(ref)
+    for g, r in zip(
+        torch.autograd.grad(out, (q, k, v, bias), grad_out),
+        torch.autograd.grad(ref, (q, k, v, bias), grad_out),
+        strict=True,
+    ):
+        torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)

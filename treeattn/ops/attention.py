@@ -21,7 +21,8 @@ import os
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
+
+from treeattn.ops.biased_sdpa import padded_sdpa, sdpa_with_bias_grad
 
 __all__ = [
     "BACKENDS",
@@ -61,15 +62,16 @@ def attention_sdpa(
 ) -> torch.Tensor:
     """Attention through :func:`torch.nn.functional.scaled_dot_product_attention`.
 
-    The fused kernels need one head dim for q, k and v; tree attention halves q/k, so narrower q/k
-    are zero-padded to v's head dim (which leaves ``q·kᵀ`` unchanged).
+    Narrower q/k (tree attention halves them) are zero-padded to v's head dim for the fused
+    kernels. A shared bias that needs a gradient (a learnable position bias while training) goes
+    through :func:`~treeattn.ops.biased_sdpa.sdpa_with_bias_grad`, which keeps the fused forward
+    and a cache-sized backward instead of SDPA's math fallback.
     """
     if bias is not None:
         bias = bias.to(q.dtype)
-    extra = v.shape[-1] - q.shape[-1]
-    if extra > 0:
-        q, k = F.pad(q, (0, extra)), F.pad(k, (0, extra))
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+        if bias.requires_grad and bias.shape[0] == 1 and torch.is_grad_enabled():
+            return sdpa_with_bias_grad(q, k, v, bias, scale)
+    return padded_sdpa(q, k, v, bias, scale)
 
 
 @functools.cache

@@ -68,7 +68,7 @@ def pad_to_multiple(
     spatial = x.shape[1:3] if data_format == "BHWC" else x.shape[2:4]
     height, width = int(spatial[0]), int(spatial[1])
     ph, pw = pad_amount(height, mh, oh), pad_amount(width, mw, ow)
-    if ph == pw == oh == ow == 0:
+    if ph == 0 and pw == 0 and oh == 0 and ow == 0:
         return x, (height, width)
     y = rearrange(x, "b h w c -> b c h w") if data_format == "BHWC" else x
     y = _pad_axis(_pad_axis(y, oh, ph, axis=2), ow, pw, axis=3)

@@ -1,0 +1,73 @@
+"""Fused attention with a *learnable* additive bias, keeping SDPA's fast forward in training.
+
+``scaled_dot_product_attention`` drops to its slow math path when ``attn_mask`` requires grad (a
+learnable position bias), materialising every window's attention map for backward. Here the
+forward runs the fused kernel with the bias detached and saves only ``q, k, v, out``; the backward
+recomputes the attention maps a few windows at a time — small enough to stay in cache — and returns
+the gradients of ``q``, ``k``, ``v`` and the bias (summed over the windows that share it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["padded_sdpa", "sdpa_with_bias_grad"]
+
+# Bytes of attention map recomputed per backward step: a few MiB keeps it in a CPU's L2/L3.
+_CHUNK_BYTES = 4 * 2**20
+
+
+def padded_sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """SDPA that zero-pads narrower q/k to v's head dim (fused kernels need one head dim)."""
+    extra = v.shape[-1] - q.shape[-1]
+    if extra > 0:
+        q, k = F.pad(q, (0, extra)), F.pad(k, (0, extra))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+
+
+class _SDPAWithBiasGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, bias, scale):
+        out = padded_sdpa(q, k, v, bias.detach().to(q.dtype), scale)
+        ctx.save_for_backward(q, k, v, bias, out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, bias, out = ctx.saved_tensors
+        scale = ctx.scale
+        n, heads, tokens, _ = q.shape
+        chunk = max(1, _CHUNK_BYTES // (heads * tokens * tokens * q.element_size()))
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        grad_bias = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device)
+        # rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij, the softmax backward's correction term.
+        delta = (grad_out * out).sum(-1, keepdim=True)
+        for start in range(0, n, chunk):
+            rows = slice(start, start + chunk)
+            qc, kc, vc, go = q[rows], k[rows], v[rows], grad_out[rows]
+            probs = torch.softmax(torch.matmul(qc, kc.transpose(-2, -1)) * scale + bias, dim=-1)
+            grad_v[rows] = torch.matmul(probs.transpose(-2, -1), go)
+            grad_logits = probs * (torch.matmul(go, vc.transpose(-2, -1)) - delta[rows])
+            grad_q[rows] = torch.matmul(grad_logits, kc) * scale
+            grad_k[rows] = torch.matmul(grad_logits.transpose(-2, -1), qc) * scale
+            grad_bias += grad_logits.sum(0, keepdim=True, dtype=torch.float32)
+        return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype), None
+
+
+def sdpa_with_bias_grad(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Attention ``softmax(q·kᵀ·scale + bias)·v`` whose bias gets a gradient, fused forward.
+
+    Args:
+        q: ``(N, heads, T, Dqk)``.
+        k: ``(N, heads, T, Dqk)``.
+        v: ``(N, heads, T, Dv)``, ``Dv ≥ Dqk``.
+        bias: ``(1, heads, T, T)``, shared by all windows.
+        scale: Factor on ``q·kᵀ``.
+    """
+    return _SDPAWithBiasGrad.apply(q, k, v, bias, scale)

@@ -1,0 +1,172 @@
+"""Tiled inference: run an image-to-image function on overlapping tiles and blend them smoothly.
+
+Large images do not fit in memory (or in cache) as a whole. :func:`tiled_apply` cuts the input
+into overlapping ``tile × tile`` crops, runs ``fn`` on each and blends the outputs with weights
+that cross-fade inside every overlap. Along each interior tile edge the weight is zero for a
+*margin* of ``(overlap - blend) // 2`` pixels, then rises smoothly (raised cosine) over ``blend``
+pixels. Image borders are never faded.
+
+Exactness: a pixel only receives weight from tiles in which it lies at least ``margin`` pixels
+away from every interior edge. So when the receptive-field *radius* of ``fn`` is at most
+``margin``, every blended value is the whole-image value and the tiled result equals the
+whole-image result (up to float rounding). With ``blend=1`` that is the case as soon as
+``overlap`` is at least the receptive-field *width* ``2 * radius + 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from einops import einsum
+
+__all__ = ["blend_weights", "tile_starts", "tiled_apply"]
+
+
+def tile_starts(length: int, *, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles covering ``[0, length)``; neighbours share ``overlap`` px or more.
+
+    Args:
+        length: Size of the axis to cover.
+        tile: Tile size along the axis.
+        overlap: Minimum number of pixels shared by neighbouring tiles.
+
+    Returns:
+        Sorted start offsets; the last tile ends exactly at ``length``. A single ``[0]`` when the
+        axis fits in one tile.
+
+    Raises:
+        ValueError: If ``overlap`` is negative or not smaller than ``tile``.
+    """
+    if not 0 <= overlap < tile:
+        raise ValueError(f"{overlap=} must satisfy 0 <= overlap < {tile=}; lower the overlap")
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    count = math.ceil((length - tile) / stride) + 1
+    starts = [min(i * stride, length - tile) for i in range(count)]
+    return sorted(set(starts))
+
+
+def _ramp(size: int, *, fade_start: bool, fade_end: bool, margin: int, blend: int) -> torch.Tensor:
+    """1-D weight: zero for ``margin`` pixels, a raised-cosine rise over ``blend``, then one."""
+    weight = torch.ones(size, dtype=torch.float64)
+    rise = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(blend, dtype=torch.float64) + 0.5) / blend)
+    edge = torch.cat([torch.zeros(margin, dtype=torch.float64), rise])
+    if fade_start:
+        weight[: edge.numel()] = torch.minimum(weight[: edge.numel()], edge)
+    if fade_end:
+        weight[size - edge.numel() :] = torch.minimum(weight[size - edge.numel() :], edge.flip(0))
+    return weight
+
+
+def blend_weights(
+    size: tuple[int, int],
+    *,
+    start: tuple[int, int],
+    image: tuple[int, int],
+    margin: int,
+    blend: int,
+) -> torch.Tensor:
+    """2-D blending weight ``(h, w)`` of one tile (float64), fading only at interior edges.
+
+    Args:
+        size: Tile output size ``(h, w)``.
+        start: Tile output offset ``(top, left)`` inside the output image.
+        image: Output image size ``(H, W)``.
+        margin: Pixels at each interior edge that get zero weight.
+        blend: Width of the raised-cosine rise after the margin.
+
+    Returns:
+        A float64 tensor of shape ``(h, w)``.
+    """
+    rows = _ramp(
+        size[0],
+        fade_start=start[0] > 0,
+        fade_end=start[0] + size[0] < image[0],
+        margin=margin,
+        blend=blend,
+    )
+    cols = _ramp(
+        size[1],
+        fade_start=start[1] > 0,
+        fade_end=start[1] + size[1] < image[1],
+        margin=margin,
+        blend=blend,
+    )
+    return einsum(rows, cols, "h, w -> h w")
+
+
+def tiled_apply(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    tile: int,
+    overlap: int,
+    blend: int | None = None,
+    scale: int = 1,
+) -> torch.Tensor:
+    """Apply ``fn`` to overlapping tiles of ``x`` and blend the results.
+
+    Args:
+        fn: Image-to-image function ``(B, C, h, w) -> (B, C', h * scale, w * scale)``.
+        x: Input batch ``(B, C, H, W)``.
+        tile: Input tile size (square). Images no larger than ``tile`` are processed whole.
+        overlap: Minimum overlap between neighbouring input tiles, in input pixels.
+        blend: Width of the cross-fade inside each overlap (input pixels); defaults to
+            ``max(1, overlap // 2)``. The remaining ``(overlap - blend) // 2`` pixels at each
+            interior edge are discarded (see the module docstring for exactness).
+        scale: Output/input size ratio of ``fn`` (super-resolution factor).
+
+    Returns:
+        The blended output ``(B, C', H * scale, W * scale)`` in ``x``'s dtype, on ``x``'s
+        device (accumulated in at least float32).
+
+    Raises:
+        ValueError: If ``x`` is not 4-D, the overlap/blend do not fit, or ``fn`` returns a tile of
+            the wrong size.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"{overlap=} must satisfy 0 <= overlap < {tile=}; lower the overlap")
+    blend = max(1, overlap // 2) if blend is None else blend
+    if not 1 <= blend <= max(1, overlap):
+        raise ValueError(f"{blend=} must be between 1 and {overlap=}")
+    _, _, height, width = x.shape
+    if height <= tile and width <= tile:
+        return fn(x)
+    margin = (overlap - blend) // 2
+    rows = tile_starts(height, tile=tile, overlap=overlap)
+    cols = tile_starts(width, tile=tile, overlap=overlap)
+    out_size = (height * scale, width * scale)
+    acc_dtype = torch.promote_types(x.dtype, torch.float32)
+    out = None
+    total = torch.zeros(out_size, dtype=acc_dtype, device=x.device)
+    for top in rows:
+        for left in cols:
+            crop = x[..., top : top + tile, left : left + tile]
+            y = fn(crop)
+            expected = (crop.shape[-2] * scale, crop.shape[-1] * scale)
+            if tuple(y.shape[-2:]) != expected:
+                raise ValueError(
+                    f"fn returned a tile of size {tuple(y.shape[-2:])} for an input tile of "
+                    f"{tuple(crop.shape[-2:])}; expected {expected} — check {scale=}"
+                )
+            if out is None:
+                out = torch.zeros((*y.shape[:2], *out_size), dtype=acc_dtype, device=x.device)
+            weight = blend_weights(
+                expected,
+                start=(top * scale, left * scale),
+                image=out_size,
+                margin=margin * scale,
+                blend=blend * scale,
+            ).to(device=x.device, dtype=acc_dtype)
+            window = (
+                slice(top * scale, top * scale + expected[0]),
+                slice(left * scale, left * scale + expected[1]),
+            )
+            out[(..., *window)] += y.to(acc_dtype) * weight
+            total[window] += weight
+    return (out / total).to(x.dtype)
