@@ -1,1 +1,28 @@
-"""treeattn.ops."""
+"""Pure tensor functions: tree partitions, padding, position tables, attention kernels."""
+
+from treeattn.ops.attention import BACKENDS, attention_math, attention_sdpa, resolve_backend
+from treeattn.ops.padding import crop_to, pad_to_multiple
+from treeattn.ops.partition import (
+    LevelGeometry,
+    level_geometry,
+    normalize_patch_sizes,
+    tree_partition,
+    tree_reverse,
+)
+from treeattn.ops.position import relative_coords_table, relative_position_index
+
+__all__ = [
+    "BACKENDS",
+    "LevelGeometry",
+    "attention_math",
+    "attention_sdpa",
+    "crop_to",
+    "level_geometry",
+    "normalize_patch_sizes",
+    "pad_to_multiple",
+    "relative_coords_table",
+    "relative_position_index",
+    "resolve_backend",
+    "tree_partition",
+    "tree_reverse",
+]
