@@ -8,7 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from treeattn.layers import LevelAttention, TreeAttention
-from treeattn.ops.attention import attention_math, attention_sdpa, resolve_backend
+from treeattn.ops.attention import (
+    attention_auto,
+    attention_math,
+    attention_sdpa,
+    resolve_backend,
+)
 
 
 @given(
@@ -81,7 +86,7 @@ def test_auto_follows_the_environment(monkeypatch):
     monkeypatch.setenv("TREEATTN_ATTN_BACKEND", "math")
     assert resolve_backend("auto") is attention_math
     monkeypatch.delenv("TREEATTN_ATTN_BACKEND")
-    assert resolve_backend("auto") is attention_sdpa
+    assert resolve_backend("auto") is attention_auto
 
 
 def test_xformers_falls_back_to_sdpa_with_a_logged_reason(monkeypatch, caplog):
@@ -103,7 +108,7 @@ def test_xformers_falls_back_to_sdpa_with_a_logged_reason(monkeypatch, caplog):
     assert layer(x).shape == x.shape
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 3000, 2**30])
+@pytest.mark.parametrize("chunk_bytes", [1, 500, 3000, 2**30])
 def test_bias_gradient_path_matches_math_for_any_chunking(monkeypatch, chunk_bytes):
     """The fused path for a learnable bias recomputes maps in chunks; chunking must not matter."""
     import treeattn.ops.biased_sdpa as biased

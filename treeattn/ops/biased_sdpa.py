@@ -3,7 +3,8 @@
 ``scaled_dot_product_attention`` drops to its slow math path when ``attn_mask`` requires grad (a
 learnable position bias), materialising every window's attention map for backward. Here the
 forward runs the fused kernel with the bias detached and saves only ``q, k, v, out``; the backward
-recomputes the attention maps a few windows at a time — small enough to stay in cache — and returns
+recomputes the attention maps a few windows (or, for huge windows, a few query rows) at a time —
+small enough to stay in cache — and returns
 the gradients of ``q``, ``k``, ``v`` and the bias (summed over the windows that share it).
 """
 
@@ -41,21 +42,34 @@ class _SDPAWithBiasGrad(torch.autograd.Function):
         q, k, v, bias, out = ctx.saved_tensors
         scale = ctx.scale
         n, heads, tokens, _ = q.shape
-        chunk = max(1, _CHUNK_BYTES // (heads * tokens * tokens * q.element_size()))
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        windows, queries = _chunks(heads, tokens, q.element_size())
+        grad_q = torch.empty_like(q)
+        grad_k, grad_v = torch.zeros_like(k), torch.zeros_like(v)
         grad_bias = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device)
         # rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij, the softmax backward's correction term.
         delta = (grad_out * out).sum(-1, keepdim=True)
-        for start in range(0, n, chunk):
-            rows = slice(start, start + chunk)
-            qc, kc, vc, go = q[rows], k[rows], v[rows], grad_out[rows]
-            probs = torch.softmax(torch.matmul(qc, kc.transpose(-2, -1)) * scale + bias, dim=-1)
-            grad_v[rows] = torch.matmul(probs.transpose(-2, -1), go)
-            grad_logits = probs * (torch.matmul(go, vc.transpose(-2, -1)) - delta[rows])
-            grad_q[rows] = torch.matmul(grad_logits, kc) * scale
-            grad_k[rows] = torch.matmul(grad_logits.transpose(-2, -1), qc) * scale
-            grad_bias += grad_logits.sum(0, keepdim=True, dtype=torch.float32)
+        for w in range(0, n, windows):
+            ws = slice(w, w + windows)
+            kc, vc = k[ws], v[ws]
+            for r in range(0, tokens, queries):
+                rs = slice(r, r + queries)
+                qc, go = q[ws, :, rs], grad_out[ws, :, rs]
+                logits = torch.matmul(qc, kc.transpose(-2, -1)) * scale + bias[:, :, rs]
+                probs = torch.softmax(logits, dim=-1)
+                grad_v[ws] += torch.matmul(probs.transpose(-2, -1), go)
+                grad_logits = probs * (torch.matmul(go, vc.transpose(-2, -1)) - delta[ws, :, rs])
+                grad_q[ws, :, rs] = torch.matmul(grad_logits, kc) * scale
+                grad_k[ws] += torch.matmul(grad_logits.transpose(-2, -1), qc) * scale
+                grad_bias[:, :, rs] += grad_logits.sum(0, keepdim=True, dtype=torch.float32)
         return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype), None
+
+
+def _chunks(heads: int, tokens: int, itemsize: int) -> tuple[int, int]:
+    """Windows and query rows per backward step so one step's attention map fits the budget."""
+    per_window = heads * tokens * tokens * itemsize
+    if per_window <= _CHUNK_BYTES:
+        return _CHUNK_BYTES // per_window, tokens
+    return 1, max(1, _CHUNK_BYTES // (heads * tokens * itemsize))
 
 
 def sdpa_with_bias_grad(
