@@ -1,0 +1,69 @@
+"""Full-size parameter counts against the paper and against the layer formula."""
+
+from __future__ import annotations
+
+import pytest
+
+from treeattn.models import create_model
+
+PAPER = {
+    "hiir_b_sr_x2": 14.68e6,
+    "hiir_b_sr_x3": 14.87e6,
+    "hiir_b_sr_x4": 14.83e6,
+    "hiir_unet_dn_color": 22.33e6,
+}
+
+
+def _count(name: str) -> int:
+    model = create_model(name, device="meta")
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_within_0p3_percent_of_the_paper(name):
+    count = _count(name)
+    assert abs(count / PAPER[name] - 1) < 0.003, f"{name}: {count:,} vs {PAPER[name]:,.0f}"
+
+
+def _layer(c: int, h: int) -> int:
+    """One default v3 layer (2 levels): LNs, two qkv, proj, gated FFN, two CPB MLPs."""
+    return (
+        2 * c
+        + 2 * (2 * c * c + 2 * c)
+        + c * c
+        + c
+        + 2 * c
+        + 6 * c * c
+        + 25 * c
+        + 2 * (1536 + 512 * h)
+    )
+
+
+def _conv(cin: int, cout: int, k: int) -> int:
+    return cin * cout * k * k + cout
+
+
+def _conv3(c: int) -> int:
+    return _conv(c, c // 4, 3) + _conv(c // 4, c // 4, 1) + _conv(c // 4, c, 3)
+
+
+def test_hiir_b_x2_matches_the_architecture_formula():
+    c, h = 180, 6
+    upsampler = _conv(c, 64, 3) + _conv(64, 256, 3) + _conv(64, 3, 3)
+    expected = _conv(3, c, 3) + 2 * 2 * c + 36 * _layer(c, h) + 7 * _conv3(c) + upsampler
+    assert _count("hiir_b_sr_x2") == expected
+
+
+def test_hiir_unet_dn_color_matches_the_architecture_formula():
+    levels = [(48, 3), (96, 6), (192, 12), (384, 24)]
+    expected = _conv(3, 48, 3) + _conv(96, 3, 3)
+    expected += sum(6 * _layer(c, h) + _conv3(c) for c, h in levels)  # encoder + latent
+    expected += sum(6 * _layer(c, h) + _conv3(c) for c, h in [(192, 12), (96, 6), (96, 3)])
+    expected += sum(_conv(d, d // 2, 3) for d in (48, 96, 192))  # downsample
+    expected += sum(_conv(d, 2 * d, 3) for d in (96, 192, 384))  # upsample
+    expected += _conv(384, 192, 1) + _conv(192, 96, 1)  # skip reductions (not at level 1)
+    assert _count("hiir_unet_dn_color") == expected
+
+
+def test_hiir_l_is_close_to_the_papers_39m():
+    assert abs(_count("hiir_l_sr_x2") / 39.1e6 - 1) < 0.01

@@ -1,0 +1,41 @@
+"""Hi-IR models: columnar (SR) and U-shape networks, their configs, registry, metadata and I/O.
+
+Example:
+    >>> from treeattn.models import create_model, list_models
+    >>> model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1)
+    >>> model.meta.task, model.meta.multiple_of
+    ('restore', 8)
+"""
+
+from treeattn.models import variants as _variants  # noqa: F401  (registers the named variants)
+from treeattn.models.base import RestorationModel
+from treeattn.models.columnar import HiIRColumnar
+from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
+from treeattn.models.hub import CheckpointError, from_pretrained, save_pretrained
+from treeattn.models.meta import ModelMeta
+from treeattn.models.registry import (
+    build_model,
+    create_model,
+    list_models,
+    model_config,
+    register_model,
+)
+from treeattn.models.unet import HiIRUNet
+
+__all__ = [
+    "CheckpointError",
+    "ColumnarConfig",
+    "HiIRColumnar",
+    "HiIRUNet",
+    "LayerConfig",
+    "ModelMeta",
+    "RestorationModel",
+    "UNetConfig",
+    "build_model",
+    "create_model",
+    "from_pretrained",
+    "list_models",
+    "model_config",
+    "register_model",
+    "save_pretrained",
+]

@@ -1,0 +1,102 @@
+"""Shared behaviour of the Hi-IR models: config, metadata, input checks, padding, save/load."""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from treeattn.layers.init import init_weights
+from treeattn.models.configs import LayerConfig
+from treeattn.models.meta import ModelMeta
+from treeattn.ops.padding import crop_to, pad_to_multiple
+
+__all__ = ["RestorationModel"]
+
+
+class RestorationModel(nn.Module):
+    """Base class: ``(B, in_chans, H, W)`` of any size → ``(B, out_chans, scale·H, scale·W)``.
+
+    Subclasses build their modules from ``config`` in ``__init__``, call :meth:`_finish` at the end,
+    and implement :meth:`restore` on inputs already padded to ``meta.multiple_of``.
+
+    Attributes:
+        config: The frozen config the model was built from.
+        meta: :class:`~treeattn.models.meta.ModelMeta` (scale, channels, size needs, dtypes).
+    """
+
+    config_class: ClassVar[type[LayerConfig]]
+    config: LayerConfig
+    meta: ModelMeta
+
+    def __init__(self, config: LayerConfig, *, name: str) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got "
+                f"{type(config).__name__}"
+            )
+        self.config = config
+        self.name = name
+
+    def _finish(self, *, scale: int, multiple_of: int) -> None:
+        """Apply the configured init scheme once to the whole model and set ``meta``."""
+        init_weights(self, self.config.init, std=self.config.init_std)
+        cfg = self.config
+        self.meta = ModelMeta(
+            name=self.name,
+            task=cfg.task,
+            scale=scale,
+            in_chans=cfg.in_chans,
+            out_chans=cfg.out_chans,
+            multiple_of=multiple_of,
+            minimum=1,
+            supports_bf16=True,
+            supports_fp16=False,
+        )
+
+    def restore(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an input whose size is a multiple of ``meta.multiple_of``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Restore a batch: ``(B, in_chans, H, W)`` → ``(B, out_chans, scale·H, scale·W)``."""
+        meta = self.meta
+        if x.dim() != 4 or x.shape[1] != meta.in_chans:
+            raise ValueError(
+                f"{meta.name} expects (B, {meta.in_chans}, H, W) input, got {tuple(x.shape)}"
+            )
+        padded, (height, width) = pad_to_multiple(x, meta.multiple_of)
+        out = self.restore(padded)
+        return crop_to(out, (height * meta.scale, width * meta.scale))
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``model.safetensors`` and ``config.json`` (see :mod:`treeattn.models.hub`)."""
+        from treeattn.models.hub import save_pretrained  # hub imports the model classes
+
+        save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> RestorationModel:
+        """Rebuild a saved model of this class (see :func:`treeattn.models.hub.from_pretrained`).
+
+        Raises:
+            TypeError: if the checkpoint holds another model class.
+        """
+        from treeattn.models.hub import from_pretrained  # hub imports the model classes
+
+        model = from_pretrained(directory, device=device, dtype=dtype)
+        if not isinstance(model, cls):
+            raise TypeError(
+                f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "
+                "load it with treeattn.models.from_pretrained"
+            )
+        return model

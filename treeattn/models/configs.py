@@ -1,0 +1,308 @@
+"""Frozen configuration dataclasses of the two Hi-IR model shapes.
+
+A config holds every hyper-parameter of a model, so that a model can be rebuilt exactly from it
+(:mod:`treeattn.models.hub` stores it as JSON). Variants are instances of these classes in the
+registry's table (:mod:`treeattn.models.variants`), never copies of model code.
+
+* :class:`LayerConfig` — the per-layer settings shared by both shapes (layer type, tree, variant,
+  attention type, position bias, FFN, norm placement, shift, stage-end block, init, drop-path).
+* :class:`ColumnarConfig` — the columnar (super-resolution) shape of ARCHITECTURE.md §5.
+* :class:`UNetConfig` — the U-shape (denoising, JPEG, deblurring, demosaicking, weather).
+
+Every setting is checked when the config is created; a bad value raises ``ValueError`` naming
+the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from treeattn.layers.ffn import FFNS
+from treeattn.layers.init import INIT_SCHEMES
+from treeattn.layers.stage_end import STAGE_ENDS
+from treeattn.ops.partition import normalize_patch_sizes
+
+__all__ = [
+    "LAYER_TYPES",
+    "RESIDUALS",
+    "SWIN_ONLY_FIELDS",
+    "TREE_ONLY_FIELDS",
+    "ColumnarConfig",
+    "LayerConfig",
+    "UNetConfig",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+LAYER_TYPES = ("hiir", "swin")
+VARIANTS = ("v1", "v2", "v3", "v4")
+RESIDUALS = ("input", "view_mean", "none")
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+
+# Settings that only one layer type reads; the other type requires them at their defaults so
+# that nothing is silently ignored.
+TREE_ONLY_FIELDS = (
+    "patch_sizes",
+    "variant",
+    "attn_type",
+    "pos_bias",
+    "ffn_type",
+    "norm",
+    "shift",
+)
+SWIN_ONLY_FIELDS = ("window_size",)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _choice(name: str, value: str, options: Collection[str]) -> None:
+    _require(value in options, f"{name}={value!r} is not known; use one of {list(options)}")
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """Per-layer settings shared by both model shapes.
+
+    Attributes:
+        layer_type: ``hiir`` (tree attention layers) or ``swin`` (shifted-window baseline). The
+            "isolated" baseline is ``hiir`` with a one-level tree, e.g. ``patch_sizes=(16,)``.
+        variant: Hi-IR layer variant ``v1`` | ``v2`` | ``v3`` | ``v4``. ``v1`` layers alternate
+            tree levels (layer ``i`` attends at level ``i % depth``); ``v4`` needs a 3-level tree.
+        attn_type: ``dot`` or ``cosine``.
+        pos_bias: ``cpb`` (continuous MLP), ``table`` or ``none``.
+        ffn_type: ``gated_dwconv`` (L3, default), ``leff`` or ``mlp`` ("without L3").
+        ffn_ratio: FFN hidden ratio ``r``.
+        norm: ``pre`` or ``post`` (res-post-norm).
+        shift: Shift the window grid of every second tree layer of a stage by half its top block
+            (``swin`` layers always alternate their shift).
+        window_size: Window of the ``swin`` baseline (alternate layers shifted by half of it).
+        stage_end: Block closing each stage: ``conv1`` | ``linear`` | ``conv3``.
+        init: Init scheme (:func:`treeattn.layers.init.init_weights`).
+        init_std: Standard deviation of the truncated-normal Linear weights.
+        drop_path: Largest stochastic-depth rate (linear schedule over all layers, from 0).
+        backend: Attention backend (``auto`` | ``sdpa`` | ``math`` | ``xformers``).
+    """
+
+    layer_type: str = "hiir"
+    variant: str = "v3"
+    attn_type: str = "dot"
+    pos_bias: str = "cpb"
+    ffn_type: str = "gated_dwconv"
+    ffn_ratio: float = 2.0
+    norm: str = "pre"
+    shift: bool = False
+    window_size: int = 8
+    stage_end: str = "conv3"
+    init: str = "default"
+    init_std: float = 0.02
+    drop_path: float = 0.0
+    backend: str = "auto"
+
+    def _check_layers(self, trees: tuple) -> None:
+        _choice("layer_type", self.layer_type, LAYER_TYPES)
+        _choice("variant", self.variant, VARIANTS)
+        _choice("ffn_type", self.ffn_type, FFNS)
+        _choice("stage_end", self.stage_end, STAGE_ENDS)
+        _choice("init", self.init, INIT_SCHEMES)
+        _choice("norm", self.norm, ("pre", "post"))
+        _require(self.ffn_ratio > 0, f"ffn_ratio={self.ffn_ratio} must be positive")
+        _require(self.init_std > 0, f"init_std={self.init_std} must be positive")
+        _require(0.0 <= self.drop_path < 1.0, f"drop_path={self.drop_path} must be in [0, 1)")
+        _require(self.window_size >= 1, f"window_size={self.window_size} must be positive")
+        _require(
+            self.init != "zero_ln" or self.norm == "post",
+            f"init='zero_ln' zeroes res-post-norm LayerNorms: set norm='post' (got {self.norm!r})",
+        )
+        for tree in trees:
+            normalize_patch_sizes(tree)
+            _require(
+                self.variant != "v4" or len(tree) >= 3,
+                f"variant='v4' needs a 3-level tree, got patch_sizes {tree}; e.g. (16, 64, 128)",
+            )
+        # Settings read by one layer type only must keep their defaults under the other.
+        unused = SWIN_ONLY_FIELDS if self.layer_type == "hiir" else TREE_ONLY_FIELDS
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in unused:
+            default = defaults[name]
+            _require(
+                getattr(self, name) == default,
+                f"{name}={getattr(self, name)!r} has no effect with "
+                f"layer_type={self.layer_type!r}; leave it at {default!r}",
+            )
+
+
+def _check_channels(cfg: ColumnarConfig | UNetConfig) -> None:
+    _require(cfg.in_chans >= 1, f"in_chans={cfg.in_chans} must be positive")
+    _require(cfg.out_chans >= 1, f"out_chans={cfg.out_chans} must be positive")
+    _require(bool(cfg.task), "task must be a non-empty string, e.g. 'sr' or 'denoise'")
+
+
+@dataclass(frozen=True)
+class ColumnarConfig(LayerConfig):
+    """Columnar (super-resolution) model: shallow conv, stages, pixel-shuffle upsampler.
+
+    Attributes:
+        task: What the model restores (metadata), e.g. ``sr``.
+        scale: Upscaling factor: 1, 3 or a power of two.
+        in_chans: Input channels.
+        out_chans: Output channels.
+        dim: Body width ``C``.
+        depths: Layers per stage; the number of entries is the number of stages.
+        num_heads: Attention heads of every layer.
+        patch_sizes: Tree of cumulative block sizes, e.g. ``(16, 64)`` (``p``, ``P``).
+        upsampler_dim: Channels of the upsampler (64 in the paper).
+        img_mean: Per-channel mean subtracted from the input and added to the output (the
+            DIV2K mean by default), or ``None``.
+        global_residual: Add the input image to the output (only for ``scale == 1``).
+    """
+
+    task: str = "sr"
+    scale: int = 2
+    in_chans: int = 3
+    out_chans: int = 3
+    dim: int = 180
+    depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6)
+    num_heads: int = 6
+    patch_sizes: tuple = (16, 64)
+    upsampler_dim: int = 64
+    img_mean: tuple[float, ...] | None = DIV2K_MEAN
+    global_residual: bool = False
+
+    def __post_init__(self) -> None:
+        _check_channels(self)
+        self._check_layers((self.patch_sizes,))
+        _require(
+            self.scale == 3 or (self.scale >= 1 and self.scale & (self.scale - 1) == 0),
+            f"scale={self.scale} is not supported; use 1, 3 or a power of two",
+        )
+        _require(
+            len(self.depths) >= 1 and min(self.depths) >= 1,
+            f"depths={self.depths} needs at least one stage, each with at least one layer",
+        )
+        _require(
+            self.dim >= 1 and self.num_heads >= 1,
+            f"dim={self.dim} and num_heads={self.num_heads} must be positive",
+        )
+        _require(
+            self.dim % self.num_heads == 0,
+            f"dim={self.dim} must be divisible by num_heads={self.num_heads}",
+        )
+        _require(self.upsampler_dim >= 1, f"upsampler_dim={self.upsampler_dim} must be positive")
+        if self.img_mean is not None:
+            _require(
+                len(self.img_mean) == self.in_chans == self.out_chans,
+                f"img_mean has {len(self.img_mean)} values but in_chans={self.in_chans}, "
+                f"out_chans={self.out_chans}; pass one value per channel or img_mean=None",
+            )
+        if self.global_residual:
+            _require(
+                self.scale == 1 and self.in_chans == self.out_chans,
+                f"global_residual needs scale=1 and in_chans == out_chans, got "
+                f"scale={self.scale}, in_chans={self.in_chans}, out_chans={self.out_chans}",
+            )
+
+
+@dataclass(frozen=True)
+class UNetConfig(LayerConfig):
+    """U-shaped (Restormer-like) model: encoder levels, latent, decoder levels.
+
+    Attributes:
+        task: What the model restores (metadata), e.g. ``denoise``.
+        in_chans: Input channels (6 for dual-pixel defocus: left and right views).
+        out_chans: Output channels.
+        dims: Channels per level, shallowest first, the last one is the latent.
+        depths: Layers of each encoder level and of the latent (same length as ``dims``).
+        decoder_depths: Layers of each decoder level, shallowest first (one fewer than ``dims``).
+        num_heads: Heads per level (the decoder reuses its level's count).
+        patch_sizes: One tree per level, e.g. ``((16, 64), (16, 64), (16, 32), (16, 32))``.
+        reduce_level1: Reduce the level-1 skip concatenation back to ``dims[0]`` with a 1×1 conv;
+            ``False`` (the paper) keeps ``2·dims[0]`` channels in the last decoder level.
+        residual: Global residual added to the output: ``input`` (needs ``in_chans ==
+            out_chans``), ``view_mean`` (mean of the ``in_chans / out_chans`` stacked views,
+            dual-pixel) or ``none``.
+    """
+
+    task: str = "denoise"
+    in_chans: int = 3
+    out_chans: int = 3
+    dims: tuple[int, ...] = (48, 96, 192, 384)
+    depths: tuple[int, ...] = (6, 6, 6, 6)
+    decoder_depths: tuple[int, ...] = (6, 6, 6)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    patch_sizes: tuple = ((16, 64), (16, 64), (16, 32), (16, 32))
+    reduce_level1: bool = False
+    residual: str = "input"
+
+    def __post_init__(self) -> None:
+        _check_channels(self)
+        levels = len(self.dims)
+        _require(levels >= 2, f"{self.dims=} needs at least one encoder level and a latent")
+        per_level = ("depths", "num_heads", "patch_sizes")  # swin layers read no trees
+        for name in per_level if self.layer_type == "hiir" else per_level[:2]:
+            _require(
+                len(getattr(self, name)) == levels,
+                f"{name} has {len(getattr(self, name))} entries but dims has {levels}; "
+                "give one per level (encoder levels, then the latent)",
+            )
+        _require(
+            len(self.decoder_depths) == levels - 1,
+            f"decoder_depths needs {levels - 1} entries (one per decoder level), "
+            f"got {self.decoder_depths}",
+        )
+        _require(min(self.depths + self.decoder_depths) >= 1, "every level needs >= 1 layer")
+        for dim, heads in zip(self.dims, self.num_heads, strict=True):
+            _require(dim % heads == 0, f"level width {dim=} must be divisible by {heads=}")
+        for shallow, deep in zip(self.dims, self.dims[1:], strict=False):
+            _require(
+                deep == 2 * shallow and shallow % 2 == 0,
+                f"dims {self.dims} must double per level (pixel-(un)shuffle by 2 with a conv to "
+                "half / double the channels)",
+            )
+        self._check_layers(self.patch_sizes)
+        _choice("residual", self.residual, RESIDUALS)
+        if self.residual == "input":
+            _require(
+                self.in_chans == self.out_chans,
+                f"residual='input' needs in_chans == out_chans, got {self.in_chans} and "
+                f"{self.out_chans}; use residual='view_mean' (stacked views) or 'none'",
+            )
+        if self.residual == "view_mean":
+            _require(
+                self.in_chans % self.out_chans == 0,
+                f"residual='view_mean' needs in_chans={self.in_chans} to be a multiple of "
+                f"out_chans={self.out_chans} (views stacked along channels)",
+            )
+
+    def tree(self, level: int) -> tuple:
+        """The tree of ``level`` (``()`` for ``swin`` layers, which read none)."""
+        return self.patch_sizes[level] if self.layer_type == "hiir" else ()
+
+
+def _as_tuples(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def config_to_dict(config: LayerConfig) -> dict[str, Any]:
+    """Every field of a config, as plain JSON-ready values."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type[LayerConfig], values: dict[str, Any]) -> LayerConfig:
+    """Rebuild a config from :func:`config_to_dict` output (lists become tuples).
+
+    Raises:
+        ValueError: if a key is not a field of ``cls``, or a value is invalid.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings {unknown}; valid: {sorted(names)}")
+    return cls(**{key: _as_tuples(value) for key, value in values.items()})

@@ -1,0 +1,135 @@
+"""A stage: N layers, a stage-end block and a stage residual — shared by both model shapes.
+
+The layer type is chosen when the stage is built, from :data:`LAYER_BUILDERS` (``hiir`` or
+``swin``); the "isolated" baseline is ``hiir`` with a one-level tree. Layers run channels-last
+inside the stage (no permutes between layers); the stage takes and returns ``(B, C, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from treeattn.layers.hiir_layer import HiIRLayer
+from treeattn.layers.stage_end import build_stage_end
+from treeattn.layers.swin import SwinLayer
+from treeattn.models.configs import LayerConfig
+
+__all__ = ["LAYER_BUILDERS", "ChannelNorm", "Stage"]
+
+LayerBuilder = Callable[..., nn.Module]
+
+
+def _hiir_layer(
+    cfg: LayerConfig,
+    dim: int,
+    num_heads: int,
+    patch_sizes: Sequence,
+    index: int,
+    drop_path: float,
+    *,
+    device=None,
+    dtype=None,
+) -> nn.Module:
+    # Built with the default init; the model applies ``cfg.init`` once to all its modules.
+    return HiIRLayer(
+        dim,
+        num_heads,
+        patch_sizes,
+        variant=cfg.variant,
+        level=index % len(patch_sizes) if cfg.variant == "v1" else 0,
+        attn_type=cfg.attn_type,
+        pos_bias=cfg.pos_bias,
+        ffn_type=cfg.ffn_type,
+        ffn_ratio=cfg.ffn_ratio,
+        norm=cfg.norm,
+        shift=cfg.shift and index % 2 == 1,
+        drop_path=drop_path,
+        backend=cfg.backend,
+        data_format="BHWC",
+        device=device,
+        dtype=dtype,
+    )
+
+
+def _swin_layer(
+    cfg: LayerConfig,
+    dim: int,
+    num_heads: int,
+    patch_sizes: Sequence,
+    index: int,
+    drop_path: float,
+    *,
+    device=None,
+    dtype=None,
+) -> nn.Module:
+    return SwinLayer(
+        dim,
+        num_heads,
+        cfg.window_size,
+        shift=index % 2 == 1,
+        ffn_ratio=cfg.ffn_ratio,
+        drop_path=drop_path,
+        backend=cfg.backend,
+        data_format="BHWC",
+        device=device,
+        dtype=dtype,
+    )
+
+
+LAYER_BUILDERS: dict[str, LayerBuilder] = {"hiir": _hiir_layer, "swin": _swin_layer}
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of a ``(B, C, H, W)`` map."""
+
+    def __init__(self, dim: int, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(rearrange(x, "b c h w -> b h w c"))
+        return rearrange(y, "b h w c -> b c h w")
+
+
+class Stage(nn.Module):
+    """``x + end(layers(x))`` on ``(B, C, H, W)`` maps.
+
+    Args:
+        cfg: Layer settings (layer type, tree variant, FFN, norm, stage-end kind, ...).
+        dim: Channels.
+        num_heads: Attention heads.
+        patch_sizes: The tree of the ``hiir`` layers (unused by ``swin`` layers).
+        drop_paths: One stochastic-depth rate per layer; its length is the number of layers.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+        self,
+        cfg: LayerConfig,
+        dim: int,
+        num_heads: int,
+        patch_sizes: Sequence,
+        drop_paths: Sequence[float],
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        build = LAYER_BUILDERS[cfg.layer_type]
+        self.layers = nn.Sequential(
+            *(
+                build(cfg, dim, num_heads, patch_sizes, i, rate, device=device, dtype=dtype)
+                for i, rate in enumerate(drop_paths)
+            )
+        )
+        self.end = build_stage_end(cfg.stage_end, dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, C, H, W)``: layers channels-last, stage end, residual."""
+        y = self.layers(rearrange(x, "b c h w -> b h w c"))
+        return x + self.end(rearrange(y, "b h w c -> b c h w"))

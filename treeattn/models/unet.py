@@ -1,0 +1,133 @@
+"""U-shaped Hi-IR model for denoising, JPEG artefacts, deblurring, demosaicking and weather.
+
+ARCHITECTURE.md §5 (Restormer-like): 3×3 conv ``in→dims[0]``; encoder stages at ``dims[:-1]``, each
+followed by a downsample (3×3 conv ``d→d/2`` + pixel-unshuffle 2); the latent stage at
+``dims[-1]``; per decoder level an upsample (3×3 conv ``d→2d`` + pixel-shuffle 2), concatenation
+with the skip, a 1×1 conv back to the level's width (level 1 keeps ``2·dims[0]`` unless
+``reduce_level1``), and a stage; a 3×3 conv to ``out_chans`` plus the global residual.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import reduce
+from torch import nn
+
+from treeattn.layers.drop import drop_path_rates
+from treeattn.models.base import RestorationModel
+from treeattn.models.configs import UNetConfig
+from treeattn.models.stage import Stage
+
+__all__ = ["RESIDUAL_MODULES", "HiIRUNet"]
+
+
+class _InputResidual(nn.Module):
+    def forward(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return out + x
+
+
+class _ViewMeanResidual(nn.Module):
+    """Adds the mean of the views stacked along the input channels (dual-pixel left/right)."""
+
+    def __init__(self, out_chans: int) -> None:
+        super().__init__()
+        self.out_chans = out_chans
+
+    def forward(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return out + reduce(x, "b (v c) h w -> b c h w", "mean", c=self.out_chans)
+
+
+class _NoResidual(nn.Module):
+    def forward(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return out
+
+
+RESIDUAL_MODULES = {
+    "input": lambda out_chans: _InputResidual(),
+    "view_mean": _ViewMeanResidual,
+    "none": lambda out_chans: _NoResidual(),
+}
+
+
+def _conv(cin: int, cout: int, kernel: int, factory: dict) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, **factory)
+
+
+class HiIRUNet(RestorationModel):
+    """U-shaped Hi-IR network.
+
+    Args:
+        config: Every hyper-parameter (:class:`~treeattn.models.configs.UNetConfig`).
+        name: Registry name, recorded in ``meta`` and in saved checkpoints.
+        device: Parameter device.
+        dtype: Parameter dtype.
+
+    Example:
+        >>> from treeattn.models import create_model
+        >>> model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1)
+        >>> model(torch.rand(2, 1, 30, 17)).shape
+        torch.Size([2, 1, 30, 17])
+    """
+
+    config_class = UNetConfig
+
+    def __init__(
+        self,
+        config: UNetConfig,
+        *,
+        name: str = "custom",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(config, name=name)
+        cfg = config
+        factory = {"device": device, "dtype": dtype}
+        levels = len(cfg.dims) - 1
+        rates = iter(drop_path_rates(cfg.drop_path, sum(cfg.depths + cfg.decoder_depths)))
+
+        def stage(level: int, dim: int, depth: int) -> Stage:
+            return Stage(
+                cfg,
+                dim,
+                cfg.num_heads[level],
+                cfg.tree(level),
+                [next(rates) for _ in range(depth)],
+                **factory,
+            )
+
+        self.embed = _conv(cfg.in_chans, cfg.dims[0], 3, factory)
+        self.encoders = nn.ModuleList(stage(i, cfg.dims[i], cfg.depths[i]) for i in range(levels))
+        self.downs = nn.ModuleList(
+            nn.Sequential(_conv(d, d // 2, 3, factory), nn.PixelUnshuffle(2)) for d in cfg.dims[:-1]
+        )
+        self.latent = stage(levels, cfg.dims[-1], cfg.depths[-1])
+        self.ups = nn.ModuleList(
+            nn.Sequential(_conv(d, 2 * d, 3, factory), nn.PixelShuffle(2)) for d in cfg.dims[1:]
+        )
+        widths = [2 * cfg.dims[0] if not cfg.reduce_level1 else cfg.dims[0], *cfg.dims[1:-1]]
+        self.reduces = nn.ModuleList(
+            _conv(2 * cfg.dims[i], widths[i], 1, factory)
+            if widths[i] != 2 * cfg.dims[i]
+            else nn.Identity()
+            for i in range(levels)
+        )
+        # Decoder stages are built deepest first so the drop-path schedule runs input → output.
+        decoders = {i: stage(i, widths[i], cfg.decoder_depths[i]) for i in reversed(range(levels))}
+        self.decoders = nn.ModuleList(decoders[i] for i in range(levels))
+        self.output = _conv(widths[0], cfg.out_chans, 3, factory)
+        self.residual = RESIDUAL_MODULES[cfg.residual](cfg.out_chans)
+        self._finish(scale=1, multiple_of=2**levels)
+
+    def restore(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder, latent, decoder with skips, output conv and residual; input already padded."""
+        feat = self.embed(x)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
+            feat = encoder(feat)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.latent(feat)
+        for level in reversed(range(len(self.decoders))):
+            feat = torch.cat([self.ups[level](feat), skips[level]], dim=1)
+            feat = self.decoders[level](self.reduces[level](feat))
+        return self.residual(self.output(feat), x)
