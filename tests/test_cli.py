@@ -6,19 +6,7 @@ import re
 import subprocess
 import sys
 
-import pytest
-import torch
-
 from treeattn.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The in-process commands run tiny models: one thread avoids contention for the 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_info_reports_params_macs_memory_and_receptive_field(capsys):

@@ -5,21 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import torch
 
 from treeattn.models import ColumnarConfig, UNetConfig, create_model, model_config
 
 # Same tree depth as the registered variant, at tiny block sizes.
 _TINY_TREES = {1: (2,), 2: (2, 4), 3: (2, 4, 8)}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and lose a lot when another process holds a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_overrides(name: str) -> dict[str, Any]:
