@@ -130,3 +130,18 @@ def test_position_bias_tables_are_buffers_built_once():
     layer(torch.randn(1, 8, 16, 24))
     assert bias.index is index and bias.coords is coords
     assert "index" not in layer.state_dict() and not any("coords" in k for k in layer.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("fmt", "shape"),
+    [
+        ("BCHW", (1, 16, 8, 8)),
+        ("BHWC", (1, 8, 8, 16)),
+        ("BCHW", (8, 8, 8)),
+        ("BHWC", (1, 8, 8, 8, 8)),
+    ],
+)
+def test_input_with_the_wrong_layout_names_the_fix(fmt, shape):
+    layer = HiIRLayer(8, 2, (2, 8), data_format=fmt)
+    with pytest.raises(ValueError, match="data_format"):
+        layer(torch.randn(shape))

@@ -131,13 +131,21 @@ class HiIRLayer(nn.Module):
         channels_first = data_format == "BCHW"
         self.to_bhwc = _ToChannelsLast() if channels_first else nn.Identity()
         self.from_bhwc = _ToChannelsFirst() if channels_first else nn.Identity()
+        self.dim = dim
         self.patch_sizes = sizes
         self.variant = variant
         self.data_format = data_format
+        self._channel_axis = 1 if channels_first else 3
         init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` (or ``(B, H, W, C)`` with ``data_format="BHWC"``) → same shape."""
+        if x.dim() != 4 or x.shape[self._channel_axis] != self.dim:
+            raise ValueError(
+                f"HiIRLayer(dim={self.dim}, data_format={self.data_format!r}) got input of shape "
+                f"{tuple(x.shape)}; expected {self.data_format} with {self.dim} channels "
+                "(set data_format to match your layout)"
+            )
         return self.from_bhwc(self.ffn(self.attn(self.to_bhwc(x))))
 
     def extra_repr(self) -> str:
