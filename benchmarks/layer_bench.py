@@ -4,7 +4,9 @@ HiIRLayer (p=16, P=64) is compared with the in-project :class:`~treeattn.layers.
 same width and heads, with window 8 (Swin's default) and window 64 (the same receptive field as a
 Hi-IR region), at 64², 128² and 256², C=180, h=6. Layers are timed in one process, alternating
 A/B/C each round; medians and ratios are reported, plus peak activation memory (live tensor
-storages, see :mod:`treeattn.analysis.memory`) and the machine load seen.
+storages, see :mod:`treeattn.analysis.memory`, measured during the warm-up run) and the machine
+load seen. On a shared 2-core machine, ``--threads 1`` avoids the large slow-downs two torch
+threads suffer when another process holds a core.
 
 Usage::
 
@@ -60,21 +62,29 @@ def bench_size(size: int, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     layers = {name: make(args.dim, args.heads) for name, make in LAYERS.items()}
     x = torch.randn(1, size, size, args.dim)
-    rows = {}
+    rows: dict[str, dict] = {name: {} for name in layers}
     for backward in (False, True):
         mode = "fwd_bwd" if backward else "fwd"
-        times = {name: [] for name in layers}
-        for layer in layers.values():  # warm-up
-            run_once(layer, x, backward=backward)
-        repeats = args.repeats if size < 256 else max(1, args.repeats - 1)
-        for _ in range(repeats):
-            for name, layer in layers.items():  # alternate A/B/C every round
+        times: dict[str, list[float]] = {name: [] for name in layers}
+        slow = set()
+        for name, layer in layers.items():  # warm-up, which also measures peak memory
+            start = time.perf_counter()
+            if args.no_memory:
+                run_once(layer, x, backward=backward)
+            else:
+                rows[name][f"{mode}_peak_mib"] = peak_memory(layer, x, backward=backward) / 2**20
+            if time.perf_counter() - start > args.slow_seconds:
+                slow.add(name)  # one timed run is plenty for multi-second runs
+            layer.zero_grad(set_to_none=True)
+        for round_ in range(args.repeats):
+            for name, layer in layers.items():  # alternate the layers every round
+                if name in slow and round_ > 0:
+                    continue
                 times[name].append(run_once(layer, x, backward=backward))
                 layer.zero_grad(set_to_none=True)
-        for name, layer in layers.items():
-            rows.setdefault(name, {})[f"{mode}_s"] = statistics.median(times[name])
-            if not args.no_memory:
-                rows[name][f"{mode}_peak_mib"] = peak_memory(layer, x, backward=backward) / 2**20
+        for name in layers:
+            rows[name][f"{mode}_s"] = statistics.median(times[name])
+            rows[name][f"{mode}_runs"] = len(times[name])
     base = rows["hiir_p16_P64"]
     for row in rows.values():
         for mode in ("fwd", "fwd_bwd"):
@@ -89,7 +99,13 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-memory", action="store_true", help="skip peak-memory tracking")
+    parser.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=3.0,
+        help="layers whose warm-up takes longer are timed once",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     if args.threads:
