@@ -78,6 +78,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "demosaic": Protocol(name="demosaic"),
     "deblur": Protocol(name="deblur"),
     "defocus": Protocol(name="defocus", metrics=("psnr", "ssim", "mae")),
+    "weather": Protocol(name="weather"),
 }
 
 
