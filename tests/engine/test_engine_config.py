@@ -1,0 +1,100 @@
+"""Settings: task defaults < preset < YAML < --smoke < flags; unknown keys and presets raise."""
+
+from __future__ import annotations
+
+import pytest
+from engine_testlib import load_recipe
+
+from treeattn.engine import parse_config
+from treeattn.engine.config import build_parser, parse_overrides
+
+
+def test_task_defaults_fill_the_config(denoise_spec) -> None:
+    cfg = parse_config(denoise_spec, [])
+    assert (cfg.model, cfg.channels, cfg.level) == ("hiir_unet_tiny", 1, [25.0])
+    assert cfg.output_dir == "outputs/denoise"
+
+
+def test_preset_then_flags_win(denoise_spec) -> None:
+    paper = parse_config(denoise_spec, ["--preset", "paper"])
+    assert (paper.model, paper.patch_size, paper.warmup_steps) == ("hiir_unet_dn_color", 128, 50000)
+    assert paper.max_minutes == 0  # the laptop time budget does not apply to paper runs
+    mixed = parse_config(denoise_spec, ["--preset", "paper", "--patch-size", "64"])
+    assert (mixed.patch_size, mixed.model) == (64, "hiir_unet_dn_color")
+
+
+def test_both_flag_spellings(denoise_spec) -> None:
+    a = parse_config(denoise_spec, ["--train-dir", "x", "--batch_size", "3"])
+    b = parse_config(denoise_spec, ["--train_dir", "x", "--batch-size", "3"])
+    assert (a.train_dir, a.batch_size) == (b.train_dir, b.batch_size) == ("x", 3)
+
+
+def test_yaml_sits_between_preset_and_flags(denoise_spec, tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: paper\nsigma: 50\nbatch-size: 3\nmodel_overrides: {dims: [8, 16]}\n")
+    cfg = parse_config(denoise_spec, ["--config", str(path), "--batch-size", "5"])
+    assert cfg.level == [50.0]
+    assert cfg.patch_size == 128  # from the preset named in the file
+    assert cfg.batch_size == 5  # the flag beats the file
+    assert cfg.model_overrides == {"dims": [8, 16]}
+
+
+def test_unknown_yaml_key_is_an_error(denoise_spec, tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("batch_size: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"unknown keys \['learning_rate'\]"):
+        parse_config(denoise_spec, ["--config", str(path)])
+
+
+def test_yaml_values_are_type_checked(denoise_spec, tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("batch_size: '6'\nsigma: [0, 50]\n")
+    cfg = parse_config(denoise_spec, ["--config", str(path)])
+    assert (cfg.batch_size, cfg.level) == (6, [0.0, 50.0])
+    path.write_text("lr: fast\n")
+    with pytest.raises(ValueError, match="lr: 'fast' is not a valid float"):
+        parse_config(denoise_spec, ["--config", str(path)])
+
+
+def test_missing_yaml_and_unknown_preset(denoise_spec, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        parse_config(denoise_spec, ["--config", str(tmp_path / "nope.yaml")])
+    with pytest.raises(ValueError, match="unknown --preset 'fast'"):
+        parse_config(denoise_spec, ["--preset", "fast"])
+
+
+def test_smoke_is_below_explicit_flags(denoise_spec) -> None:
+    smoke = parse_config(denoise_spec, ["--smoke"])
+    assert smoke.max_steps == denoise_spec.smoke["max_steps"]
+    assert parse_config(denoise_spec, ["--smoke", "--max-steps", "3"]).max_steps == 3
+
+
+def test_level_flags_follow_the_task(denoise_spec) -> None:
+    assert parse_config(denoise_spec, ["--sigma", "0", "50"]).level == [0.0, 50.0]
+    assert parse_config(denoise_spec, ["--test-sigma", "15"]).test_level == [15.0]
+    jpeg = load_recipe("jpeg")
+    assert parse_config(jpeg, ["--quality", "20"]).level == [20.0]
+    with pytest.raises(SystemExit):  # argparse: --sigma is not a JPEG flag
+        parse_config(jpeg, ["--sigma", "25"])
+    assert "--dual-pixel" not in build_parser(denoise_spec).format_help()
+    assert "--dual-pixel" in build_parser(load_recipe("defocus")).format_help()
+
+
+def test_invalid_values_name_the_flag(denoise_spec) -> None:
+    with pytest.raises(ValueError, match="--batch-size must be >= 1"):
+        parse_config(denoise_spec, ["--batch-size", "0"])
+    with pytest.raises(ValueError, match="--warmup-steps 10 must be between 0 and --max-steps 5"):
+        parse_config(denoise_spec, ["--max-steps", "5", "--warmup-steps", "10"])
+    with pytest.raises(
+        ValueError, match="--tile-overlap 64 must be >= 0 and smaller than --tile 64"
+    ):
+        parse_config(denoise_spec, ["--tile", "64", "--tile-overlap", "64"])
+    with pytest.raises(ValueError, match="LOW HIGH"):
+        parse_config(denoise_spec, ["--sigma", "50", "0"])
+
+
+def test_model_overrides_are_typed() -> None:
+    parsed = parse_overrides(["dims=[8, 16]", "drop_path=0.1", "variant=v1", "shift=true"])
+    assert parsed == {"dims": [8, 16], "drop_path": 0.1, "variant": "v1", "shift": True}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["dims"])

@@ -1,0 +1,23 @@
+"""The one training engine of treeattn, on HuggingFace Accelerate.
+
+A recipe states a :class:`TaskSpec` and calls :func:`run_recipe`; see ``recipes/``.
+"""
+
+from treeattn.engine.config import TrainConfig, parse_config
+from treeattn.engine.recipe import InputError, main, run_recipe
+from treeattn.engine.task import LevelSpec, TaskSpec
+from treeattn.engine.trainer import Progress, Run, fit, prepare_run
+
+__all__ = [
+    "InputError",
+    "LevelSpec",
+    "Progress",
+    "Run",
+    "TaskSpec",
+    "TrainConfig",
+    "fit",
+    "main",
+    "parse_config",
+    "prepare_run",
+    "run_recipe",
+]

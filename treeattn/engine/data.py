@@ -1,0 +1,284 @@
+"""Training and test datasets of a task, from user folders or from the embedded default data.
+
+Two kinds of data (:data:`DATA_KINDS`): ``"degraded"`` — clean images degraded on the fly
+(denoising, JPEG, SR, demosaicking) — and ``"paired"`` — degraded/ground-truth folders
+(deblurring, defocus, weather). With no folders given, the embedded images are used; paired tasks
+then get synthetic pairs written under ``<output_dir>/synthetic``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from treeattn.engine.config import TrainConfig
+from treeattn.engine.synthetic import make_pairs
+from treeattn.engine.task import TaskSpec
+
+__all__ = [
+    "DATA_KINDS",
+    "EMBEDDED",
+    "BenchmarkItems",
+    "EvalSet",
+    "TaskData",
+    "build_data",
+    "degradation_for",
+    "make_loaders",
+]
+
+_TEST_SEED = 0  # test-set degradations are the same in every run
+_GENERIC_NAMES = frozenset({"hr", "gt", "target", "groundtruth", "clean", "sharp"})
+
+
+def _set_name(folder: Path) -> str:
+    """A test set's name: its folder, or the parent for generic names (``Set5/HR`` -> Set5)."""
+    folder = Path(folder).resolve()
+    return folder.parent.name if folder.name.lower() in _GENERIC_NAMES else folder.name
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One test set: its dataset (whole images) and how ``evaluate_folder`` re-creates it.
+
+    Attributes:
+        name: Short name used in logs and reports (the folder, or its parent for generic
+            folder names such as ``HR`` or ``gt``).
+        dataset: Whole-image dataset for validation during training.
+        folder: Ground-truth folder (clean images, or the paired GT folder).
+        degradation: The fixed test degradation (``None`` for paired data).
+    """
+
+    name: str
+    dataset: Dataset
+    folder: Path
+    degradation: Any = None
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Training dataset plus the test sets of a run."""
+
+    train: Dataset
+    tests: tuple[EvalSet, ...]
+
+
+class BenchmarkItems(Dataset):
+    """Whole test images degraded exactly as :func:`treeattn.data.benchmark.evaluate_folder` does.
+
+    Item ``i`` is the mod-cropped ground truth of the ``i``-th file (sorted by name) and its
+    degradation with a generator seeded by ``seed + i``, so validation during training scores
+    the same inputs as the final report.
+
+    Args:
+        folder: Folder of clean images.
+        degradation: Callable ``(gt, generator) -> lq``.
+        scale: SR factor (ground truth mod-cropped to it).
+        channels: 1 or 3.
+        gray_method: Colour-to-gray convention when ``channels == 1``.
+        seed: Base seed (``evaluate_folder``'s default is 0).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        degradation: Any,
+        scale: int,
+        channels: int,
+        gray_method: str = "luma",
+        seed: int = 0,
+    ) -> None:
+        from treeattn.data.io import list_images
+
+        self.files = list_images(folder)
+        self.degradation, self.scale, self.seed = degradation, scale, seed
+        self.channels, self.gray_method = channels, gray_method
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from treeattn.data.io import read_image
+        from treeattn.data.transforms import mod_crop
+
+        path = self.files[index]
+        image = read_image(path, channels=self.channels, gray_method=self.gray_method)
+        gt = mod_crop(image, self.scale)
+        lq = self.degradation(gt, torch.Generator().manual_seed(self.seed + index))
+        return {"lq": lq, "gt": gt, "name": path.stem}
+
+
+def _level_kwargs(spec: TaskSpec, level: list[float]) -> dict[str, Any]:
+    if spec.level is None or not level:
+        return {}
+    if len(level) == 1:
+        return {spec.level.param: level[0]}
+    return {f"{spec.level.param}_range": (level[0], level[1])}
+
+
+def degradation_for(spec: TaskSpec, level: list[float], *, scale: int) -> Any:
+    """Build the task's degradation at ``level`` (one value or a blind range)."""
+    from treeattn.data.degradations import build_degradation
+
+    params = {**spec.degradation_params, **_level_kwargs(spec, level)}
+    if spec.degradation == "bicubic":
+        params["scale"] = scale
+    return build_degradation(spec.degradation, **params)
+
+
+def _embedded_images(channels: int) -> tuple[Path, Path]:
+    from treeattn.data import embedded
+
+    color = channels == 3
+    return embedded.train_dir(color=color), embedded.test_dir(color=color)
+
+
+def _embedded_sr(channels: int) -> tuple[Path, Path]:
+    from treeattn.data import embedded
+
+    del channels  # Set5 and the colour crops are RGB; gray SR reads them as gray
+    return embedded.train_dir(color=True), embedded.sr_test_dir()
+
+
+# Embedded (train, test) folders per family named by TaskSpec.embedded.
+EMBEDDED: dict[str, Callable[[int], tuple[Path, Path]]] = {
+    "images": _embedded_images,
+    "sr": _embedded_sr,
+}
+
+
+def _embedded(spec: TaskSpec, channels: int, *, split: int) -> Path:
+    if spec.embedded not in EMBEDDED:
+        raise ValueError(f"unknown embedded family {spec.embedded!r}; one of {sorted(EMBEDDED)}")
+    return EMBEDDED[spec.embedded](channels)[split]
+
+
+def _degraded(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
+    from treeattn.data.datasets import DegradedFolder
+
+    if spec.level is not None and len(cfg.level) == 2 and not cfg.test_level:
+        raise ValueError(
+            f"blind training range --{spec.level.flag} {cfg.level} needs a test level: "
+            f"add --test-{spec.level.flag} VALUE"
+        )
+    train_dir = cfg.train_dir or _embedded(spec, cfg.channels, split=0)
+    test_dirs = cfg.test_dir or [_embedded(spec, cfg.channels, split=1)]
+    common = {"scale": scale, "channels": cfg.channels, "gray_method": spec.gray_method}
+    train = DegradedFolder(
+        train_dir,
+        degradation=degradation_for(spec, cfg.level, scale=scale),
+        patch_size=cfg.patch_size,
+        augment=True,
+        seed=cfg.seed,
+        repeat=cfg.repeat,
+        **common,
+    )
+    test_degradation = degradation_for(spec, cfg.test_level or cfg.level, scale=scale)
+    tests = tuple(
+        EvalSet(
+            name=_set_name(folder),
+            dataset=BenchmarkItems(folder, degradation=test_degradation, seed=_TEST_SEED, **common),
+            folder=Path(folder),
+            degradation=test_degradation,
+        )
+        for folder in test_dirs
+    )
+    return TaskData(train=train, tests=tests)
+
+
+def _paired_dataset(lq_dirs: list[Path], gt_dir: Path, **kwargs: Any) -> Dataset:
+    from treeattn.data.datasets import DualPixelFolder, PairedFolder
+
+    if len(lq_dirs) == 2:  # dual-pixel files are RGB
+        kwargs.pop("channels")
+        kwargs.pop("gray_method")
+        return DualPixelFolder(*lq_dirs, gt_dir, **kwargs)
+    return PairedFolder(lq_dirs[0], gt_dir, **kwargs)
+
+
+def _pair_folders(
+    spec: TaskSpec, cfg: TrainConfig, *, lq: list[str], gt: str | None, split: int
+) -> tuple[list[Path], Path]:
+    """The user's paired folders, or synthetic pairs of the embedded train (0) / test (1) set."""
+    if lq:
+        return [Path(p) for p in lq], Path(gt)
+    kind = "dual_pixel" if cfg.dual_pixel else spec.synthetic
+    out = Path(cfg.output_dir) / "synthetic" / ("train", "test")[split]
+    source = _embedded(spec, cfg.channels, split=split)
+    return make_pairs(kind, source, out, channels=cfg.channels, seed=cfg.seed + split)
+
+
+def _paired(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
+    views = 2 if cfg.dual_pixel else 1
+    for name in ("train_lq", "test_lq"):
+        given = getattr(cfg, name)
+        if given and len(given) != views:
+            raise ValueError(
+                f"--{name.replace('_', '-')} got {len(given)} folder(s) but "
+                f"{'--dual-pixel needs 2 (left right)' if views == 2 else 'expects 1'}; "
+                "fix the folders or the --dual-pixel flag"
+            )
+    if bool(cfg.train_lq) != bool(cfg.train_gt) or bool(cfg.test_lq) != bool(cfg.test_gt):
+        raise ValueError("give --train-lq with --train-gt (and --test-lq with --test-gt)")
+    train_lq, train_gt = _pair_folders(spec, cfg, lq=cfg.train_lq, gt=cfg.train_gt, split=0)
+    test_lq, test_gt = _pair_folders(spec, cfg, lq=cfg.test_lq, gt=cfg.test_gt, split=1)
+    train = _paired_dataset(
+        train_lq,
+        train_gt,
+        patch_size=cfg.patch_size,
+        augment=True,
+        channels=cfg.channels,
+        gray_method=spec.gray_method,
+        seed=cfg.seed,
+        repeat=cfg.repeat,
+    )
+    test_data = _paired_dataset(
+        test_lq, test_gt, channels=cfg.channels, gray_method=spec.gray_method, seed=_TEST_SEED
+    )
+    return TaskData(
+        train=train, tests=(EvalSet(name=_set_name(test_gt), dataset=test_data, folder=test_gt),)
+    )
+
+
+def make_loaders(cfg: TrainConfig, data: TaskData) -> tuple[DataLoader, list[DataLoader]]:
+    """The shuffled training loader (full batches) and one whole-image loader per test set."""
+    # Explicit generators: iterating a loader then draws nothing from the global RNG, which
+    # keeps a resumed run's random stream identical to a straight run's.
+    train = DataLoader(
+        data.train,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    tests = [
+        DataLoader(t.dataset, batch_size=1, generator=torch.Generator().manual_seed(cfg.seed))
+        for t in data.tests
+    ]
+    return train, tests
+
+
+DATA_KINDS: dict[str, Callable[..., TaskData]] = {"degraded": _degraded, "paired": _paired}
+
+
+def build_data(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
+    """Build the training dataset and test sets of a run (raises on missing/empty folders).
+
+    Args:
+        spec: The task.
+        cfg: The run's settings.
+        scale: The model's SR factor (1 for same-size tasks).
+
+    Raises:
+        FileNotFoundError: A folder does not exist.
+        ValueError: A folder holds no images, or inconsistent data flags.
+    """
+    if spec.data not in DATA_KINDS:
+        raise ValueError(f"unknown data kind {spec.data!r}; choose one of {sorted(DATA_KINDS)}")
+    return DATA_KINDS[spec.data](spec, cfg, scale=scale)

@@ -1,0 +1,104 @@
+"""The final evaluation of a run: one JSON + markdown table per test set, and a summary line.
+
+Test sets made by on-the-fly degradation go through :func:`treeattn.data.benchmark.evaluate_folder`
+(the project's one evaluation path); paired test folders, which it does not read, are scored image
+by image with the same protocol and written as the same :class:`BenchmarkTable`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from treeattn.engine.data import EvalSet
+from treeattn.engine.evaluate import Restorer, make_restorer, metrics_for
+from treeattn.engine.trainer import Run
+
+__all__ = ["final_report", "paired_table"]
+
+
+def paired_table(restore: Restorer, test: EvalSet, protocol: Any, *, device: Any) -> Any:
+    """Score a paired test set like ``evaluate_folder`` does (input columns: the first view)."""
+    from treeattn.data.benchmark import BenchmarkTable, get_protocol
+
+    protocol = get_protocol(protocol)
+    measure = metrics_for(protocol)
+    measure_input = metrics_for(protocol, round_uint8=False)
+    table = BenchmarkTable(
+        protocol=protocol,
+        columns=[*protocol.metrics, *(f"input_{m}" for m in protocol.metrics)],
+    )
+    for index in range(len(test.dataset)):
+        item = test.dataset[index]
+        gt = item["gt"][None]
+        out = restore(item["lq"][None].to(device)).float().cpu()
+        row: dict[str, float | str] = {"name": item["name"]}
+        row.update({m: float(v) for m, v in measure(out, gt).items()})
+        first_view = item["lq"][None, : gt.shape[1]]
+        row.update({f"input_{m}": float(v) for m, v in measure_input(first_view, gt).items()})
+        table.rows.append(row)
+    return table
+
+
+def final_report(run: Run) -> dict[str, dict[str, float]]:
+    """Evaluate the final weights on every test set (main process) and write the report.
+
+    Writes ``report/<test set>.json`` and ``.md`` and ``report/summary.md`` under the run folder,
+    prints the PSNR gain over the degraded input, and saves the evaluated weights of registry
+    models (EMA when enabled) to ``model/`` with ``save_pretrained``.
+
+    Returns:
+        ``{test set: mean metrics}`` on the main process, ``{}`` elsewhere.
+    """
+    accelerator, cfg = run.accelerator, run.cfg
+    accelerator.wait_for_everyone()
+    means: dict[str, dict[str, float]] = {}
+    if accelerator.is_main_process:
+        from treeattn.data.benchmark import evaluate_folder
+
+        model = run.eval_model.eval()
+        protocol = run.spec.protocol_for(model.meta.scale)
+        base = make_restorer(model, tile=cfg.tile, overlap=cfg.tile_overlap)
+
+        def restore(lq: torch.Tensor) -> torch.Tensor:
+            with accelerator.autocast():
+                return base(lq).float()
+
+        folder = Path(cfg.output_dir) / "report"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [f"# {run.spec.name}: {cfg.model}, {run.progress.step} steps", ""]
+        for test in run.data.tests:
+            if test.degradation is None:
+                table = paired_table(restore, test, protocol, device=accelerator.device)
+            else:
+                table = evaluate_folder(
+                    restore,
+                    test.folder,
+                    degradation=test.degradation,
+                    protocol=protocol,
+                    channels=cfg.channels,
+                    gray_method=run.spec.gray_method,
+                    device=accelerator.device,
+                )
+            table.to_json(folder / f"{test.name}.json")
+            (folder / f"{test.name}.md").write_text(table.to_markdown() + "\n")
+            means[test.name] = table.mean
+            gain = table.mean["psnr"] - table.mean["input_psnr"]
+            summary = (
+                f"{test.name} ({len(table.rows)} images): input {table.mean['input_psnr']:.2f} dB "
+                f"-> restored {table.mean['psnr']:.2f} dB (PSNR gain {gain:+.2f} dB)"
+            )
+            accelerator.print(summary)
+            lines += [f"## {test.name}", "", summary, "", table.to_markdown(), ""]
+        (folder / "summary.md").write_text("\n".join(lines))
+        accelerator.print(f"report written to {folder}")
+        if hasattr(model, "save_pretrained"):  # registry models: safetensors + JSON config
+            model.save_pretrained(Path(cfg.output_dir) / "model")
+            accelerator.print(
+                f"weights in {Path(cfg.output_dir) / 'model'} "
+                "(load with treeattn.models.from_pretrained)"
+            )
+    accelerator.wait_for_everyone()
+    return means

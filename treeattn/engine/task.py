@@ -1,0 +1,83 @@
+"""What a recipe fills in: :class:`TaskSpec` (data, degradation, model, loss, protocol, presets)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LevelSpec", "TaskSpec"]
+
+
+@dataclass(frozen=True)
+class LevelSpec:
+    """A task's degradation level flag (noise σ, JPEG quality, ...).
+
+    Attributes:
+        flag: Flag name without dashes, e.g. ``"sigma"`` gives ``--sigma 25`` or, for blind
+            training, ``--sigma 0 50``.
+        help: Help text of the flag.
+        param: Keyword of ``build_degradation`` that receives the level (a number or a
+            ``(low, high)`` range).
+    """
+
+    flag: str
+    help: str
+    param: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a recipe states about its task; the engine does the rest.
+
+    Attributes:
+        name: Task name (``denoise``, ``sr``, ...); also the recipe file name.
+        description: One paragraph for ``--help``.
+        data: How training/test pairs are made, a key of
+            :data:`treeattn.engine.data.DATA_KINDS`: ``"degraded"`` (clean folder + on-the-fly
+            degradation) or ``"paired"`` (degraded and ground-truth folders).
+        embedded: Which embedded image family the quick default uses (``treeattn.data.embedded``).
+        degradation: ``build_degradation`` name for ``"degraded"`` tasks.
+        degradation_params: Fixed keyword arguments of the degradation.
+        level: The level flag, if the task has levels.
+        gray_method: How colour files become gray when ``--channels 1``: ``"luma"`` or ``"y"``
+            (see :mod:`treeattn.data.io`; gray JPEG uses the MATLAB Y channel).
+        dual_pixel: Whether the task offers ``--dual-pixel`` (two input views).
+        dual_pixel_overrides: Model settings implied by ``--dual-pixel`` (e.g. how the global
+            residual treats the stacked views).
+        synthetic: For paired tasks: the kind of synthetic pairs generated from the embedded
+            images when no folders are given (see :data:`treeattn.engine.synthetic.SYNTHETIC`).
+        protocol: Evaluation protocol of ``evaluate_folder``: a name in
+            :data:`treeattn.data.benchmark.PROTOCOLS` (``"sr_x{scale}"`` is formatted with the
+            model's scale) or a :class:`treeattn.data.benchmark.Protocol`.
+        defaults: Settings of the quick default run (keys of :class:`TrainConfig`).
+        presets: Named settings, e.g. ``{"paper": {...}}``.
+        smoke: Settings applied by ``--smoke`` (a seconds-long run for CI).
+    """
+
+    name: str
+    description: str
+    data: str
+    protocol: Any
+    embedded: str
+    degradation: str | None = None
+    degradation_params: Mapping[str, Any] = field(default_factory=dict)
+    level: LevelSpec | None = None
+    gray_method: str = "luma"
+    dual_pixel: bool = False
+    dual_pixel_overrides: Mapping[str, Any] = field(default_factory=dict)
+    synthetic: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    smoke: Mapping[str, Any] = field(default_factory=dict)
+
+    def protocol_for(self, scale: int) -> Any:
+        """The evaluation protocol: a name (``{scale}`` is filled in) or a ``Protocol``."""
+        return (
+            self.protocol.format(scale=scale) if isinstance(self.protocol, str) else self.protocol
+        )
+
+    def offers(self, setting: str) -> bool:
+        """Whether this task has the optional setting ``level``/``test_level``/``dual_pixel``."""
+        has_level = self.level is not None
+        return {"level": has_level, "test_level": has_level, "dual_pixel": self.dual_pixel}[setting]

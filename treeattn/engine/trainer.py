@@ -1,0 +1,306 @@
+"""The training loop on HuggingFace Accelerate.
+
+:func:`prepare_run` builds everything and checks the user's input *before* any training step
+(folders, model name, patch size, checkpoint compatibility); :func:`fit` trains with gradient
+accumulation, clipping, EMA, periodic validation and atomic ``step_N`` checkpoints, and resumes
+bit-exactly from one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration, skip_first_batches
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from treeattn.engine.checkpoint import (
+    check_compatible,
+    read_trainer_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from treeattn.engine.config import TrainConfig
+from treeattn.engine.data import TaskData, build_data, make_loaders
+from treeattn.engine.ema import ModelEMA
+from treeattn.engine.evaluate import make_restorer, metrics_for, validate
+from treeattn.engine.logs import RunLogger, tensorboard_available
+from treeattn.engine.losses import build_loss
+from treeattn.engine.model import build_model, check_model_fits
+from treeattn.engine.optim import build_optimizer, build_scheduler
+from treeattn.engine.task import TaskSpec
+
+__all__ = ["Progress", "Run", "fit", "prepare_run"]
+
+
+@dataclass
+class Progress:
+    """Where training stands: optimizer steps done, epoch, batches consumed in that epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+
+
+@dataclass
+class Run:
+    """Everything one training run holds (built by :func:`prepare_run`)."""
+
+    spec: TaskSpec
+    cfg: TrainConfig
+    accelerator: Accelerator
+    model: nn.Module
+    data: TaskData
+    loss: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    train_loader: DataLoader
+    test_loaders: list[DataLoader]
+    metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+    logger: RunLogger
+    ema: ModelEMA | None = None
+    progress: Progress = field(default_factory=Progress)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights to evaluate: the EMA copy when enabled, else the unwrapped model."""
+        return self.ema.module if self.ema else self.accelerator.unwrap_model(self.model)
+
+
+def prepare_run(
+    spec: TaskSpec, cfg: TrainConfig, *, model_fn: Callable[[], nn.Module] | None = None
+) -> Run:
+    """Build accelerator, model, data, optimiser and schedule; check all input before training.
+
+    Args:
+        spec: The task.
+        cfg: The run's settings.
+        model_fn: Builds the model to train instead of ``cfg.model`` from the registry (called
+            right after seeding); the model needs a ``meta``
+            (:class:`treeattn.models.meta.ModelMeta`).
+
+    Raises:
+        FileNotFoundError: Missing folder or checkpoint.
+        ValueError: Empty folder, unknown model, unsuitable patch size, foreign checkpoint, ...
+    """
+    tracking = cfg.with_tracking and tensorboard_available()
+    accelerator = Accelerator(
+        cpu=cfg.cpu,
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+        log_with="tensorboard" if tracking else None,
+        project_dir=cfg.output_dir,
+    )
+    if cfg.with_tracking and not tracking:
+        accelerator.print("tensorboard is not installed: logging to CSV/JSON only")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    model = build_model(spec, cfg) if model_fn is None else model_fn()
+    check_model_fits(model.meta, patch_size=cfg.patch_size, mixed_precision=cfg.mixed_precision)
+    resume = None
+    if cfg.resume_from_checkpoint:
+        resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
+    if resume is not None:
+        check_compatible(resume, model, model_name=cfg.model)
+    with accelerator.main_process_first():  # synthetic pairs are written once, by the main process
+        data = build_data(spec, cfg, scale=model.meta.scale)
+    metrics = metrics_for(spec.protocol_for(model.meta.scale))
+    train_loader, test_loaders = make_loaders(cfg, data)
+    per_step = cfg.batch_size * accelerator.num_processes
+    if len(data.train) < per_step:
+        raise ValueError(
+            f"the training set has {len(data.train)} items, fewer than one batch of "
+            f"{per_step} (--batch-size {cfg.batch_size} × {accelerator.num_processes} "
+            "processes); add images, raise --repeat or lower --batch-size"
+        )
+    loss = build_loss(
+        cfg.loss, perceptual_weight=cfg.perceptual_weight, vgg_weights=cfg.vgg_weights
+    )
+    optimizer = build_optimizer(
+        cfg.optimizer,
+        model.parameters(),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        betas=(cfg.betas[0], cfg.betas[1]),
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        cfg.scheduler,
+        warmup_steps=cfg.warmup_steps,
+        max_steps=cfg.max_steps,
+        min_lr_ratio=cfg.min_lr_ratio,
+        milestones=cfg.milestones,
+        gamma=cfg.gamma,
+    )
+    model, optimizer, train_loader, *test_loaders = accelerator.prepare(
+        model, optimizer, train_loader, *test_loaders
+    )
+    loss = loss.to(accelerator.device)
+    # The schedule counts optimizer steps; it is stepped by the loop, not by accelerate.
+    accelerator.register_for_checkpointing(scheduler)
+    ema = None
+    if cfg.ema_decay > 0:
+        ema = ModelEMA(accelerator.unwrap_model(model), decay=cfg.ema_decay)
+        accelerator.register_for_checkpointing(ema)
+    run = Run(
+        spec=spec,
+        cfg=cfg,
+        accelerator=accelerator,
+        model=model,
+        data=data,
+        loss=loss,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_loader=train_loader,
+        test_loaders=test_loaders,
+        metrics=metrics,
+        ema=ema,
+        logger=RunLogger(accelerator, cfg.output_dir),
+    )
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        state = read_trainer_state(resume)
+        run.progress = Progress(step=state["step"], epoch=state["epoch"], batch=state["batch"])
+        accelerator.print(f"resumed from {resume} at step {run.progress.step}")
+    elif cfg.resume_from_checkpoint:
+        accelerator.print(f"no checkpoint in {cfg.output_dir} yet: starting at step 0")
+    if tracking:
+        scalars = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float)}
+        accelerator.init_trackers(spec.name, config=scalars)
+    return run
+
+
+def _validate_all(run: Run) -> dict[str, float]:
+    cfg, progress = run.cfg, run.progress
+    restore = make_restorer(run.eval_model.eval(), tile=cfg.tile, overlap=cfg.tile_overlap)
+    values: dict[str, float] = {}
+    for test, loader in zip(run.data.tests, run.test_loaders, strict=True):
+        sample_dir = Path(cfg.output_dir) / "samples" / f"step_{progress.step}" / test.name
+        result = validate(
+            run.accelerator,
+            restore,
+            loader,
+            metrics=run.metrics,
+            sample_dir=sample_dir if cfg.save_images else None,
+            max_samples=cfg.save_images,
+        )
+        values.update({f"{test.name}/{k}": v for k, v in result.items()})
+    run.model.train()
+    run.logger.log("val", step=progress.step, values=values)
+    run.accelerator.print(
+        f"step {progress.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+    )
+    return values
+
+
+def _checkpoint(run: Run) -> None:
+    cfg, progress = run.cfg, run.progress
+    save_checkpoint(
+        run.accelerator,
+        cfg.output_dir,
+        step=progress.step,
+        state={
+            **dataclasses.asdict(progress),
+            "model": {"name": cfg.model, "overrides": cfg.model_overrides},
+            "task": run.spec.name,
+        },
+        keep=cfg.keep_checkpoints,
+    )
+
+
+def _due(step: int, every: int, *, last: bool) -> bool:
+    return last or (every > 0 and step % every == 0)
+
+
+def _out_of_time(run: Run, start: float) -> bool:
+    """Whether the ``--max-minutes`` budget is spent (decided jointly by all processes)."""
+    if not run.cfg.max_minutes:
+        return False
+    late = time.perf_counter() - start > 60 * run.cfg.max_minutes
+    flag = torch.tensor(float(late), device=run.accelerator.device)
+    return bool(run.accelerator.reduce(flag, reduction="sum") > 0)
+
+
+def fit(run: Run, *, on_step_end: Callable[[Run], None] | None = None) -> Progress:
+    """Train until ``cfg.max_steps`` optimizer steps, continuing from ``run.progress``.
+
+    Validation (every ``val_every`` steps and at the end) comes before the checkpoint of the same
+    step, so a resumed run never repeats it. With ``cfg.max_minutes`` the run also ends (validated
+    and checkpointed) at the first step past that wall-clock budget; resuming it continues the
+    same schedule.
+
+    Args:
+        run: From :func:`prepare_run`.
+        on_step_end: Called after every optimizer step (after any checkpoint), e.g. to stop.
+
+    Returns:
+        The final progress.
+    """
+    cfg, accelerator, progress = run.cfg, run.accelerator, run.progress
+    model = run.model
+    model.train()
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=progress.step,
+        desc=run.spec.name,
+        disable=not accelerator.is_local_main_process,
+    )
+    running, seen = torch.zeros((), device=accelerator.device), 0
+    start, last = time.perf_counter(), False
+    while not last and progress.step < cfg.max_steps:
+        run.data.train.set_epoch(progress.epoch)
+        run.train_loader.set_epoch(progress.epoch)
+        loader = run.train_loader
+        if progress.batch:
+            loader = skip_first_batches(run.train_loader, progress.batch)
+        for batch in loader:
+            progress.batch += 1
+            with accelerator.accumulate(model):
+                loss = run.loss(model(batch["lq"]), batch["gt"])
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.grad_clip > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                run.optimizer.step()
+                run.optimizer.zero_grad(set_to_none=True)
+            running, seen = running + loss.detach(), seen + 1
+            if not accelerator.sync_gradients:
+                continue
+            if not accelerator.optimizer_step_was_skipped:
+                run.scheduler.step()
+            progress.step += 1
+            if run.ema is not None:
+                run.ema.update(accelerator.unwrap_model(model))
+            bar.update(1)
+            last = progress.step >= cfg.max_steps or _out_of_time(run, start)
+            if _due(progress.step, cfg.log_every, last=last):
+                mean = float(accelerator.reduce(running / seen, reduction="mean"))
+                lr = run.scheduler.get_last_lr()[0]
+                run.logger.log("train", step=progress.step, values={"loss": mean, "lr": lr})
+                bar.set_postfix(loss=f"{mean:.4f}")
+                running, seen = torch.zeros_like(running), 0
+            if _due(progress.step, cfg.val_every, last=last):
+                _validate_all(run)
+            if _due(progress.step, cfg.checkpointing_steps, last=last):
+                _checkpoint(run)
+            if on_step_end is not None:
+                on_step_end(run)
+            if last:
+                break
+        else:  # the epoch is exhausted (its last batch always ends an accumulation)
+            progress.epoch, progress.batch = progress.epoch + 1, 0
+    bar.close()
+    if progress.step < cfg.max_steps:
+        accelerator.print(
+            f"--max-minutes {cfg.max_minutes} reached at step {progress.step} of {cfg.max_steps}; "
+            "--resume_from_checkpoint latest continues the run"
+        )
+    return progress
