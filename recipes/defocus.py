@@ -17,7 +17,7 @@ written under ``<output_dir>/synthetic``::
 check before citing.
 """
 
-from treeattn.engine import TaskSpec, main
+from treeattn.engine import QUICK_DEFAULTS, TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="defocus",
@@ -28,44 +28,16 @@ SPEC = TaskSpec(
     dual_pixel_overrides={"residual": "view_mean"},  # global residual: mean of the two views
     protocol="defocus",
     embedded="images",
-    defaults={
-        "model": "hiir_unet_tiny",
-        "channels": 3,
-        "loss": "l1",
-        "optimizer": "adamw",
-        "patch_size": 48,
-        "batch_size": 8,
-        "max_steps": 1200,
-        "max_minutes": 8.5,
-        "lr": 2e-3,
-        "warmup_steps": 50,
-        "min_lr_ratio": 0.01,
-        "val_every": 400,
-        "output_dir": "outputs/defocus",
-    },
+    defaults=QUICK_DEFAULTS,
     presets={
-        "paper": {
-            "max_minutes": 0,
-            "model": "hiir_unet_defocus",
-            "patch_size": 256,
-            "batch_size": 4,
-            "max_steps": 200_000,
-            "lr": 2e-4,
-            "weight_decay": 1e-4,
-            "warmup_steps": 50_000,
-            "min_lr_ratio": 1e-6 / 2e-4,
-            "checkpointing_steps": 5000,
-            "val_every": 5000,
-            "tile": 512,
-        },
-    },
-    smoke={
-        "max_steps": 2,
-        "max_minutes": 0,
-        "batch_size": 2,
-        "patch_size": 32,
-        "warmup_steps": 0,
-        "val_every": 0,
+        "paper": paper_preset(
+            model="hiir_unet_defocus",
+            patch_size=256,
+            batch_size=4,
+            max_steps=200_000,
+            lr=2e-4,
+            tile=512,
+        ),
     },
 )
 

@@ -9,7 +9,7 @@ GPU (8 GPUs), AdamW at 3e-4, 50k warm-up then cosine over 500k iterations, L1 â€
 the Hi-IR/GRL papers; check before citing.
 """
 
-from treeattn.engine import TaskSpec, main
+from treeattn.engine import QUICK_DEFAULTS, TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="demosaic",
@@ -19,44 +19,11 @@ SPEC = TaskSpec(
     degradation_params={"pattern": "RGGB"},
     protocol="demosaic",
     embedded="images",
-    defaults={
-        "model": "hiir_unet_tiny",
-        "channels": 3,
-        "loss": "l1",
-        "optimizer": "adamw",
-        "patch_size": 48,
-        "batch_size": 8,
-        "max_steps": 1200,
-        "max_minutes": 8.5,
-        "lr": 2e-3,
-        "warmup_steps": 50,
-        "min_lr_ratio": 0.01,
-        "val_every": 400,
-        "output_dir": "outputs/demosaic",
-    },
+    defaults=QUICK_DEFAULTS,
     presets={
-        "paper": {
-            "max_minutes": 0,
-            "model": "hiir_unet_demosaic",
-            "patch_size": 128,
-            "batch_size": 8,
-            "max_steps": 500_000,
-            "lr": 3e-4,
-            "weight_decay": 1e-4,
-            "warmup_steps": 50_000,
-            "min_lr_ratio": 1e-6 / 3e-4,
-            "checkpointing_steps": 5000,
-            "val_every": 5000,
-            "tile": 256,
-        },
-    },
-    smoke={
-        "max_steps": 2,
-        "max_minutes": 0,
-        "batch_size": 2,
-        "patch_size": 32,
-        "warmup_steps": 0,
-        "val_every": 0,
+        "paper": paper_preset(
+            model="hiir_unet_demosaic", patch_size=128, batch_size=8, max_steps=500_000
+        ),
     },
 )
 

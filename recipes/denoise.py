@@ -14,7 +14,7 @@ then cosine to 1e-6 over 500k iterations, L1 loss — our reading of the Hi-IR/G
 against the papers before citing numbers.
 """
 
-from treeattn.engine import LevelSpec, TaskSpec, main
+from treeattn.engine import QUICK_DEFAULTS, LevelSpec, TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="denoise",
@@ -27,44 +27,15 @@ SPEC = TaskSpec(
     protocol="denoise",
     embedded="images",
     defaults={
-        "model": "hiir_unet_tiny",
+        **QUICK_DEFAULTS,
         "channels": 1,
         "level": [25.0],
-        "loss": "l1",
-        "optimizer": "adamw",
-        "patch_size": 48,
-        "batch_size": 8,
-        "max_steps": 1200,
-        "max_minutes": 8.5,
-        "lr": 2e-3,
-        "warmup_steps": 50,
-        "min_lr_ratio": 0.01,
         "val_every": 300,
-        "output_dir": "outputs/denoise",
     },
     presets={
-        "paper": {
-            "max_minutes": 0,
-            "model": "hiir_unet_dn_color",
-            "patch_size": 128,
-            "batch_size": 8,
-            "max_steps": 500_000,
-            "lr": 3e-4,
-            "weight_decay": 1e-4,
-            "warmup_steps": 50_000,
-            "min_lr_ratio": 1e-6 / 3e-4,
-            "checkpointing_steps": 5000,
-            "val_every": 5000,
-            "tile": 256,
-        },
-    },
-    smoke={
-        "max_steps": 2,
-        "max_minutes": 0,
-        "batch_size": 2,
-        "patch_size": 32,
-        "warmup_steps": 0,
-        "val_every": 0,
+        "paper": paper_preset(
+            model="hiir_unet_dn_color", patch_size=128, batch_size=8, max_steps=500_000
+        ),
     },
 )
 

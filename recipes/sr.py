@@ -14,7 +14,7 @@ Adam at 2e-4, 50k linear warm-up, 500k iterations halved at 50/80/90/95 %, L1 lo
 of the Hi-IR/GRL papers; check it against the papers before citing numbers.
 """
 
-from treeattn.engine import TaskSpec, main
+from treeattn.engine import TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="sr",
@@ -36,32 +36,23 @@ SPEC = TaskSpec(
         "warmup_steps": 50,
         "min_lr_ratio": 0.01,
         "val_every": 500,
-        "output_dir": "outputs/sr",
     },
     presets={
         "paper": {
-            "max_minutes": 0,
-            "model": "hiir_b_sr_x2",
-            "patch_size": 64,
-            "batch_size": 4,
-            "max_steps": 500_000,
+            **paper_preset(
+                model="hiir_b_sr_x2",
+                patch_size=64,
+                batch_size=4,
+                max_steps=500_000,
+                lr=2e-4,
+                weight_decay=0.0,
+                tile=None,
+            ),
             "optimizer": "adam",
-            "lr": 2e-4,
-            "warmup_steps": 50_000,
             "scheduler": "multistep",
             "milestones": [0.5, 0.8, 0.9, 0.95],
             "gamma": 0.5,
-            "checkpointing_steps": 5000,
-            "val_every": 5000,
         },
-    },
-    smoke={
-        "max_steps": 2,
-        "max_minutes": 0,
-        "batch_size": 2,
-        "patch_size": 32,
-        "warmup_steps": 0,
-        "val_every": 0,
     },
 )
 

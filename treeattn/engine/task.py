@@ -4,9 +4,77 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-__all__ = ["LevelSpec", "TaskSpec"]
+__all__ = ["QUICK_DEFAULTS", "SMOKE", "LevelSpec", "TaskSpec", "paper_preset"]
+
+#: The quick default most recipes share: a tiny U-shape model for ~8 minutes on 2 CPU cores.
+QUICK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "model": "hiir_unet_tiny",
+        "channels": 3,
+        "loss": "l1",
+        "optimizer": "adamw",
+        "patch_size": 48,
+        "batch_size": 8,
+        "max_steps": 1200,
+        "max_minutes": 8.5,
+        "lr": 2e-3,
+        "warmup_steps": 50,
+        "min_lr_ratio": 0.01,
+        "val_every": 400,
+    }
+)
+
+#: ``--smoke``: a seconds-long run on tiny settings, for CI.
+SMOKE: Mapping[str, Any] = MappingProxyType(
+    {
+        "max_steps": 2,
+        "max_minutes": 0,
+        "batch_size": 2,
+        "patch_size": 32,
+        "warmup_steps": 0,
+        "val_every": 0,
+    }
+)
+
+
+def paper_preset(
+    *,
+    model: str,
+    patch_size: int,
+    batch_size: int,
+    max_steps: int,
+    lr: float = 3e-4,
+    weight_decay: float = 1e-4,
+    tile: int | None = 256,
+) -> dict[str, Any]:
+    """The paper-scale (GPU) settings recipes share: 50k linear warm-up, then cosine to 1e-6.
+
+    Args:
+        model: Registry name of the full-size model.
+        patch_size: Training patch side (low-quality side for SR).
+        batch_size: Batch per process.
+        max_steps: Training iterations.
+        lr: Peak learning rate.
+        weight_decay: Optimiser weight decay.
+        tile: Validation tile side for large test images (``None``: whole images).
+    """
+    preset = {
+        "max_minutes": 0,
+        "model": model,
+        "patch_size": patch_size,
+        "batch_size": batch_size,
+        "max_steps": max_steps,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "warmup_steps": 50_000,
+        "min_lr_ratio": 1e-6 / lr,
+        "checkpointing_steps": 5000,
+        "val_every": 5000,
+    }
+    return preset if tile is None else {**preset, "tile": tile}
 
 
 @dataclass(frozen=True)
@@ -50,8 +118,9 @@ class TaskSpec:
         protocol: Evaluation protocol of ``evaluate_folder``: a name in
             :data:`treeattn.data.benchmark.PROTOCOLS` (``"sr_x{scale}"`` is formatted with the
             model's scale) or a :class:`treeattn.data.benchmark.Protocol`.
-        defaults: Settings of the quick default run (keys of :class:`TrainConfig`).
-        presets: Named settings, e.g. ``{"paper": {...}}``.
+        defaults: Settings of the quick default run (keys of :class:`TrainConfig`); the output
+            folder defaults to ``outputs/<name>``.
+        presets: Named settings, e.g. ``{"paper": paper_preset(...)}``.
         smoke: Settings applied by ``--smoke`` (a seconds-long run for CI).
     """
 
@@ -69,7 +138,12 @@ class TaskSpec:
     synthetic: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    smoke: Mapping[str, Any] = field(default_factory=dict)
+    smoke: Mapping[str, Any] = field(default_factory=lambda: SMOKE)
+
+    def __post_init__(self) -> None:
+        if "output_dir" not in self.defaults:
+            defaults = {**self.defaults, "output_dir": f"outputs/{self.name}"}
+            object.__setattr__(self, "defaults", MappingProxyType(defaults))
 
     def protocol_for(self, scale: int) -> Any:
         """The evaluation protocol: a name (``{scale}`` is filled in) or a ``Protocol``."""
