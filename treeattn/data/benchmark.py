@@ -1,4 +1,5 @@
-"""Evaluate a restoration callable on a folder of clean images under a task's metric protocol.
+"""Evaluate a restoration callable under a task's metric protocol: on a folder of clean images
+(:func:`evaluate_folder`) or on given degraded/ground-truth pairs (:func:`evaluate_pairs`).
 
 This is the one evaluation path of the project (recipes, docs and tests call it)::
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,15 @@ from treeattn.data.resize import imresize
 from treeattn.data.transforms import mod_crop
 from treeattn.metrics import mae, psnr, psnr_b, ssim
 
-__all__ = ["METRICS", "PROTOCOLS", "BenchmarkTable", "Protocol", "evaluate_folder", "get_protocol"]
+__all__ = [
+    "METRICS",
+    "PROTOCOLS",
+    "BenchmarkTable",
+    "Protocol",
+    "evaluate_folder",
+    "evaluate_pairs",
+    "get_protocol",
+]
 
 METRICS: dict[str, Callable[..., Tensor]] = {
     "psnr": psnr,
@@ -156,6 +165,56 @@ def _measure(pred: Tensor, gt: Tensor, protocol: Protocol, *, round_uint8: bool)
     return {m: float(METRICS[m](pred, gt, **options)) for m in protocol.metrics}
 
 
+def evaluate_pairs(
+    restore: Callable[[Tensor], Tensor],
+    pairs: Iterable[tuple[str, Tensor, Tensor]],
+    *,
+    protocol: str | Protocol,
+    device: torch.device | str | None = None,
+) -> BenchmarkTable:
+    """Restore and measure ``(name, lq, gt)`` triples under ``protocol``.
+
+    The ``input_<metric>`` columns measure the degraded input itself, as fed (not rounded): its
+    first ``C`` channels for stacked multi-view inputs (dual-pixel), and for super-resolution its
+    MATLAB-style bicubic up-sampling (the field's "Bicubic" row).
+
+    Args:
+        restore: Maps a ``(1, C, h, w)`` degraded batch to the ``(1, C, H, W)`` restoration
+            (called under ``torch.no_grad``); e.g. a model, or ``lambda x: x`` for the identity.
+        pairs: ``(name, lq, gt)`` with ``(C, h, w)`` tensors.
+        protocol: A :class:`Protocol` or a name in :data:`PROTOCOLS`.
+        device: Where the degraded input is placed before ``restore`` (default: CPU).
+
+    Returns:
+        The per-image table with metric columns followed by ``input_<metric>`` columns.
+    """
+    protocol = get_protocol(protocol)
+    columns = [*protocol.metrics, *(f"input_{m}" for m in protocol.metrics)]
+    table = BenchmarkTable(protocol=protocol, columns=columns)
+    for name, lq, gt in pairs:
+        with torch.no_grad():
+            out = restore(lq.unsqueeze(0).to(device))
+        out = out.detach().float().cpu()
+        if out.shape != (1, *gt.shape):
+            raise ValueError(
+                f"restore returned {tuple(out.shape)} for {name}; expected {(1, *gt.shape)}"
+            )
+        baseline = lq[: gt.shape[0]]
+        if protocol.scale > 1:
+            baseline = imresize(baseline, size=tuple(gt.shape[-2:]), uint8_levels=True)
+        if baseline.shape != gt.shape:
+            raise ValueError(
+                f"degraded input {tuple(lq.shape)} of {name} does not match its ground truth "
+                f"{tuple(gt.shape)} under protocol {protocol.name!r} (scale={protocol.scale})"
+            )
+        row: dict[str, float | str] = {"name": name}
+        row.update(_measure(out[0], gt, protocol, round_uint8=protocol.round_uint8))
+        measured = _measure(baseline, gt, protocol, round_uint8=False)
+        row.update({f"input_{m}": v for m, v in measured.items()})
+        table.rows.append(row)
+    return table
+
+
 def evaluate_folder(
     restore: Callable[[Tensor], Tensor],
     folder: str | Path,
@@ -182,32 +241,14 @@ def evaluate_folder(
         device: Where the degraded input is placed before ``restore`` (default: CPU).
 
     Returns:
-        The per-image table with metric columns followed by ``input_<metric>`` columns.
+        The per-image table (see :func:`evaluate_pairs`).
     """
     protocol = get_protocol(protocol)
-    columns = [*protocol.metrics, *(f"input_{m}" for m in protocol.metrics)]
-    table = BenchmarkTable(protocol=protocol, columns=columns)
-    for index, path in enumerate(list_images(folder)):
-        gt = mod_crop(read_image(path, channels=channels, gray_method=gray_method), protocol.scale)
-        lq = degradation(gt, torch.Generator().manual_seed(seed + index))
-        with torch.no_grad():
-            out = restore(lq.unsqueeze(0).to(device))
-        out = out.detach().float().cpu()
-        if out.shape != (1, *gt.shape):
-            raise ValueError(
-                f"restore returned {tuple(out.shape)} for {path.name}; expected {(1, *gt.shape)}"
-            )
-        baseline = lq
-        if protocol.scale > 1:
-            baseline = imresize(lq, size=tuple(gt.shape[-2:]), uint8_levels=True)
-        if baseline.shape != gt.shape:
-            raise ValueError(
-                f"degraded input {tuple(lq.shape)} of {path.name} does not match its ground truth "
-                f"{tuple(gt.shape)} under protocol {protocol.name!r} (scale={protocol.scale})"
-            )
-        row: dict[str, float | str] = {"name": path.stem}
-        row.update(_measure(out[0], gt, protocol, round_uint8=protocol.round_uint8))
-        measured = _measure(baseline, gt, protocol, round_uint8=False)
-        row.update({f"input_{m}": v for m, v in measured.items()})
-        table.rows.append(row)
-    return table
+
+    def pairs() -> Iterator[tuple[str, Tensor, Tensor]]:
+        for index, path in enumerate(list_images(folder)):
+            gt = read_image(path, channels=channels, gray_method=gray_method)
+            gt = mod_crop(gt, protocol.scale)
+            yield path.stem, degradation(gt, torch.Generator().manual_seed(seed + index)), gt
+
+    return evaluate_pairs(restore, pairs(), protocol=protocol, device=device)

@@ -1,45 +1,20 @@
 """The final evaluation of a run: one JSON + markdown table per test set, and a summary line.
 
-Test sets made by on-the-fly degradation go through :func:`treeattn.data.benchmark.evaluate_folder`
-(the project's one evaluation path); paired test folders, which it does not read, are scored image
-by image with the same protocol and written as the same :class:`BenchmarkTable`.
+Test sets made by on-the-fly degradation go through :func:`treeattn.data.benchmark.evaluate_folder`,
+paired test folders through :func:`treeattn.data.benchmark.evaluate_pairs` (the same protocol,
+metrics and table).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from treeattn.engine.data import EvalSet
-from treeattn.engine.evaluate import Restorer, make_restorer, metrics_for
+from treeattn.engine.evaluate import make_restorer
 from treeattn.engine.trainer import Run
 
-__all__ = ["final_report", "paired_table"]
-
-
-def paired_table(restore: Restorer, test: EvalSet, protocol: Any, *, device: Any) -> Any:
-    """Score a paired test set like ``evaluate_folder`` does (input columns: the first view)."""
-    from treeattn.data.benchmark import BenchmarkTable, get_protocol
-
-    protocol = get_protocol(protocol)
-    measure = metrics_for(protocol)
-    measure_input = metrics_for(protocol, round_uint8=False)
-    table = BenchmarkTable(
-        protocol=protocol,
-        columns=[*protocol.metrics, *(f"input_{m}" for m in protocol.metrics)],
-    )
-    for index in range(len(test.dataset)):
-        item = test.dataset[index]
-        gt = item["gt"][None]
-        out = restore(item["lq"][None].to(device)).float().cpu()
-        row: dict[str, float | str] = {"name": item["name"]}
-        row.update({m: float(v) for m, v in measure(out, gt).items()})
-        first_view = item["lq"][None, : gt.shape[1]]
-        row.update({f"input_{m}": float(v) for m, v in measure_input(first_view, gt).items()})
-        table.rows.append(row)
-    return table
+__all__ = ["final_report"]
 
 
 def final_report(run: Run) -> dict[str, dict[str, float]]:
@@ -56,7 +31,7 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
     accelerator.wait_for_everyone()
     means: dict[str, dict[str, float]] = {}
     if accelerator.is_main_process:
-        from treeattn.data.benchmark import evaluate_folder
+        from treeattn.data.benchmark import evaluate_folder, evaluate_pairs
 
         model = run.eval_model.eval()
         protocol = run.spec.protocol_for(model.meta.scale)
@@ -71,7 +46,13 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
         lines = [f"# {run.spec.name}: {cfg.model}, {run.progress.step} steps", ""]
         for test in run.data.tests:
             if test.degradation is None:
-                table = paired_table(restore, test, protocol, device=accelerator.device)
+                items = (test.dataset[i] for i in range(len(test.dataset)))
+                table = evaluate_pairs(
+                    restore,
+                    ((item["name"], item["lq"], item["gt"]) for item in items),
+                    protocol=protocol,
+                    device=accelerator.device,
+                )
             else:
                 table = evaluate_folder(
                     restore,
