@@ -1,4 +1,8 @@
-"""treeattn: Hi-IR hierarchical tree-attention layers, models and recipes for PyTorch."""
+"""treeattn: Hi-IR hierarchical tree-attention layers, models and recipes for PyTorch.
+
+``import treeattn`` needs only torch, einops, numpy and safetensors; ``treeattn.data`` needs the
+``[data]`` extra and ``treeattn.engine`` the ``[recipes]`` extra.
+"""
 
 from treeattn.layers import (
     MLP,
@@ -12,6 +16,8 @@ from treeattn.layers import (
     build_stage_end,
     init_weights,
 )
+from treeattn.layers.swin import SwinLayer
+from treeattn.models import create_model, from_pretrained, list_models, save_pretrained
 
 __version__ = "0.1.0"
 
@@ -22,9 +28,14 @@ __all__ = [
     "LeFF",
     "LevelAttention",
     "LevelStackAttention",
+    "SwinLayer",
     "TreeAttention",
     "__version__",
     "build_ffn",
     "build_stage_end",
+    "create_model",
+    "from_pretrained",
     "init_weights",
+    "list_models",
+    "save_pretrained",
 ]
