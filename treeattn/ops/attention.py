@@ -89,8 +89,13 @@ def attention_auto(
     bias: torch.Tensor | None,
     scale: float,
 ) -> torch.Tensor:
-    """``math`` for small windows on the CPU, ``sdpa`` otherwise (shape/device rule, no state)."""
-    if q.device.type == "cpu" and q.shape[-2] <= SMALL_WINDOW_TOKENS:
+    """``math`` for small windows on the CPU, ``sdpa`` otherwise (shape/device rule, no state).
+
+    Under ``torch.compile`` it is always ``sdpa``: one opaque op compiles in a fraction of the time
+    the explicit softmax graph takes with dynamic shapes.
+    """
+    small_cpu_window = q.device.type == "cpu" and q.shape[-2] <= SMALL_WINDOW_TOKENS
+    if small_cpu_window and not torch.compiler.is_compiling():
         return attention_math(q, k, v, bias, scale)
     return attention_sdpa(q, k, v, bias, scale)
 
