@@ -15,6 +15,7 @@ the top block (by padding, so no window wraps around the image).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +133,7 @@ class LevelAttend(nn.Module):
         return f"stride={g.stride}, group={g.group}, num_heads={self.num_heads}"
 
 
-class _GridAttention(nn.Module):
+class _GridAttention(nn.Module, ABC):
     """Pads a channels-last map to ``self.multiple`` (optionally shifted), mixes, crops back."""
 
     multiple: tuple[int, int]
@@ -142,8 +143,9 @@ class _GridAttention(nn.Module):
         self.multiple = block
         self.offset = (block[0] // 2, block[1] // 2) if shift else (0, 0)
 
+    @abstractmethod
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Attend on a map already padded to ``self.multiple``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` of any size → ``(B, H, W, C)``."""

@@ -6,6 +6,8 @@ construction-time constant, not a parameter.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -14,7 +16,7 @@ from treeattn.layers.drop import DropPath
 __all__ = ["NORM_WIRINGS", "PostNormResidual", "PreNormResidual", "Residual"]
 
 
-class Residual(nn.Module):
+class Residual(nn.Module, ABC):
     """Base of the residual wrappers.
 
     Args:
@@ -40,8 +42,9 @@ class Residual(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.scale = 1.0
 
+    @abstractmethod
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The residual branch's output for ``x`` (before scale and drop-path)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.branch(x)
