@@ -66,13 +66,21 @@ def attention_sdpa(
     """Attention through :func:`torch.nn.functional.scaled_dot_product_attention`.
 
     Narrower q/k (tree attention halves them) are zero-padded to v's head dim for the fused
-    kernels. A shared bias that needs a gradient (a learnable position bias while training) goes
-    through :func:`~treeattn.ops.biased_sdpa.sdpa_with_bias_grad`, which keeps the fused forward
-    and a cache-sized backward instead of SDPA's math fallback.
+    kernels. On the CPU, where SDPA falls back to its math path for a bias that needs a gradient
+    (a learnable position bias while training), a shared bias goes through
+    :func:`~treeattn.ops.biased_sdpa.sdpa_with_bias_grad` instead: the fused forward and a
+    cache-sized backward. CUDA's memory-efficient kernel returns the bias gradient itself, and
+    under ``torch.compile`` the compiler gets plain SDPA.
     """
     if bias is not None:
         bias = bias.to(q.dtype)
-        if bias.requires_grad and bias.shape[0] == 1 and torch.is_grad_enabled():
+        if (
+            bias.requires_grad
+            and bias.shape[0] == 1
+            and q.device.type == "cpu"
+            and torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+        ):
             return sdpa_with_bias_grad(q, k, v, bias, scale)
     return padded_sdpa(q, k, v, bias, scale)
 
