@@ -1,0 +1,81 @@
+"""The notebooks in ``notebooks/`` run from a clean kernel and show what they claim."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[1]
+TREE_ABLATION = ROOT / "notebooks" / "tree_ablation.ipynb"
+
+
+def _text(notebook) -> str:
+    """All stream and plain-text outputs of a notebook, in order."""
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif "data" in output and "text/plain" in output.data:
+                parts.append(output.data["text/plain"])
+    return "".join(parts)
+
+
+def _has_image(notebook) -> bool:
+    return any(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
+
+
+def test_saved_tree_ablation_notebook_holds_its_outputs():
+    notebook = nbformat.read(TREE_ABLATION, as_version=4)
+    assert notebook.metadata.kernelspec.name == "python3"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(cell.execution_count is not None for cell in code)
+    assert "gradient support == analytic set in all" in _text(notebook)
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    assert _has_image(notebook)
+
+
+@pytest.mark.slow
+def test_tree_ablation_notebook_executes_and_reports(tmp_path, monkeypatch):
+    path = tmp_path / TREE_ABLATION.name
+    shutil.copy(TREE_ABLATION, path)
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    # the kernel is a subprocess: it must find the package of this checkout
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", pythonpath)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=120,
+        startup_timeout=60,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()  # raises CellExecutionError on the first failing cell
+
+    text = _text(notebook)
+    # every gradient map's support equals the analytic dependency set
+    summary = re.search(r"gradient support == analytic set in all (\d+) cases: (\w+)", text)
+    assert summary is not None and int(summary[1]) >= 20 and summary[2] == "True"
+    assert re.search(r"\bFalse\b", text) is None
+    # L3 bridges regions: with the conv FFN, 3 stacked layers reach 6 blocks from a block edge
+    assert re.search(r"gated_dwconv\s+3 edge\s+96×96\s+6\s+True", text)
+    assert re.search(r"mlp\s+3 edge\s+16×16\s+1\s+True", text)
+    # the counted attention MACs of the default layer equal 1.5·(p² + g²)·C
+    macs = re.search(r"v3 attention MACs/px: counted ([\d,]+), analytic .* = ([\d,]+)", text)
+    assert macs is not None and macs[1] == macs[2] == f"{int(1.5 * (16**2 + 4**2) * 180):,}"
+    for row in ("v1, level 2", "v4, tree (16, 64, 128)", "ffn_type=mlp (no L3)", "Swin window 64"):
+        assert row in text
+    assert len(re.findall(r"^\S.*\s[\d.]+\s+[\d.]+×$", text, flags=re.MULTILINE)) == 6
+    assert _has_image(notebook)
