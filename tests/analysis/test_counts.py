@@ -110,3 +110,10 @@ def test_peak_memory_grows_with_batch_and_with_autograd():
 def test_sizes_must_be_positive(func):
     with pytest.raises(ValueError, match="must be positive"):
         func(_Linear(), (0, 4), in_chans=3)
+
+
+def test_macs_by_module_cover_the_u_shape_stage_lists():
+    model = create_model("hiir_unet_tiny", device="meta", backend="math")
+    report = count_macs(model, (32, 32), in_chans=3)
+    assert sum(report.by_module.values()) == report.total
+    assert {"encoders.0", "downs.0", "latent", "ups.0", "decoders.0"} <= set(report.by_module)

@@ -98,3 +98,16 @@ def test_model_overrides_are_typed() -> None:
     assert parsed == {"dims": [8, 16], "drop_path": 0.1, "variant": "v1", "shift": True}
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["dims"])
+
+
+def test_folders_of_the_other_data_kind_are_rejected(denoise_spec) -> None:
+    with pytest.raises(ValueError, match=r"does not read --train-lq.*use --train-dir"):
+        parse_config(denoise_spec, ["--train-lq", "a", "--train-gt", "b"])
+    deblur = load_recipe("deblur")
+    with pytest.raises(ValueError, match="does not read --test-dir"):
+        parse_config(deblur, ["--test-dir", "x"])
+
+
+def test_precision_defaults_to_the_launcher(denoise_spec) -> None:
+    assert parse_config(denoise_spec, []).mixed_precision is None
+    assert parse_config(denoise_spec, ["--mixed-precision", "bf16"]).mixed_precision == "bf16"

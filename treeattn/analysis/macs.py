@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -63,15 +64,23 @@ def count_macs(
         raise ValueError(f"{size=}, {batch=} and {in_chans=} must be positive")
     param = next(model.parameters())
     x = torch.zeros(batch, in_chans, height, width, device=param.device, dtype=param.dtype)
-    counter = FlopCounterMode(display=False, depth=1)
+    counter = FlopCounterMode(display=False, depth=2)
     with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), counter:
         model(x)
     counts = counter.get_flop_counts()
     root = type(model).__name__
-    children = {f"{root}.{name}": name for name, _ in model.named_children()}
-    by_module = {
-        children[key]: sum(ops.values()) // 2 for key, ops in counts.items() if key in children
-    }
+    by_module = {}
+    for name, child in model.named_children():
+        # Containers (ModuleList/ModuleDict) run no forward of their own: count their children.
+        keys = (
+            [f"{name}.{sub}" for sub, _ in child.named_children()]
+            if isinstance(child, nn.ModuleList | nn.ModuleDict)
+            else [name]
+        )
+        for key in keys:
+            ops = counts.get(f"{root}.{key}")
+            if ops:
+                by_module[key] = sum(ops.values()) // 2
     by_operator = {
         str(op).removeprefix("aten."): flops // 2 for op, flops in counts.get("Global", {}).items()
     }

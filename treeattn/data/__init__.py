@@ -5,6 +5,7 @@ from treeattn.data.benchmark import (
     BenchmarkTable,
     Protocol,
     evaluate_folder,
+    evaluate_pairs,
     get_protocol,
 )
 from treeattn.data.datasets import DegradedFolder, DualPixelFolder, PairedFolder
@@ -37,6 +38,7 @@ __all__ = [
     "build_degradation",
     "embedded_dir",
     "evaluate_folder",
+    "evaluate_pairs",
     "get_protocol",
     "imresize",
     "read_image",

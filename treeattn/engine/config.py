@@ -70,7 +70,9 @@ class TrainConfig:
         default_factory=list, metadata=_meta("test degradation level (default: the training one)")
     )
     dual_pixel: bool = _opt(False, "left+right dual-pixel views as input (6 channels)")
-    patch_size: int = _opt(64, "training crop size (of the ground truth)", type=int)
+    patch_size: int = _opt(
+        64, "training crop side of the network input (×scale for the SR ground truth)", type=int
+    )
     batch_size: int = _opt(8, "batch size per process", type=int)
     repeat: int = _opt(1, "repeat the training set this often per epoch", type=int)
     num_workers: int = _opt(0, "data-loader worker processes", type=int)
@@ -104,7 +106,11 @@ class TrainConfig:
     ema_decay: float = _opt(0.0, "EMA of weights (0 = off, e.g. 0.999)", type=float)
     grad_clip: float = _opt(0.0, "clip the gradient norm to this (0 = off)", type=float)
     gradient_accumulation_steps: int = _opt(1, "micro-batches per optimizer step", type=int)
-    mixed_precision: str = _opt("no", "no, bf16 or fp16", choices=("no", "bf16", "fp16"))
+    mixed_precision: str | None = _opt(
+        None,
+        "no, bf16 or fp16 (default: what `accelerate launch`/`accelerate config` set, else no)",
+        choices=("no", "bf16", "fp16"),
+    )
     cpu: bool = _opt(False, "train on CPU even when an accelerator is present")
     threads: int = _opt(0, "CPU threads per process (0 = torch's default)", type=int)
     seed: int = _opt(0, "random seed (model init, data order, degradations)", type=int)
@@ -249,11 +255,35 @@ def parse_config(spec: TaskSpec, argv: Sequence[str] | None = None) -> TrainConf
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
         raise ValueError(f"task {spec.name!r} sets unknown settings {unknown}")
+    _reject_other_data_kind(spec, values)
     values["model_overrides"] = parse_overrides(values.get("model_overrides", {}))
     for name in ("level", "test_level", "test_dir", "train_lq", "test_lq"):
         if name in values and not isinstance(values[name], list | tuple):
             values[name] = [values[name]]
     return validate(TrainConfig(**values))
+
+
+# Folder settings each kind of task reads; the others would be silently ignored, so they raise.
+_FOLDERS = {
+    "degraded": ("train_dir", "test_dir"),
+    "paired": ("train_lq", "train_gt", "test_lq", "test_gt"),
+}
+
+
+def _reject_other_data_kind(spec: TaskSpec, values: dict[str, Any]) -> None:
+    ignored = [
+        name
+        for kind, names in _FOLDERS.items()
+        if kind != spec.data
+        for name in names
+        if values.get(name)
+    ]
+    if ignored:
+        flags = ", ".join(f"--{n.replace('_', '-')}" for n in ignored)
+        wanted = ", ".join(f"--{n.replace('_', '-')}" for n in _FOLDERS[spec.data])
+        raise ValueError(
+            f"{spec.name} trains on {spec.data} data and does not read {flags}; use {wanted}"
+        )
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:

@@ -105,7 +105,8 @@ def prepare_run(
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
     model = build_model(spec, cfg) if model_fn is None else model_fn()
-    check_model_fits(model.meta, patch_size=cfg.patch_size, mixed_precision=cfg.mixed_precision)
+    precision = accelerator.mixed_precision
+    check_model_fits(model.meta, patch_size=cfg.patch_size, mixed_precision=precision)
     resume = None
     if cfg.resume_from_checkpoint:
         resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
