@@ -13,6 +13,7 @@ map and how many input pixels one position spans, so it also knows the alignment
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from fractions import Fraction
 
 import numpy as np
@@ -25,11 +26,12 @@ __all__ = ["AxisBuilder", "AxisOp"]
 Mask = np.ndarray  # (K, length) bool
 
 
-class AxisOp:
+class AxisOp(ABC):
     """One op along an axis: ``back`` maps output-position masks to input-position masks."""
 
+    @abstractmethod
     def back(self, mask: Mask) -> Mask:
-        raise NotImplementedError
+        """Input positions each output-position mask depends on."""
 
 
 class _Conv(AxisOp):

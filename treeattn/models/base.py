@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
@@ -16,7 +17,7 @@ from treeattn.ops.padding import crop_to, pad_to_multiple
 __all__ = ["RestorationModel"]
 
 
-class RestorationModel(nn.Module):
+class RestorationModel(nn.Module, ABC):
     """Base class: ``(B, in_chans, H, W)`` of any size → ``(B, out_chans, scale·H, scale·W)``.
 
     Subclasses build their modules from ``config`` in ``__init__``, call :meth:`_finish` at the end,
@@ -57,9 +58,9 @@ class RestorationModel(nn.Module):
             supports_fp16=False,
         )
 
+    @abstractmethod
     def restore(self, x: torch.Tensor) -> torch.Tensor:
         """The network on an input whose size is a multiple of ``meta.multiple_of``."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a batch: ``(B, in_chans, H, W)`` → ``(B, out_chans, scale·H, scale·W)``."""
