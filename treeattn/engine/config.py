@@ -112,7 +112,9 @@ class TrainConfig:
         choices=("no", "bf16", "fp16"),
     )
     cpu: bool = _opt(False, "train on CPU even when an accelerator is present")
-    threads: int = _opt(0, "CPU threads per process (0 = torch's default)", type=int)
+    threads: int = _opt(
+        0, "CPU threads per process (0 = the available cores / local processes)", type=int
+    )
     seed: int = _opt(0, "random seed (model init, data order, degradations)", type=int)
     # outputs, evaluation, checkpoints
     output_dir: str = _opt("outputs/run", "run folder: logs, checkpoints, samples, report")

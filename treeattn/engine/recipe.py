@@ -6,6 +6,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+import torch
+
 from treeattn.engine.config import parse_config
 from treeattn.engine.report import final_report
 from treeattn.engine.task import TaskSpec
@@ -40,7 +42,8 @@ def run_recipe(spec: TaskSpec, argv: Sequence[str] | None = None) -> dict[str, d
     run.accelerator.print(
         f"{spec.name}: model {cfg.model}, {cfg.max_steps} steps, batch {cfg.batch_size} x "
         f"{run.accelerator.num_processes} process(es), patch {cfg.patch_size}, "
-        f"device {run.accelerator.device}, output {cfg.output_dir}"
+        f"device {run.accelerator.device}, {torch.get_num_threads()} thread(s) per process, "
+        f"output {cfg.output_dir}"
     )
     fit(run)
     means = final_report(run)

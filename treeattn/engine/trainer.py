@@ -36,6 +36,7 @@ from treeattn.engine.losses import build_loss
 from treeattn.engine.model import build_model, check_model_fits
 from treeattn.engine.optim import build_optimizer, build_scheduler
 from treeattn.engine.task import TaskSpec
+from treeattn.engine.threads import resolve_threads
 
 __all__ = ["Progress", "Run", "fit", "prepare_run"]
 
@@ -101,8 +102,7 @@ def prepare_run(
     )
     if cfg.with_tracking and not tracking:
         accelerator.print("tensorboard is not installed: logging to CSV/JSON only")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(resolve_threads(cfg.threads))
     set_seed(cfg.seed)
     model = build_model(spec, cfg) if model_fn is None else model_fn()
     precision = accelerator.mixed_precision
