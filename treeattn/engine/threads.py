@@ -34,7 +34,9 @@ def local_process_count(env: Mapping[str, str] | None = None) -> int:
     return 1
 
 
-def resolve_threads(requested: int, *, cores: int | None = None, processes: int | None = None) -> int:
+def resolve_threads(
+    requested: int, *, cores: int | None = None, processes: int | None = None
+) -> int:
     """Threads per process: ``requested`` if given, else the cores shared by the local processes.
 
     Args:
