@@ -3,7 +3,8 @@
 ``info`` prints a model's metadata, parameter counts (total, per component kind, per top-level
 module), its analytic receptive field and, for an input size, its MACs; ``--memory`` adds the peak
 activation memory of a forward pass and ``--erf`` the gradient-based effective receptive field of
-the centre pixel (both run the model on the CPU). Also runs as ``python -m treeattn.cli``.
+the centre pixel (both run the model on the CPU). ``list --pretrained`` lists the shipped trained
+models with their benchmark numbers. Also runs as ``python -m treeattn.cli``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from treeattn.analysis import (
     parameters_by_component,
     peak_activation_memory,
 )
-from treeattn.models import create_model, list_models
+from treeattn.models import create_model, list_models, list_pretrained, pretrained_info
 
 __all__ = ["build_parser", "main"]
 
@@ -115,12 +116,28 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrained_lines(name: str) -> list[str]:
+    info = pretrained_info(name)
+    bm3d, ours = info.scores("bm3d"), info.scores("treeattn")
+    lines = [f"{name}: {info.summary}" if info.summary else name]
+    for (test_set, level), (psnr, ssim) in ours.items():
+        ref = bm3d.get((test_set, level))
+        versus = f" (BM3D {ref[0]:.2f} dB)" if ref else ""
+        lines.append(f"  {test_set} σ={level:g}: {psnr:.2f} dB / SSIM {ssim:.4f}{versus}")
+    return lines
+
+
 def _list(args: argparse.Namespace) -> int:
-    names = list_models(args.pattern)
+    if args.pretrained:
+        names = list_pretrained(args.pattern)
+        lines = [line for name in names for line in _pretrained_lines(name)]
+    else:
+        names = lines = list_models(args.pattern)
     if not names:
-        print(f"no model matches {args.pattern!r}", file=sys.stderr)
+        kind = "shipped pretrained model" if args.pretrained else "model"
+        print(f"no {kind} matches {args.pattern!r}", file=sys.stderr)
         return 1
-    print("\n".join(names))
+    print("\n".join(lines))
     return 0
 
 
@@ -141,8 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure the gradient-based effective receptive field (runs on CPU)",
     )
     info.set_defaults(run=_info)
-    listing = commands.add_parser("list", help="list registered models")
+    listing = commands.add_parser("list", help="list registered (or shipped pretrained) models")
     listing.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'hiir_b_*'")
+    listing.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="list the shipped pretrained models with their benchmark numbers",
+    )
     listing.set_defaults(run=_list)
     return parser
 

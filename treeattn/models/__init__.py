@@ -11,11 +11,12 @@ from treeattn.models import variants as _variants  # noqa: F401  (registers the 
 from treeattn.models.base import RestorationModel
 from treeattn.models.columnar import HiIRColumnar
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
+from treeattn.models.factory import create_model
 from treeattn.models.hub import CheckpointError, from_pretrained, save_pretrained
 from treeattn.models.meta import ModelMeta
+from treeattn.models.pretrained import list_pretrained, pretrained_info
 from treeattn.models.registry import (
     build_model,
-    create_model,
     list_models,
     model_config,
     register_model,
@@ -35,7 +36,9 @@ __all__ = [
     "create_model",
     "from_pretrained",
     "list_models",
+    "list_pretrained",
     "model_config",
+    "pretrained_info",
     "register_model",
     "save_pretrained",
 ]

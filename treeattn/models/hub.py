@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 import treeattn
 from treeattn.models.base import RestorationModel
 from treeattn.models.configs import config_from_dict, config_to_dict
+from treeattn.models.pretrained import list_pretrained, pretrained_path
 from treeattn.models.registry import ARCHITECTURES, architecture_name, build_model
 
 __all__ = [
@@ -146,6 +147,19 @@ def _check_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], source:
         )
 
 
+def _resolve(directory: str | os.PathLike) -> Path:
+    """A checkpoint folder, or the folder of the shipped pretrained model of that name."""
+    path = Path(directory)
+    if path.is_dir():
+        return path
+    if isinstance(directory, str) and directory in list_pretrained():
+        return pretrained_path(directory)
+    raise FileNotFoundError(
+        f"checkpoint directory {path} does not exist, and no shipped pretrained model has that "
+        f"name (shipped: {list_pretrained()}; `treeattn list --pretrained`)"
+    )
+
+
 def from_pretrained(
     directory: str | os.PathLike,
     *,
@@ -155,7 +169,8 @@ def from_pretrained(
     """Rebuild a model saved by :func:`save_pretrained`.
 
     Args:
-        directory: The checkpoint directory.
+        directory: The checkpoint directory, or the name of a shipped pretrained model (see
+            :func:`~treeattn.models.list_pretrained`); an existing directory wins over a name.
         device: Where to put the parameters (default: CPU).
         dtype: Parameter dtype (default: float32; saved weights are cast to it).
 
@@ -163,14 +178,13 @@ def from_pretrained(
         The model, in eval mode, with the saved weights and ``meta.name`` of the saved model.
 
     Raises:
-        FileNotFoundError: if the directory or one of its two files is missing.
+        FileNotFoundError: if the directory (and no shipped model of that name) or one of its two
+            files is missing.
         CheckpointError: if the config is not a treeattn config, of a newer format, or invalid,
             if the weights file is truncated or corrupt, or if the weights do not fit the config
             (missing, unexpected or shape-mismatched keys, all listed).
     """
-    path = Path(directory)
-    if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+    path = _resolve(directory)
     record = _read_record(path)
     config_cls, _ = ARCHITECTURES[record["architecture"]]
     try:

@@ -1,0 +1,106 @@
+"""Shipped pretrained models: lookup mechanics (on a stand-in folder) and every shipped model."""
+
+import json
+
+import pytest
+import torch
+
+from treeattn.cli import main as cli_main
+from treeattn.data import embedded
+from treeattn.data.benchmark import evaluate_folder
+from treeattn.data.degradations import build_degradation
+from treeattn.models import (
+    create_model,
+    from_pretrained,
+    list_pretrained,
+    pretrained_info,
+    save_pretrained,
+)
+from treeattn.models import pretrained as pretrained_module
+
+SHIPPED = list_pretrained()
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """A pretrained folder holding a tiny gray model and a benchmark file."""
+    model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1, dims=(8, 16, 32, 64))
+    save_pretrained(model, tmp_path / "tiny_gray")
+    rows = [
+        {"method": "bm3d", "set": "Set12", "level": 25.0, "psnr": 29.9, "ssim": 0.85},
+        {"method": "treeattn", "set": "Set12", "level": 25.0, "psnr": 30.1, "ssim": 0.86},
+    ]
+    benchmark = {"summary": "stand-in gray model", "rows": rows}
+    (tmp_path / "tiny_gray" / "benchmark.json").write_text(json.dumps(benchmark))
+    (tmp_path / "not_a_model").mkdir()
+    monkeypatch.setattr(pretrained_module, "PRETRAINED_ROOT", tmp_path)
+    return model
+
+
+def test_lookup_lists_only_complete_folders(stand_in):
+    assert list_pretrained() == ["tiny_gray"]
+    assert list_pretrained("*color*") == []
+
+
+def test_create_model_pretrained_loads_the_shipped_weights(stand_in):
+    loaded = create_model("tiny_gray", pretrained=True)
+    assert not loaded.training
+    for key, value in stand_in.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
+    by_name = from_pretrained("tiny_gray")
+    assert by_name.state_dict().keys() == loaded.state_dict().keys()
+
+
+def test_pretrained_rejects_overrides_and_unknown_names(stand_in):
+    with pytest.raises(ValueError, match="drop the overrides"):
+        create_model("tiny_gray", pretrained=True, dims=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match="did you mean"):
+        create_model("tiny_grey", pretrained=True)
+    with pytest.raises(ValueError, match="pretrained=True"):
+        create_model("tiny_gray")
+    with pytest.raises(FileNotFoundError, match="treeattn list --pretrained"):
+        from_pretrained("no_such_model_or_folder")
+
+
+def test_info_and_cli_listing_show_benchmark_numbers(stand_in, capsys):
+    info = pretrained_info("tiny_gray")
+    assert info.scores() == {("Set12", 25.0): (30.1, 0.86)}
+    assert cli_main(["list", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny_gray: stand-in gray model" in out
+    assert "Set12 σ=25: 30.10 dB / SSIM 0.8600 (BM3D 29.90 dB)" in out
+    assert cli_main(["list", "--pretrained", "*color*"]) == 1
+
+
+def test_a_gray_denoiser_is_shipped():
+    assert any("gray" in name for name in SHIPPED), SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_metadata_and_size(name):
+    info = pretrained_info(name)
+    assert (info.path / "model.safetensors").stat().st_size <= 20 * 2**20
+    assert (info.path / "README.md").is_file()
+    model = create_model(name, pretrained=True)
+    assert model.meta.task == "denoise"
+    assert (model.meta.in_chans, model.meta.out_chans) == (1, 1)
+    assert info.benchmark["sigma_range"] == [0, 50]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("sigma", [15, 50])
+def test_shipped_model_denoises_an_embedded_crop(name, sigma, tmp_path):
+    """A sanity check, not the benchmark: a clear PSNR gain over the noisy input."""
+    from treeattn.data.io import list_images, read_image, write_image
+
+    crop = read_image(list_images(embedded.test_dir(color=False))[0], channels=1)[:, :96, :80]
+    write_image(tmp_path / "crop.png", crop)
+    model = create_model(name, pretrained=True)
+    table = evaluate_folder(
+        model,
+        tmp_path,
+        degradation=build_degradation("awgn", sigma=sigma),
+        protocol="denoise",
+        channels=1,
+    )
+    assert table.mean["psnr"] > table.mean["input_psnr"] + 5.0
