@@ -136,15 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="noise seed of image 0")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     parser.add_argument("--quick", action="store_true", help="2 images per set (smoke run)")
+    parser.add_argument(
+        "--bm3d-only", action="store_true", help="only fill the BM3D rows of --out (no model)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "denoise_vs_bm3d.json")
     args = parser.parse_args(argv)
-    if args.model is None:
+    if args.model is None and not args.bm3d_only:
         parser.error("no shipped gray denoiser found; pass --model")
     from treeattn.engine.threads import resolve_threads
 
     threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
-    model, name = _load(args.model)
+    model, name = (None, "none") if args.bm3d_only else _load(args.model)
     count = 2 if args.quick else None
     bm3d_version = version("bm3d")
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
@@ -154,21 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         if r["method"] == "bm3d" and old.get("bm3d_version") == bm3d_version
     }
     rows: list[dict] = []
-    scratch = Path(tempfile.mkdtemp(prefix="denoise_vs_bm3d_"))
-    for set_name in args.sets:
-        folder = _limited(args.data / set_name, count, scratch)
-        images = len(list(folder.iterdir()))
-        for sigma in args.sigmas:
-            ours = _row("treeattn", set_name, sigma, model, folder, args.seed)
-            ref = cached.get((set_name, sigma, args.seed, images))
-            if ref is None:
-                ref = _row("bm3d", set_name, sigma, _bm3d(sigma), folder, args.seed)
-            rows += [ref, ours]
-            print(
-                f"{set_name} σ={sigma:g}: BM3D {ref['psnr']:.2f} dB, treeattn {ours['psnr']:.2f} "
-                f"dB ({ours['psnr'] - ref['psnr']:+.2f})",
-                flush=True,
-            )
     record = {
         "model": name,
         "bm3d_version": bm3d_version,
@@ -177,12 +165,33 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/denoise_vs_bm3d.py " + " ".join(argv or sys.argv[1:]),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(_markdown(rows, model=name, threads=threads))
+    scratch = Path(tempfile.mkdtemp(prefix="denoise_vs_bm3d_"))
+    for set_name in args.sets:
+        folder = _limited(args.data / set_name, count, scratch)
+        images = len(list(folder.iterdir()))
+        for sigma in args.sigmas:
+            ref = cached.get((set_name, sigma, args.seed, images))
+            if ref is None:
+                ref = _row("bm3d", set_name, sigma, _bm3d(sigma), folder, args.seed)
+            rows.append(ref)
+            line = f"{set_name} σ={sigma:g}: BM3D {ref['psnr']:.2f} dB"
+            if model is not None:
+                ours = _row("treeattn", set_name, sigma, model, folder, args.seed)
+                rows.append(ours)
+                line += f", treeattn {ours['psnr']:.2f} dB ({ours['psnr'] - ref['psnr']:+.2f})"
+            print(line, flush=True)
+            _save(args.out, record, kept=[r for k, r in cached.items() if r not in rows])
     print(f"written {args.out} and {args.out.with_suffix('.md')}")
     losses = [r for r in rows if r["method"] == "treeattn" and r["psnr"] <= _ref(rows, r)]
     return 1 if losses else 0
+
+
+def _save(path: Path, record: dict, *, kept: list[dict]) -> None:
+    """Write the JSON (with cached BM3D rows not redone, so none is lost) and the table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**record, "rows": record["rows"] + kept}, indent=2) + "\n")
+    table = _markdown(record["rows"], model=record["model"], threads=record["threads"])
+    path.with_suffix(".md").write_text(table)
 
 
 def _ref(rows: list[dict], ours: dict) -> float:

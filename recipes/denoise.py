@@ -8,6 +8,13 @@ on a laptop CPU::
     accelerate launch recipes/denoise.py --channels 3 --sigma 0 50 --test-sigma 25   # blind colour
     accelerate launch recipes/denoise.py --preset paper --train-dir DFWB --test-dir CBSD68
 
+``--preset cpu_gray`` reproduces the shipped blind gray denoiser ``hiir_dn_gray_cpu`` (σ 0-50) on a
+2-core CPU; give it the training and test folders::
+
+    accelerate launch recipes/denoise.py --preset cpu_gray \
+        --train-dir ../shared/data/train/Train400 \
+        --test-dir ../shared/data/test/Set12 ../shared/data/test/BSD68
+
 ``--preset paper`` (GPU users): the Hi-IR U-shape denoiser (``hiir_unet_dn_color``; its channels
 follow ``--channels``), 128² patches, batch 8 per GPU (8 GPUs), AdamW at 3e-4, 50k linear warm-up
 then cosine to 1e-6 over 500k iterations, L1 loss — our reading of the Hi-IR/GRL papers; check it
@@ -33,6 +40,26 @@ SPEC = TaskSpec(
         "val_every": 300,
     },
     presets={
+        # The shipped `hiir_dn_gray_cpu`: one blind gray model for σ 0-50, sized and scheduled for
+        # about 2.5 hours on a 2-core CPU (see treeattn/pretrained/hiir_dn_gray_cpu/README.md).
+        "cpu_gray": {
+            "model": "hiir_unet_tiny_dn_gray",
+            "channels": 1,
+            "level": [0.0, 50.0],
+            "test_level": [25.0],
+            "patch_size": 64,
+            "batch_size": 8,
+            "lr": 2e-3,
+            "warmup_steps": 500,
+            "min_lr_ratio": 0.01,
+            "max_steps": 20_000,
+            "max_minutes": 0,
+            "ema_decay": 0.999,
+            "val_every": 2000,
+            "checkpointing_steps": 500,
+            "save_images": 2,
+            "output_dir": "outputs/denoise_cpu_gray",
+        },
         "paper": paper_preset(
             model="hiir_unet_dn_color", patch_size=128, batch_size=8, max_steps=500_000
         ),

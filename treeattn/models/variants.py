@@ -67,6 +67,10 @@ VARIANTS: dict[str, LayerConfig] = {
     "hiir_unet_weather": UNetConfig(task="weather"),
     "hiir_unet_tiny": UNetConfig(**_UNET_TINY),
     "hiir_unet_small": UNetConfig(**_UNET_SMALL),
+    # The shipped CPU-trained gray denoiser's architecture (recipes/denoise.py --preset cpu_gray).
+    "hiir_unet_tiny_dn_gray": UNetConfig(
+        **{**_UNET_TINY, "task": "denoise"}, in_chans=1, out_chans=1
+    ),
 }
 
 

@@ -1,0 +1,109 @@
+"""Package a finished denoising run as a shipped pretrained model.
+
+Copies the run's final ``model/`` (config + safetensors) into ``treeattn/pretrained/NAME/``, writes
+its ``benchmark.json`` from a ``denoise_vs_bm3d.py`` result, and draws the training curves (loss,
+learning rate, validation PSNR against steps and wall time) from the run's ``log.jsonl``::
+
+    python benchmarks/ship_pretrained.py --run ../runs/dn_gray_cpu --name hiir_dn_gray_cpu \\
+        --sigma-range 0 50 --summary "blind gray Gaussian denoiser, σ 0-50, Train400, CPU"
+
+The model card (``README.md`` in the same folder) is written by hand from these files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read_log(path: Path) -> list[dict]:
+    """The run's records, each with ``wall_s``: seconds of training summed over resumed pieces.
+
+    A resumed piece restarts ``time_s`` at 0 (its logger starts anew); pieces are told apart by
+    ``time_s`` going down.
+    """
+    records, offset, last = [], 0.0, 0.0
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["time_s"] < last:
+            offset += last
+        last = record["time_s"]
+        records.append({**record, "wall_s": offset + record["time_s"]})
+    return records
+
+
+def draw_curves(records: list[dict], path: Path, *, title: str) -> None:
+    """Training loss and validation PSNR against step, with wall-clock hours on a top axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [r for r in records if r["kind"] == "train"]
+    val = [r for r in records if r["kind"] == "val"]
+    psnr_keys = sorted({k for r in val for k in r if k.endswith("/psnr")})
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    steps = [r["step"] for r in train]
+    ax_loss.plot(steps, [r["loss"] for r in train], lw=0.6, color="tab:blue", label="L1 loss")
+    ax_loss.set(xlabel="optimizer step", ylabel="training L1 loss (0-1 scale)", yscale="log")
+    ax_lr = ax_loss.twinx()
+    ax_lr.plot(steps, [r["lr"] for r in train], color="tab:gray", ls="--", label="learning rate")
+    ax_lr.set_ylabel("learning rate")
+    ax_loss.legend(loc="upper right")
+    ax_loss.set_title("training loss and learning rate")
+    for key in psnr_keys:
+        points = [(r["step"], r[key]) for r in val if key in r]
+        ax_psnr.plot(*zip(*points, strict=True), marker="o", ms=3, label=key.split("/")[0])
+    ax_psnr.set(xlabel="optimizer step", ylabel="validation PSNR (dB)")
+    ax_psnr.set_title("validation (test σ)")
+    ax_psnr.grid(alpha=0.3)
+    if psnr_keys:
+        ax_psnr.legend()
+    hours = train[-1]["wall_s"] / 3600 if train else 0
+    fig.suptitle(f"{title} — {steps[-1] if steps else 0} steps, {hours:.2f} h of training")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Copy weights, write benchmark.json and curves.png; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="the recipe's output folder")
+    parser.add_argument("--name", required=True, help="shipped model name (folder name)")
+    parser.add_argument("--summary", required=True, help="one line: what the model is")
+    parser.add_argument("--sigma-range", nargs=2, type=float, required=True, metavar=("LO", "HI"))
+    parser.add_argument(
+        "--bench", type=Path, default=ROOT / "benchmarks" / "results" / "denoise_vs_bm3d.json"
+    )
+    args = parser.parse_args(argv)
+    model_dir = args.run / "model"
+    if not (model_dir / "model.safetensors").is_file():
+        parser.error(f"{model_dir} holds no final model; finish (or resume) the run first")
+    target = ROOT / "treeattn" / "pretrained" / args.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy2(model_dir / name, target / name)
+    records = read_log(args.run / "log.jsonl")
+    bench = json.loads(args.bench.read_text())
+    train = [r for r in records if r["kind"] == "train"]
+    benchmark = {
+        "summary": args.summary,
+        "sigma_range": [int(v) if v.is_integer() else v for v in args.sigma_range],
+        "steps": train[-1]["step"],
+        "training_hours": round(train[-1]["wall_s"] / 3600, 2),
+        "benchmark_command": bench["command"],
+        "rows": bench["rows"],
+    }
+    (target / "benchmark.json").write_text(json.dumps(benchmark, indent=2) + "\n")
+    draw_curves(records, target / "curves.png", title=args.name)
+    print(f"shipped {args.name} in {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
