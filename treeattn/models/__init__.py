@@ -13,6 +13,7 @@ from treeattn.models.columnar import HiIRColumnar
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
 from treeattn.models.hub import CheckpointError, from_pretrained, save_pretrained
 from treeattn.models.meta import ModelMeta
+from treeattn.models.provenance import TrainingRecord
 from treeattn.models.registry import (
     build_model,
     create_model,
@@ -30,6 +31,7 @@ __all__ = [
     "LayerConfig",
     "ModelMeta",
     "RestorationModel",
+    "TrainingRecord",
     "UNetConfig",
     "build_model",
     "create_model",
