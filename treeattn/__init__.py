@@ -1,7 +1,7 @@
 """treeattn: Hi-IR hierarchical tree-attention layers, models and recipes for PyTorch.
 
-``import treeattn`` needs only torch, einops, numpy and safetensors; ``treeattn.data`` needs the
-``[data]`` extra and ``treeattn.engine`` the ``[recipes]`` extra.
+``import treeattn`` needs only torch, einops, numpy and safetensors; ``treeattn.data`` and
+``restore_files`` need the ``[data]`` extra and ``treeattn.engine`` the ``[recipes]`` extra.
 """
 
 from treeattn.layers import (
@@ -16,6 +16,7 @@ from treeattn.layers import (
     build_stage_end,
     init_weights,
 )
+from treeattn.inference import restore_files, restore_image
 from treeattn.layers.swin import SwinLayer
 from treeattn.models import create_model, from_pretrained, list_models, save_pretrained
 
@@ -37,5 +38,7 @@ __all__ = [
     "from_pretrained",
     "init_weights",
     "list_models",
+    "restore_files",
+    "restore_image",
     "save_pretrained",
 ]

@@ -7,10 +7,9 @@ from typing import Any
 
 from torch import nn
 
-from treeattn.models.provenance import TrainingRecord
-
 from treeattn.engine.config import TrainConfig
 from treeattn.engine.task import TaskSpec
+from treeattn.models.provenance import TrainingRecord
 
 __all__ = ["build_model", "check_model_fits", "training_record"]
 

@@ -78,9 +78,7 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
         (folder / "summary.md").write_text("\n".join(lines))
         accelerator.print(f"report written to {folder}")
         if hasattr(model, "save_pretrained"):  # registry models: safetensors + JSON config
-            model.provenance = training_record(
-                run.spec, cfg, model.meta, steps=run.progress.step
-            )
+            model.provenance = training_record(run.spec, cfg, model.meta, steps=run.progress.step)
             model.save_pretrained(Path(cfg.output_dir) / "model")
             accelerator.print(
                 f"weights in {Path(cfg.output_dir) / 'model'} "

@@ -46,9 +46,7 @@ DIHEDRAL: tuple[Dihedral, ...] = tuple(
 )
 
 
-def self_ensemble(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
-) -> torch.Tensor:
+def self_ensemble(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Mean of ``t⁻¹(fn(t(x)))`` over the 8 transforms ``t`` of :data:`DIHEDRAL`.
 
     Args:

@@ -126,7 +126,9 @@ def _read_provenance(record: dict[str, Any], path: Path) -> TrainingRecord | Non
     try:
         return TrainingRecord.from_dict(record["training"])
     except ValueError as error:
-        raise CheckpointError(f'{path / CONFIG_NAME}: invalid "training" record: {error}') from error
+        raise CheckpointError(
+            f'{path / CONFIG_NAME}: invalid "training" record: {error}'
+        ) from error
 
 
 def _first(items: list[str], shown: int = 5) -> str:

@@ -66,7 +66,9 @@ class TrainingRecord:
         if not self.task or not isinstance(self.task, str):
             raise ValueError(f"task={self.task!r} must be a non-empty string, e.g. 'denoise'")
         if len(self.level) > 2 or (len(self.level) == 2 and self.level[0] > self.level[1]):
-            raise ValueError(f"level={self.level} must be () or (value,) or (low, high), low ≤ high")
+            raise ValueError(
+                f"level={self.level} must be () or (value,) or (low, high), low ≤ high"
+            )
         if self.level and not self.level_name:
             raise ValueError(f"level={self.level} needs a level_name, e.g. 'sigma' or 'quality'")
         for name in ("in_chans", "out_chans", "scale", "views"):
@@ -97,7 +99,6 @@ class TrainingRecord:
         rows = [
             ("trained for", self.task),
             ("degradation", degradation),
-            ("channels", f"{self.in_chans} → {self.out_chans}"),
         ]
         if self.views > 1:
             rows.append(("views", f"{self.views} stacked (dual-pixel left, right)"))
