@@ -4,6 +4,7 @@
 ``restore_files`` need the ``[data]`` extra and ``treeattn.engine`` the ``[recipes]`` extra.
 """
 
+from treeattn.inference import restore_files, restore_image
 from treeattn.layers import (
     MLP,
     GatedDWConvFFN,
@@ -16,7 +17,6 @@ from treeattn.layers import (
     build_stage_end,
     init_weights,
 )
-from treeattn.inference import restore_files, restore_image
 from treeattn.layers.swin import SwinLayer
 from treeattn.models import create_model, from_pretrained, list_models, save_pretrained
 

@@ -54,4 +54,6 @@ def test_cli_export(gray_model_dir, tmp_path, capsys):
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out and out.is_file()
     assert main(args) == 2  # exists
-    assert main(["export", str(gray_model_dir), "--format", "pt2", "--size", "0", "8"]) != 0
+    with pytest.raises(SystemExit, match="2"):
+        main(["export", str(gray_model_dir), "--format", "pt2", "--size", "0", "8"])
+    assert "--size: 0 must be a positive integer" in capsys.readouterr().err

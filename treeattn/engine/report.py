@@ -14,6 +14,7 @@ import torch
 from treeattn.engine.evaluate import make_restorer
 from treeattn.engine.model import training_record
 from treeattn.engine.trainer import Run
+from treeattn.inference.loading import RUN_MODEL_FOLDER
 
 __all__ = ["final_report"]
 
@@ -79,9 +80,9 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
         accelerator.print(f"report written to {folder}")
         if hasattr(model, "save_pretrained"):  # registry models: safetensors + JSON config
             model.provenance = training_record(run.spec, cfg, model.meta, steps=run.progress.step)
-            model.save_pretrained(Path(cfg.output_dir) / "model")
+            model.save_pretrained(Path(cfg.output_dir) / RUN_MODEL_FOLDER)
             accelerator.print(
-                f"weights in {Path(cfg.output_dir) / 'model'} "
+                f"weights in {Path(cfg.output_dir) / RUN_MODEL_FOLDER} "
                 "(load with treeattn.models.from_pretrained)"
             )
     accelerator.wait_for_everyone()

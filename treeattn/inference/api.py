@@ -28,6 +28,7 @@ from treeattn.ops.tiling import tile_starts, tiled_apply
 
 __all__ = [
     "check_model_input",
+    "check_precision",
     "check_tiling",
     "input_views",
     "model_meta",
@@ -80,6 +81,13 @@ def check_model_input(model: nn.Module, channels: int) -> None:
         f"model {meta.name!r} takes {meta.in_chans}-channel images{how}, got {channels} channels; "
         f"convert the input (gray ↔ RGB) or use a {channels}-channel model"
     )
+
+
+def check_precision(model: nn.Module, *, bf16: bool) -> None:
+    """Refuse ``bf16`` for a model whose ``meta`` does not claim bfloat16 support."""
+    meta = model_meta(model)
+    if bf16 and not meta.supports_bf16:
+        raise ValueError(f"model {meta.name!r} does not claim bfloat16 support; drop bf16")
 
 
 def check_tiling(tile: int | None, overlap: int) -> None:
@@ -164,7 +172,7 @@ def restore_image(
         ValueError: for a wrong shape or channel count, bad tiling settings, or ``bf16`` on a
             model that does not claim it.
     """
-    meta = model_meta(model)
+    model_meta(model)  # a TypeError for anything but a treeattn model comes first
     if not isinstance(img, torch.Tensor):
         raise TypeError(f"img must be a torch.Tensor (C, H, W) or (B, C, H, W), got {type(img)}")
     if not img.is_floating_point():
@@ -175,8 +183,7 @@ def restore_image(
         raise ValueError(f"img must be (C, H, W) or (B, C, H, W), got shape {tuple(img.shape)}")
     check_model_input(model, img.shape[-3])
     check_tiling(tile, overlap)
-    if bf16 and not meta.supports_bf16:
-        raise ValueError(f"model {meta.name!r} does not claim bfloat16 support; drop bf16")
+    check_precision(model, bf16=bf16)
     device, dtype = _model_place(model, img)
     batch = (img if img.ndim == 4 else img.unsqueeze(0)).to(device=device, dtype=dtype)
     run = select_runner(model, tile=tile, overlap=overlap)

@@ -25,6 +25,15 @@ _MODEL_HELP = (
 )
 
 
+def _model_command(
+    commands: argparse._SubParsersAction, name: str, *, help: str, description: str
+) -> argparse.ArgumentParser:
+    """A sub-command whose first argument is the MODEL to load."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.add_argument("model", help=_MODEL_HELP)
+    return parser
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -41,9 +50,13 @@ def _non_negative(text: str) -> int:
 
 def _device(text: str) -> torch.device:
     try:
-        return torch.device(text)
-    except RuntimeError as error:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device, e.g. cpu or cuda:0") from error
+        device = torch.device(text)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device available here ({error}); e.g. cpu, cuda:0"
+        ) from error
+    return device
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -73,12 +86,12 @@ def _restore(args: argparse.Namespace) -> int:
 
 def add_restore_command(commands: argparse._SubParsersAction) -> None:
     """Add ``restore MODEL INPUT [INPUT ...] --output DIR`` to the ``treeattn`` parser."""
-    parser = commands.add_parser(
+    parser = _model_command(
+        commands,
         "restore",
         help="restore image files with a trained model",
         description="Restore images: one PNG per input in --output, same stem and bit depth.",
     )
-    parser.add_argument("model", help=_MODEL_HELP)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
     parser.add_argument("-o", "--output", required=True, help="output folder (created)")
     parser.add_argument("--recursive", action="store_true", help="include sub-folders of folders")
@@ -114,12 +127,12 @@ def _export(args: argparse.Namespace) -> int:
 
 def add_export_command(commands: argparse._SubParsersAction) -> None:
     """Add ``export MODEL --format onnx|pt2 --size H W`` to the ``treeattn`` parser."""
-    parser = commands.add_parser(
+    parser = _model_command(
+        commands,
         "export",
         help="export a model to ONNX or a torch.export program (fixed H×W)",
         description="Export a model for one input size (height and width fixed, batch dynamic).",
     )
-    parser.add_argument("model", help=_MODEL_HELP)
     parser.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     parser.add_argument(
         "--size", required=True, nargs=2, type=_positive, metavar=("H", "W"), help="input size"

@@ -23,7 +23,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from treeattn.inference.api import check_tiling, input_views, model_meta, restore_image
+from treeattn.inference.api import (
+    check_precision,
+    check_tiling,
+    input_views,
+    model_meta,
+    restore_image,
+)
 
 __all__ = ["FileJob", "RestoreSummary", "find_inputs", "plan_outputs", "restore_files"]
 
@@ -250,6 +256,7 @@ def restore_files(
 
     _check_model(model)
     check_tiling(tile, overlap)
+    check_precision(model, bf16=bf16)
     meta = model_meta(model)
     record = getattr(model, "provenance", None)
     gray_method = record.gray_method if record is not None else "luma"
