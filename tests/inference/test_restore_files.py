@@ -44,7 +44,8 @@ def test_one_output_per_input_same_stem_and_bit_depth(gray_model_dir, photos, tm
 
 def test_sr_output_is_scaled_and_colour(sr_model_dir, tmp_path):
     image = write_random(tmp_path / "lr.jpg", channels=3, size=(7, 10))
-    assert _restore(sr_model_dir, image, "-o", tmp_path / "sr", "--self-ensemble") == 0
+    args = ["-o", tmp_path / "sr", "--self-ensemble", "--tile", "6", "--tile-overlap", "2"]
+    assert _restore(sr_model_dir, image, *args) == 0
     assert read_image(tmp_path / "sr" / "lr.png").shape == (3, 14, 20)
 
 
@@ -123,9 +124,12 @@ def test_bad_inputs_fail_before_any_work(gray_model_dir, photos, tmp_path, input
     assert not (tmp_path / "out").exists()
 
 
-def test_output_that_is_a_file(gray_model_dir, photos, capsys):
+def test_output_that_is_a_file_or_a_suffix_with_a_folder(gray_model_dir, photos, tmp_path, capsys):
     assert _restore(gray_model_dir, photos, "-o", photos / "notes.txt") == 2
     assert "is a file" in capsys.readouterr().err
+    assert _restore(gray_model_dir, photos, "-o", tmp_path / "o", "--suffix", "x/y") == 2
+    assert "must be part of a file name" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_dual_pixel_model_is_refused_before_any_work(tmp_path, photos, capsys):

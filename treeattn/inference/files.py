@@ -146,11 +146,14 @@ def plan_outputs(
     """Output path of every image: ``output_dir/<sub-folder>/<stem><suffix>.png``.
 
     Raises:
-        ValueError: if ``output_dir`` is a file, if an output folder is the folder of an input
-            and ``suffix`` is empty, if an output would replace an input, or if two inputs
-            would write the same output (all before any work).
+        ValueError: if ``suffix`` holds a path separator, if ``output_dir`` is a file, if an
+            output folder is the folder of an input and ``suffix`` is empty, if an output would
+            replace an input, or if two inputs would write the same output (all before any
+            work).
     """
     root = Path(output_dir)
+    if any(sep in suffix for sep in ("/", "\\")):
+        raise ValueError(f"--suffix {suffix!r} must be part of a file name, without / or \\")
     if root.exists() and not root.is_dir():
         raise ValueError(f"--output {str(root)!r} is a file; pass a folder")
     sources = {source.resolve() for source, _ in images}
@@ -183,14 +186,15 @@ def _check_model(model: nn.Module) -> None:
     if meta.in_chans in _FILE_CHANNELS and meta.out_chans in _FILE_CHANNELS:
         return
     views = input_views(model, meta)
-    what = (
-        f"{views} stacked views (dual-pixel left and right, {meta.in_chans} channels)"
-        if views > 1
-        else f"{meta.in_chans}-channel input and {meta.out_chans}-channel output"
-    )
+    if views > 1:
+        what = f"{views} stacked views (dual-pixel left and right, {meta.in_chans} channels)"
+        fix = "stack the views yourself and call treeattn.restore_image on the tensor"
+    else:
+        what = f"{meta.in_chans}-channel input and {meta.out_chans}-channel output"
+        fix = "call treeattn.restore_image on tensors instead"
     raise ValueError(
-        f"model {meta.name!r} takes {what}; restoring files reads one gray or RGB image per "
-        "input — stack the views yourself and call treeattn.restore_image on the tensor"
+        f"model {meta.name!r} takes {what}; restoring files reads and writes one gray or RGB "
+        f"image per input — {fix}"
     )
 
 
