@@ -1,9 +1,10 @@
 """treeattn: Hi-IR hierarchical tree-attention layers, models and recipes for PyTorch.
 
-``import treeattn`` needs only torch, einops, numpy and safetensors; ``treeattn.data`` needs the
-``[data]`` extra and ``treeattn.engine`` the ``[recipes]`` extra.
+``import treeattn`` needs only torch, einops, numpy and safetensors; ``treeattn.data`` and
+``restore_files`` need the ``[data]`` extra and ``treeattn.engine`` the ``[recipes]`` extra.
 """
 
+from treeattn.inference import restore_files, restore_image
 from treeattn.layers import (
     MLP,
     GatedDWConvFFN,
@@ -37,5 +38,7 @@ __all__ = [
     "from_pretrained",
     "init_weights",
     "list_models",
+    "restore_files",
+    "restore_image",
     "save_pretrained",
 ]

@@ -1,17 +1,24 @@
-"""Command line: ``treeattn info MODEL [--size H W]`` and ``treeattn list [PATTERN]``.
+"""The treeattn command line: model info, model list, restoring images, export.
 
-``info`` prints a model's metadata, parameter counts (total, per component kind, per top-level
-module), its analytic receptive field and, for an input size, its MACs; ``--memory`` adds the peak
-activation memory of a forward pass and ``--erf`` the gradient-based effective receptive field of
-the centre pixel (both run the model on the CPU). ``list --pretrained`` lists the shipped trained
-models with their benchmark numbers. Also runs as ``python -m treeattn.cli``.
+``treeattn info MODEL [--size H W]``, ``treeattn list [PATTERN] [--pretrained]``,
+``treeattn restore MODEL INPUT ... --output DIR`` (see :mod:`treeattn.inference`) and
+``treeattn export MODEL --format onnx|pt2 --size H W``.
+
+``info`` prints a model's metadata (for a saved model folder also how it was trained), parameter
+counts (total, per component kind, per top-level module), its analytic receptive field and, for
+an input size, its MACs; ``--memory`` adds the peak activation memory of a forward pass and
+``--erf`` the gradient-based effective receptive field of the centre pixel (both run the model
+on the CPU). ``list --pretrained`` lists the shipped trained models with their benchmark
+numbers. Also runs as ``python -m treeattn.cli``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -24,7 +31,15 @@ from treeattn.analysis import (
     parameters_by_component,
     peak_activation_memory,
 )
-from treeattn.models import create_model, list_models, list_pretrained, pretrained_info
+from treeattn.inference.commands import add_export_command, add_restore_command
+from treeattn.inference.loading import load_model
+from treeattn.models import (
+    build_model,
+    create_model,
+    list_models,
+    list_pretrained,
+    pretrained_info,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -61,10 +76,22 @@ def _erf_summary(erf: torch.Tensor, *, threshold: float) -> str:
     )
 
 
+def _training_rows(model: torch.nn.Module) -> Rows:
+    record = model.provenance
+    if record is None:
+        return [("trained for", "not recorded (saved without a training record)")]
+    return record.rows()
+
+
 def _info(args: argparse.Namespace) -> int:
     # Counting needs shapes only (meta device). The math attention backend multiplies q/k at
     # their true width; the SDPA path zero-pads them to v's head dim, which adds MACs.
-    model = create_model(args.model, device="meta", backend="math")
+    saved = load_model(args.model) if Path(args.model).is_dir() else None
+    if saved is None:
+        model = create_model(args.model, device="meta", backend="math")
+    else:
+        config = dataclasses.replace(saved.config, backend="math")
+        model = build_model(config, name=saved.meta.name, device="meta")
     meta = model.meta
     total = count_parameters(model)
     rf_h, rf_w = analytic_receptive_field(model)
@@ -84,6 +111,7 @@ def _info(args: argparse.Namespace) -> int:
         ("by module", ""),
         *_share_rows(parameters_by_child(model), total),
         ("receptive field", f"{rf_h} × {rf_w} input px (analytic, away from borders)"),
+        *(_training_rows(saved) if saved is not None else []),
     ]
     _print_table(f"treeattn info {args.model}", rows)
     if args.size is None:
@@ -102,7 +130,7 @@ def _info(args: argparse.Namespace) -> int:
         ("by module", ""),
         *_share_rows(macs.by_module, macs.total),
     ]
-    cpu_model = create_model(args.model).eval() if args.memory or args.erf else None
+    cpu_model = (saved or create_model(args.model).eval()) if args.memory or args.erf else None
     if args.memory:
         for grad, label in ((False, "inference"), (True, "training forward")):
             peak = peak_activation_memory(
@@ -146,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="treeattn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="parameters, MACs, memory, receptive field")
-    info.add_argument("model", help="registered model name (see `treeattn list`)")
+    info.add_argument(
+        "model", help="registered model name (see `treeattn list`) or a saved model folder"
+    )
     info.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size")
     info.add_argument("--batch", type=int, default=1, help="batch size for MACs and memory")
     info.add_argument(
@@ -166,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the shipped pretrained models with their benchmark numbers",
     )
     listing.set_defaults(run=_list)
+    add_restore_command(commands)
+    add_export_command(commands)
     return parser
 
 
@@ -177,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"treeattn: {error}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from treeattn.engine import TaskSpec, run_recipe
+from treeattn.inference import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ["denoise", "sr", "jpeg", "deblur", "defocus", "demosaic", "weather"]
@@ -38,6 +39,11 @@ def test_smoke_runs_end_to_end(name: str, extra: list[str], tmp_path: Path) -> N
         report = json.loads((tmp_path / "report" / f"{test_set}.json").read_text())
         assert len(report["rows"]) >= 4
     assert (tmp_path / "step_2" / "trainer_state.json").is_file()
+    saved = load_model(tmp_path)  # the run folder's model/, with how it was trained
+    assert saved.meta.task == name and saved.provenance.task == name
+    assert saved.provenance.views == (2 if "--dual-pixel" in extra else 1)
+    assert saved.provenance.level == tuple(spec.defaults.get("level", ()))
+    assert saved.provenance.steps == 2
     if spec.data == "paired":
         views = 2 if "--dual-pixel" in extra else 1
         assert len(list((tmp_path / "synthetic" / "train").glob("lq*"))) == views

@@ -30,6 +30,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "list_images",
     "read_image",
+    "read_image_with_depth",
     "to_gray",
     "write_image",
 ]
@@ -93,6 +94,16 @@ def read_image(
 ) -> Tensor:
     """Read an 8- or 16-bit image file into a float32 tensor ``(C, H, W)`` in [0, 1].
 
+    Same as :func:`read_image_with_depth` without the bit depth.
+    """
+    return read_image_with_depth(path, channels=channels, gray_method=gray_method)[0]
+
+
+def read_image_with_depth(
+    path: str | Path, *, channels: int | None = None, gray_method: str = "luma"
+) -> tuple[Tensor, int]:
+    """Read an 8- or 16-bit image file into a float32 tensor ``(C, H, W)`` in [0, 1].
+
     Args:
         path: PNG, TIFF, BMP or JPEG file.
         channels: ``None`` keeps the file's channels (1 for gray, 3 for colour; alpha is dropped);
@@ -100,7 +111,8 @@ def read_image(
         gray_method: Gray convention used when ``channels=1`` meets a colour file.
 
     Returns:
-        RGB (or gray) float32 tensor; 16-bit files are scaled by 1/65535, 8-bit by 1/255.
+        RGB (or gray) float32 tensor — 16-bit files are scaled by 1/65535, 8-bit by 1/255 — and
+        the file's bit depth (8 or 16).
 
     Raises:
         FileNotFoundError: If the file does not exist.
@@ -142,7 +154,7 @@ def read_image(
         img = to_gray(img, method=gray_method)
     elif channels == 3 and img.shape[0] == 1:
         img = img.expand(3, -1, -1).clone()
-    return img
+    return img, 8 * array.dtype.itemsize
 
 
 def write_image(path: str | Path, img: Tensor, *, bit_depth: int = 8) -> None:

@@ -1,4 +1,5 @@
-"""Building the run's model from the registry and checking that the run's settings suit it."""
+"""Building the run's model from the registry, checking the run's settings suit it, and the
+record of how it was trained (saved with the final model)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,23 @@ from torch import nn
 
 from treeattn.engine.config import TrainConfig
 from treeattn.engine.task import TaskSpec
+from treeattn.models.provenance import TrainingRecord
 
-__all__ = ["build_model", "check_model_fits"]
+__all__ = ["build_model", "check_model_fits", "training_record"]
 
 
 def build_model(spec: TaskSpec, cfg: TrainConfig) -> nn.Module:
     """Create the registry model with the run's channels and the user's overrides.
 
-    Overrides, later winning: ``in_chans``/``out_chans`` from ``--channels`` (twice the input
+    Overrides, later winning: ``task`` = the recipe's task (so a JPEG run's model does not call
+    itself ``restore``), ``in_chans``/``out_chans`` from ``--channels`` (twice the input
     channels with ``--dual-pixel``), the task's ``dual_pixel_overrides`` with ``--dual-pixel``,
     then ``--model-overrides``.
     """
     from treeattn.models import create_model
 
     views = 2 if cfg.dual_pixel else 1
-    overrides = {"in_chans": cfg.channels * views, "out_chans": cfg.channels}
+    overrides = {"task": spec.name, "in_chans": cfg.channels * views, "out_chans": cfg.channels}
     if cfg.dual_pixel:
         overrides.update(spec.dual_pixel_overrides)
     overrides.update(cfg.model_overrides)
@@ -57,4 +60,41 @@ def check_model_fits(meta: Any, *, patch_size: int, mixed_precision: str) -> Non
         f"--patch-size {patch_size} does not suit model {meta.name!r}, which needs multiples of "
         f"{meta.multiple_of} (at least {meta.minimum}); use --patch-size "
         f"{sorted({low, high} - {0})} or a model with a smaller tree"
+    )
+
+
+def _training_data(spec: TaskSpec, cfg: TrainConfig) -> str:
+    """The training data in words: the user's folders, or the embedded images used."""
+    if cfg.train_dir:
+        return f"clean images in {cfg.train_dir}"
+    if cfg.train_lq:
+        return f"pairs: degraded {' + '.join(cfg.train_lq)}, ground truth {cfg.train_gt}"
+    made = "" if spec.data == "degraded" else f", as synthetic {spec.synthetic} pairs"
+    colour = "colour" if cfg.channels == 3 else "gray"
+    return f"treeattn's embedded {colour} '{spec.embedded}' training images{made}"
+
+
+def training_record(spec: TaskSpec, cfg: TrainConfig, meta: Any, *, steps: int) -> TrainingRecord:
+    """How the run's model was trained, for ``model.provenance`` (see ``treeattn info DIR``).
+
+    Args:
+        spec: The task.
+        cfg: The run's settings (level, channels, dual-pixel, data folders).
+        meta: The model's :class:`treeattn.models.meta.ModelMeta`.
+        steps: Optimizer steps done.
+    """
+    has_level = spec.level is not None and bool(cfg.level)
+    return TrainingRecord(
+        task=spec.name,
+        in_chans=meta.in_chans,
+        out_chans=meta.out_chans,
+        degradation=spec.degradation,
+        level_name=spec.level.flag if has_level else None,
+        level=tuple(cfg.level) if has_level else (),
+        params=spec.degradation_params,
+        scale=meta.scale,
+        views=2 if cfg.dual_pixel else 1,
+        gray_method=spec.gray_method,
+        data=_training_data(spec, cfg),
+        steps=steps,
     )

@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 
 from treeattn.engine.evaluate import make_restorer
+from treeattn.engine.model import training_record
 from treeattn.engine.trainer import Run
+from treeattn.inference.loading import RUN_MODEL_FOLDER
 
 __all__ = ["final_report"]
 
@@ -22,7 +24,8 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
 
     Writes ``report/<test set>.json`` and ``.md`` and ``report/summary.md`` under the run folder,
     prints the PSNR gain over the degraded input, and saves the evaluated weights of registry
-    models (EMA when enabled) to ``model/`` with ``save_pretrained``.
+    models (EMA when enabled) to ``model/`` with ``save_pretrained``, with how they were trained
+    (:func:`treeattn.engine.model.training_record`).
 
     Returns:
         ``{test set: mean metrics}`` on the main process, ``{}`` elsewhere.
@@ -76,9 +79,10 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
         (folder / "summary.md").write_text("\n".join(lines))
         accelerator.print(f"report written to {folder}")
         if hasattr(model, "save_pretrained"):  # registry models: safetensors + JSON config
-            model.save_pretrained(Path(cfg.output_dir) / "model")
+            model.provenance = training_record(run.spec, cfg, model.meta, steps=run.progress.step)
+            model.save_pretrained(Path(cfg.output_dir) / RUN_MODEL_FOLDER)
             accelerator.print(
-                f"weights in {Path(cfg.output_dir) / 'model'} "
+                f"weights in {Path(cfg.output_dir) / RUN_MODEL_FOLDER} "
                 "(load with treeattn.models.from_pretrained)"
             )
     accelerator.wait_for_everyone()

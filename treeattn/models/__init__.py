@@ -15,6 +15,7 @@ from treeattn.models.factory import create_model
 from treeattn.models.hub import CheckpointError, from_pretrained, save_pretrained
 from treeattn.models.meta import ModelMeta
 from treeattn.models.pretrained import list_pretrained, pretrained_info
+from treeattn.models.provenance import TrainingRecord
 from treeattn.models.registry import (
     build_model,
     list_models,
@@ -31,6 +32,7 @@ __all__ = [
     "LayerConfig",
     "ModelMeta",
     "RestorationModel",
+    "TrainingRecord",
     "UNetConfig",
     "build_model",
     "create_model",

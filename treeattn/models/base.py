@@ -12,6 +12,7 @@ from torch import nn
 from treeattn.layers.init import init_weights
 from treeattn.models.configs import LayerConfig
 from treeattn.models.meta import ModelMeta
+from treeattn.models.provenance import TrainingRecord
 from treeattn.ops.padding import crop_to, pad_to_multiple
 
 __all__ = ["RestorationModel"]
@@ -21,16 +22,20 @@ class RestorationModel(nn.Module, ABC):
     """Base class: ``(B, in_chans, H, W)`` of any size → ``(B, out_chans, scale·H, scale·W)``.
 
     Subclasses build their modules from ``config`` in ``__init__``, call :meth:`_finish` at the end,
-    and implement :meth:`restore` on inputs already padded to ``meta.multiple_of``.
+    and implement :meth:`forward_padded` on inputs already padded to ``meta.multiple_of``.
+    To restore an image of any size call the model itself (or :func:`treeattn.restore_image`).
 
     Attributes:
         config: The frozen config the model was built from.
         meta: :class:`~treeattn.models.meta.ModelMeta` (scale, channels, size needs, dtypes).
+        provenance: How the model was trained (:class:`~treeattn.models.provenance.
+            TrainingRecord`), saved with it; ``None`` when not recorded.
     """
 
     config_class: ClassVar[type[LayerConfig]]
     config: LayerConfig
     meta: ModelMeta
+    provenance: TrainingRecord | None
 
     def __init__(self, config: LayerConfig, *, name: str) -> None:
         super().__init__()
@@ -41,6 +46,7 @@ class RestorationModel(nn.Module, ABC):
             )
         self.config = config
         self.name = name
+        self.provenance = None
 
     def _finish(self, *, scale: int, multiple_of: int) -> None:
         """Apply the configured init scheme once to the whole model and set ``meta``."""
@@ -59,8 +65,12 @@ class RestorationModel(nn.Module, ABC):
         )
 
     @abstractmethod
-    def restore(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on an input whose size is a multiple of ``meta.multiple_of``."""
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an input whose size is already a multiple of ``meta.multiple_of``.
+
+        Not a user entry point: other sizes fail or are silently wrong. Call the model (which
+        pads and crops) or :func:`treeattn.restore_image` instead.
+        """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a batch: ``(B, in_chans, H, W)`` → ``(B, out_chans, scale·H, scale·W)``."""
@@ -70,7 +80,7 @@ class RestorationModel(nn.Module, ABC):
                 f"{meta.name} expects (B, {meta.in_chans}, H, W) input, got {tuple(x.shape)}"
             )
         padded, (height, width) = pad_to_multiple(x, meta.multiple_of)
-        out = self.restore(padded)
+        out = self.forward_padded(padded)
         return crop_to(out, (height * meta.scale, width * meta.scale))
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:

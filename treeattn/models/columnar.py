@@ -127,7 +127,7 @@ class HiIRColumnar(RestorationModel):
         height, width = normalize_patch_sizes(cfg.patch_sizes)[-1]
         return math.lcm(height, width)
 
-    def restore(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Mean-shift, shallow conv, body with residual, upsampler; input already padded."""
         feat = self.shallow(x - self.mean)
         body = self.body_end(self.norm_out(self.stages(self.norm_in(feat)))) + feat

@@ -23,6 +23,7 @@ import treeattn
 from treeattn.models.base import RestorationModel
 from treeattn.models.configs import config_from_dict, config_to_dict
 from treeattn.models.pretrained import list_pretrained, pretrained_path
+from treeattn.models.provenance import TrainingRecord
 from treeattn.models.registry import ARCHITECTURES, architecture_name, build_model
 
 __all__ = [
@@ -64,6 +65,8 @@ def save_pretrained(model: RestorationModel, directory: str | os.PathLike) -> No
         "architecture": architecture_name(model.config),
         "config": config_to_dict(model.config),
     }
+    if model.provenance is not None:
+        record["training"] = model.provenance.to_dict()
     (path / CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(path / WEIGHTS_NAME), metadata={"format": FORMAT})
@@ -114,6 +117,18 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"{weights_path} cannot be read as safetensors ({error}); the file is truncated or "
             "corrupt — copy or download it again"
+        ) from error
+
+
+def _read_provenance(record: dict[str, Any], path: Path) -> TrainingRecord | None:
+    """The saved training record, or ``None`` for checkpoints written without one."""
+    if record.get("training") is None:
+        return None
+    try:
+        return TrainingRecord.from_dict(record["training"])
+    except ValueError as error:
+        raise CheckpointError(
+            f'{path / CONFIG_NAME}: invalid "training" record: {error}'
         ) from error
 
 
@@ -175,7 +190,9 @@ def from_pretrained(
         dtype: Parameter dtype (default: float32; saved weights are cast to it).
 
     Returns:
-        The model, in eval mode, with the saved weights and ``meta.name`` of the saved model.
+        The model, in eval mode, with the saved weights, ``meta.name`` of the saved model and
+        ``provenance``, the saved :class:`~treeattn.models.provenance.TrainingRecord` (``None``
+        for checkpoints saved without one).
 
     Raises:
         FileNotFoundError: if the directory (and no shipped model of that name) or one of its two
@@ -195,4 +212,5 @@ def from_pretrained(
     model = build_model(config, name=str(record["name"]), device=device, dtype=dtype)
     _check_fit(model, weights, path / WEIGHTS_NAME)
     model.load_state_dict(weights)
+    model.provenance = _read_provenance(record, path)
     return model.eval()

@@ -118,7 +118,7 @@ class HiIRUNet(RestorationModel):
         self.residual = RESIDUAL_MODULES[cfg.residual](cfg.out_chans)
         self._finish(scale=1, multiple_of=2**levels)
 
-    def restore(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder, latent, decoder with skips, output conv and residual; input already padded."""
         feat = self.embed(x)
         skips = []

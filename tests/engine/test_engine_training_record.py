@@ -1,0 +1,41 @@
+"""What a run records about its training (saved with its final model), and the model's task."""
+
+from __future__ import annotations
+
+import pytest
+from engine_testlib import load_recipe
+
+from treeattn.engine.config import parse_config
+from treeattn.engine.model import build_model, training_record
+
+SMALL = ["--model-overrides", "dims=[4,8,16]", "depths=[1,1,1]", "decoder_depths=[1,1]",
+         "num_heads=[1,1,1]", "patch_sizes=[[2,4],[2,4],[2,4]]"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("recipe", "flags", "expected"),
+    [
+        ("jpeg", ["--quality", "10", "40"], {"degradation": "jpeg", "level_name": "quality",
+                                              "level": (10.0, 40.0), "gray_method": "y"}),
+        ("denoise", [], {"degradation": "awgn", "level_name": "sigma", "level": (25.0,)}),
+        ("demosaic", [], {"degradation": "bayer", "params": {"pattern": "RGGB"}, "level": ()}),
+        ("defocus", ["--dual-pixel"], {"degradation": None, "views": 2, "in_chans": 6}),
+    ],
+)  # fmt: skip
+def test_record_and_task_of_a_run(recipe, flags, expected):
+    spec = load_recipe(recipe)
+    cfg = parse_config(spec, [*flags, *SMALL])
+    model = build_model(spec, cfg)
+    assert model.meta.task == recipe  # hiir_unet_tiny alone would say "restore"
+    record = training_record(spec, cfg, model.meta, steps=7)
+    assert record.task == recipe and record.steps == 7
+    assert record.out_chans == cfg.channels and "embedded" in record.data
+    for key, value in expected.items():
+        assert getattr(record, key) == value, key
+
+
+def test_record_names_the_users_folders(tmp_path):
+    spec = load_recipe("denoise")
+    cfg = parse_config(spec, ["--train-dir", str(tmp_path), *SMALL])
+    record = training_record(spec, cfg, build_model(spec, cfg).meta, steps=1)
+    assert record.data == f"clean images in {tmp_path}"

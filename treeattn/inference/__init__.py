@@ -1,0 +1,23 @@
+"""Inference: restore tensors and image files, ×8 self-ensemble, model loading and export.
+
+``restore_image`` (tensors) needs only the core install; ``restore_files`` needs the ``[data]``
+extra and ``export_model`` with ``format="onnx"`` the ``[export]`` extra.
+"""
+
+from treeattn.inference.api import check_model_input, restore_image, select_runner
+from treeattn.inference.ensemble import DIHEDRAL, self_ensemble
+from treeattn.inference.files import RestoreSummary, find_inputs, plan_outputs, restore_files
+from treeattn.inference.loading import load_model
+
+__all__ = [
+    "DIHEDRAL",
+    "RestoreSummary",
+    "check_model_input",
+    "find_inputs",
+    "load_model",
+    "plan_outputs",
+    "restore_files",
+    "restore_image",
+    "select_runner",
+    "self_ensemble",
+]

@@ -1,0 +1,199 @@
+"""Restore image tensors of any size with a treeattn model: whole, tiled, self-ensembled.
+
+:func:`restore_image` is the one entry point; ``treeattn restore`` and
+:func:`treeattn.inference.files.restore_files` call it for every file. :func:`select_runner` is
+the single place where the way an image goes through the network is chosen (whole image, or
+overlapping tiles).
+
+Example:
+    >>> import torch
+    >>> from treeattn import create_model, restore_image
+    >>> model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1).eval()
+    >>> restore_image(model, torch.rand(1, 45, 61), self_ensemble=True).shape
+    torch.Size([1, 45, 61])
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from functools import partial
+
+import torch
+from torch import nn
+
+from treeattn.inference.ensemble import self_ensemble as ensemble_apply
+from treeattn.models.meta import ModelMeta
+from treeattn.ops.tiling import tile_starts, tiled_apply
+
+__all__ = [
+    "check_model_input",
+    "check_precision",
+    "check_tiling",
+    "input_views",
+    "model_meta",
+    "restore_image",
+    "select_runner",
+]
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+def model_meta(model: nn.Module) -> ModelMeta:
+    """``model.meta``, or a ``TypeError`` saying how to get a treeattn model."""
+    meta = getattr(model, "meta", None)
+    if not isinstance(meta, ModelMeta):
+        raise TypeError(
+            f"restore_image needs a treeattn model (with a ModelMeta .meta), got "
+            f"{type(model).__name__}; build one with treeattn.create_model or load one with "
+            "treeattn.from_pretrained"
+        )
+    return meta
+
+
+def input_views(model: nn.Module, meta: ModelMeta) -> int:
+    """Views stacked in the input: the training record's, else ``in_chans / out_chans``."""
+    record = getattr(model, "provenance", None)
+    if record is not None:
+        return record.views
+    return meta.in_chans // meta.out_chans if meta.in_chans % meta.out_chans == 0 else 1
+
+
+def check_model_input(model: nn.Module, channels: int) -> None:
+    """Refuse an input of ``channels`` channels that ``model`` cannot take.
+
+    Raises:
+        TypeError: if ``model`` is not a treeattn model.
+        ValueError: if the channels differ from ``meta.in_chans``; for a multi-view (dual-pixel)
+            model the message says how to stack the views.
+    """
+    meta = model_meta(model)
+    if channels == meta.in_chans:
+        return
+    views = input_views(model, meta)
+    how = (
+        f" ({views} views of {meta.out_chans} channels stacked along the channel axis, e.g. "
+        "torch.cat([left, right], dim=-3) for dual-pixel)"
+        if views > 1
+        else ""
+    )
+    raise ValueError(
+        f"model {meta.name!r} takes {meta.in_chans}-channel images{how}, got {channels} channels; "
+        f"convert the input (gray ↔ RGB) or use a {channels}-channel model"
+    )
+
+
+def check_precision(model: nn.Module, *, bf16: bool) -> None:
+    """Refuse ``bf16`` for a model whose ``meta`` does not claim bfloat16 support."""
+    meta = model_meta(model)
+    if bf16 and not meta.supports_bf16:
+        raise ValueError(f"model {meta.name!r} does not claim bfloat16 support; drop bf16")
+
+
+def check_tiling(tile: int | None, overlap: int) -> None:
+    """Check tiling settings before any work.
+
+    Raises:
+        ValueError: if ``tile`` is not a positive int or ``overlap`` is not in ``[0, tile)``.
+    """
+    if tile is None:
+        return
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"{tile=} must be a positive number of pixels, or None for whole images")
+    tile_starts(tile, tile=tile, overlap=overlap)  # raises for an overlap that does not fit
+
+
+def select_runner(model: nn.Module, *, tile: int | None, overlap: int) -> Runner:
+    """How a ``(B, C, H, W)`` batch goes through ``model``: the one place this is chosen.
+
+    Args:
+        model: A treeattn model (it pads any size to its ``meta.multiple_of`` and crops back).
+        tile: Input tile side for overlapping tiles (bounded memory, approximate where the
+            overlap is smaller than the receptive field); ``None`` runs the whole image.
+        overlap: Tile overlap in input pixels.
+
+    Returns:
+        A function from an input batch to the restored batch.
+    """
+    if tile is None:
+        # Whole image. Exact band-wise execution for Hi-IR models (bounded memory, same result)
+        # is to be selected here, by model kind, once it exists.
+        return model
+    return partial(tiled_apply, model, tile=tile, overlap=overlap, scale=model_meta(model).scale)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run in eval mode (no drop-path) and give the model back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _model_place(model: nn.Module, fallback: torch.Tensor) -> tuple[torch.device, torch.dtype]:
+    parameter = next(model.parameters(), None)
+    source = fallback if parameter is None else parameter
+    return source.device, source.dtype
+
+
+def restore_image(
+    model: nn.Module,
+    img: torch.Tensor,
+    *,
+    tile: int | None = None,
+    overlap: int = 32,
+    self_ensemble: bool = False,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """Restore one image ``(C, H, W)`` or a batch ``(B, C, H, W)`` of any size.
+
+    The input is moved to the model's device and parameter dtype, run without gradients in eval
+    mode (the model's mode is restored afterwards), and returned on the input's device and dtype.
+
+    Args:
+        model: A treeattn model, e.g. from :func:`treeattn.from_pretrained`.
+        img: Float image(s) in [0, 1] with ``model.meta.in_chans`` channels.
+        tile: Process overlapping ``tile × tile`` input tiles and blend them (bounded memory;
+            equal to the whole-image result only where ``overlap`` covers the receptive field);
+            ``None``: the whole image at once.
+        overlap: Tile overlap in input pixels (``0 ≤ overlap < tile``).
+        self_ensemble: Average the restorations of the 8 flips/rotations (8× the time).
+        bf16: Run under bfloat16 autocast (models with ``meta.supports_bf16``).
+
+    Returns:
+        ``(out_chans, scale·H, scale·W)`` or ``(B, out_chans, scale·H, scale·W)``; values are
+        not clamped.
+
+    Raises:
+        TypeError: if ``model`` is not a treeattn model or ``img`` is not a float tensor.
+        ValueError: for a wrong shape or channel count, bad tiling settings, or ``bf16`` on a
+            model that does not claim it.
+    """
+    model_meta(model)  # a TypeError for anything but a treeattn model comes first
+    if not isinstance(img, torch.Tensor):
+        raise TypeError(f"img must be a torch.Tensor (C, H, W) or (B, C, H, W), got {type(img)}")
+    if not img.is_floating_point():
+        raise TypeError(
+            f"img has dtype {img.dtype}; pass floats in [0, 1], e.g. img.float() / 255 for uint8"
+        )
+    if img.ndim not in (3, 4) or min(img.shape[-2:], default=0) < 1:
+        raise ValueError(f"img must be (C, H, W) or (B, C, H, W), got shape {tuple(img.shape)}")
+    check_model_input(model, img.shape[-3])
+    check_tiling(tile, overlap)
+    check_precision(model, bf16=bf16)
+    device, dtype = _model_place(model, img)
+    batch = (img if img.ndim == 4 else img.unsqueeze(0)).to(device=device, dtype=dtype)
+    run = select_runner(model, tile=tile, overlap=overlap)
+    run = partial(ensemble_apply, run) if self_ensemble else run
+    precision = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if bf16
+        else contextlib.nullcontext()
+    )
+    with torch.no_grad(), _eval_mode(model), precision:
+        out = run(batch)
+    out = out.to(device=img.device, dtype=img.dtype)
+    return out if img.ndim == 4 else out.squeeze(0)

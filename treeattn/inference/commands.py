@@ -1,0 +1,143 @@
+"""The ``treeattn restore`` and ``treeattn export`` sub-commands (thin layers over the API).
+
+``restore`` loads the model (:func:`~treeattn.inference.loading.load_model`) and calls
+:func:`~treeattn.inference.files.restore_files`; ``export`` calls
+:func:`~treeattn.inference.export.export_model`. Exit status: 0 when every image was restored
+or deliberately skipped, 1 when some image failed, 2 for bad input found before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from treeattn.inference.export import EXPORT_FORMATS, export_model
+from treeattn.inference.files import restore_files
+from treeattn.inference.loading import load_model
+
+__all__ = ["add_export_command", "add_restore_command"]
+
+_MODEL_HELP = (
+    "a save_pretrained folder, a recipe run folder (its model/), or a shipped pretrained model "
+    "name (`treeattn list --pretrained`)"
+)
+
+
+def _model_command(
+    commands: argparse._SubParsersAction, name: str, *, help: str, description: str
+) -> argparse.ArgumentParser:
+    """A sub-command whose first argument is the MODEL to load."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.add_argument("model", help=_MODEL_HELP)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _device(text: str) -> torch.device:
+    try:
+        device = torch.device(text)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device available here ({error}); e.g. cpu, cuda:0"
+        ) from error
+    return device
+
+
+def _restore(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model, device=args.device)
+    summary = restore_files(
+        model,
+        args.inputs,
+        args.output,
+        recursive=args.recursive,
+        suffix=args.suffix,
+        overwrite=args.overwrite,
+        tile=args.tile,
+        overlap=args.tile_overlap,
+        self_ensemble=args.self_ensemble,
+        bf16=args.bf16,
+        quiet=args.quiet,
+    )
+    if not args.quiet:
+        print(
+            f"restored {len(summary.written)} image(s) into {args.output}; "
+            f"{len(summary.skipped)} existing skipped, {len(summary.failed)} failed"
+        )
+    return 0 if summary.ok else 1
+
+
+def add_restore_command(commands: argparse._SubParsersAction) -> None:
+    """Add ``restore MODEL INPUT [INPUT ...] --output DIR`` to the ``treeattn`` parser."""
+    parser = _model_command(
+        commands,
+        "restore",
+        help="restore image files with a trained model",
+        description="Restore images: one PNG per input in --output, same stem and bit depth.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
+    parser.add_argument("-o", "--output", required=True, help="output folder (created)")
+    parser.add_argument("--recursive", action="store_true", help="include sub-folders of folders")
+    parser.add_argument(
+        "--tile", type=_positive, help="process overlapping tiles of this side (bounded memory)"
+    )
+    parser.add_argument(
+        "--tile-overlap", type=_non_negative, default=32, help="tile overlap in pixels (32)"
+    )
+    parser.add_argument(
+        "--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× time)"
+    )
+    parser.add_argument("--device", type=_device, help="cpu (default), cuda, cuda:1, mps, ...")
+    parser.add_argument("--threads", type=_non_negative, default=0, help="CPU threads (0: torch)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    parser.add_argument("--suffix", default="", help="append to output names, e.g. _restored")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or per-file lines")
+    parser.set_defaults(run=_restore)
+
+
+def _export(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device=args.device)
+    suffix, _ = EXPORT_FORMATS[args.format]
+    height, width = args.size
+    output = args.output or f"{Path(args.model).name}_{height}x{width}{suffix}"
+    path = export_model(
+        model, output, format=args.format, size=(height, width), overwrite=args.overwrite
+    )
+    print(f"wrote {path} ({args.format}, input (B, {model.meta.in_chans}, {height}, {width}))")
+    return 0
+
+
+def add_export_command(commands: argparse._SubParsersAction) -> None:
+    """Add ``export MODEL --format onnx|pt2 --size H W`` to the ``treeattn`` parser."""
+    parser = _model_command(
+        commands,
+        "export",
+        help="export a model to ONNX or a torch.export program (fixed H×W)",
+        description="Export a model for one input size (height and width fixed, batch dynamic).",
+    )
+    parser.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
+    parser.add_argument(
+        "--size", required=True, nargs=2, type=_positive, metavar=("H", "W"), help="input size"
+    )
+    parser.add_argument("-o", "--output", help="output file (default: <model>_<H>x<W>.<format>)")
+    parser.add_argument("--device", type=_device, help="device of the exported graph (cpu)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.set_defaults(run=_export)

@@ -1,0 +1,64 @@
+"""Find the model a user names: a ``save_pretrained`` folder, a recipe run folder or a name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from treeattn.models.base import RestorationModel
+from treeattn.models.hub import CONFIG_NAME, CheckpointError, from_pretrained
+
+__all__ = ["RUN_MODEL_FOLDER", "load_model"]
+
+#: Where a recipe run folder keeps its final model (written by the final report).
+RUN_MODEL_FOLDER = "model"
+
+
+def load_model(
+    source: str | os.PathLike,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> RestorationModel:
+    """Load a model from a folder or by the name of a shipped pretrained model.
+
+    ``source`` is, in this order: a folder holding ``config.json`` (``save_pretrained``), a
+    recipe run folder whose ``model/`` holds one (e.g. ``outputs/denoise``), or else the name
+    of a shipped pretrained model, passed to :func:`treeattn.models.from_pretrained`.
+
+    Args:
+        source: Folder or name.
+        device: Where to put the parameters (default: CPU).
+        dtype: Parameter dtype (default: float32).
+
+    Returns:
+        The model in eval mode.
+
+    Raises:
+        FileNotFoundError: for a folder that holds no model (e.g. a run still training).
+        ValueError: for a name that is neither a folder nor a shipped model.
+        CheckpointError: for a model folder that cannot be loaded (the message says why).
+    """
+    path = Path(source)
+    for folder in (path, path / RUN_MODEL_FOLDER):
+        if (folder / CONFIG_NAME).is_file():
+            return from_pretrained(folder, device=device, dtype=dtype)
+    if path.is_dir():
+        raise FileNotFoundError(
+            f"folder {str(path)!r} holds no model: expected {CONFIG_NAME} there (a save_pretrained "
+            f"folder) or in {RUN_MODEL_FOLDER}/ (a recipe run folder; its model is written when "
+            "the run finishes)"
+        )
+    try:
+        return from_pretrained(str(source), device=device, dtype=dtype)
+    except CheckpointError:
+        raise
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"model {str(source)!r} not found: it is not a folder holding {CONFIG_NAME} "
+            f"(save_pretrained), not a run folder holding {RUN_MODEL_FOLDER}/{CONFIG_NAME} "
+            f"(e.g. outputs/denoise), nor a shipped pretrained model "
+            f"(`treeattn list --pretrained` shows their names) [{error}]"
+        ) from error
