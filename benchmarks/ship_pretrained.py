@@ -1,8 +1,8 @@
 """Package a finished denoising run as a shipped pretrained model.
 
-Copies the run's final ``model/`` (config + safetensors) into ``treeattn/pretrained/NAME/``, writes
-its ``benchmark.json`` from a ``denoise_vs_bm3d.py`` result, and draws the training curves (loss,
-learning rate, validation PSNR against steps and wall time) from the run's ``log.jsonl``::
+Saves the run's final ``model/`` (with its training record) into ``treeattn/pretrained/NAME/``,
+writes its ``benchmark.json`` from a ``denoise_vs_bm3d.py`` result, and draws the training curves
+(loss, learning rate, validation PSNR against steps and wall time) from the run's ``log.jsonl``::
 
     python benchmarks/ship_pretrained.py --run ../runs/dn_gray_cpu --name hiir_dn_gray_cpu \\
         --sigma-range 0 50 --summary "blind gray Gaussian denoiser, σ 0-50, Train400, CPU"
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
+
+from treeattn.models import TrainingRecord, from_pretrained, save_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", required=True, help="one line: what the model is")
     parser.add_argument("--sigma-range", nargs=2, type=float, required=True, metavar=("LO", "HI"))
     parser.add_argument(
+        "--data",
+        default="Train400: 400 gray 180×180 BSD crops (DnCNN's public repository)",
+        help="the training data, in words (recorded with the weights)",
+    )
+    parser.add_argument(
         "--bench", type=Path, default=ROOT / "benchmarks" / "results" / "denoise_vs_bm3d.json"
     )
     args = parser.parse_args(argv)
@@ -85,12 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / "model.safetensors").is_file():
         parser.error(f"{model_dir} holds no final model; finish (or resume) the run first")
     target = ROOT / "treeattn" / "pretrained" / args.name
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy2(model_dir / name, target / name)
     records = read_log(args.run / "log.jsonl")
-    bench = json.loads(args.bench.read_text())
     train = [r for r in records if r["kind"] == "train"]
+    model = from_pretrained(model_dir)
+    if model.provenance is None:  # runs of treeattn before training records
+        model.provenance = TrainingRecord(
+            task="denoise",
+            in_chans=model.meta.in_chans,
+            out_chans=model.meta.out_chans,
+            degradation="awgn",
+            level_name="sigma",
+            level=tuple(args.sigma_range),
+            data=args.data,
+            steps=train[-1]["step"],
+        )
+    save_pretrained(model, target)
+    bench = json.loads(args.bench.read_text())
     benchmark = {
         "summary": args.summary,
         "sigma_range": [int(v) if v.is_integer() else v for v in args.sigma_range],
