@@ -48,8 +48,7 @@ class _SDPAWithBiasGrad(torch.autograd.Function):
         # The scale folded into q once; zero columns (up to a multiple of 16) change no dot
         # product but keep the many small GEMMs on the fast path (15-wide halved heads are slow).
         q, k = _pad_head_dim(q * scale), _pad_head_dim(k)
-        grad_q = torch.empty_like(q)
-        grad_k, grad_v = torch.zeros_like(k), torch.zeros_like(v)
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         # Summed over every window: accumulate in at least float32 (float64 stays float64).
         acc_dtype = torch.promote_types(bias.dtype, torch.float32)
         grad_bias = torch.zeros(bias.shape, dtype=acc_dtype, device=bias.device)
@@ -63,14 +62,22 @@ class _SDPAWithBiasGrad(torch.autograd.Function):
                 qc, go = q[ws, :, rs], grad_out[ws, :, rs]
                 logits = torch.matmul(qc, kc.transpose(-2, -1)).add_(bias[:, :, rs])
                 probs = torch.softmax(logits, dim=-1)
-                grad_v[ws] += torch.matmul(probs.transpose(-2, -1), go)
+                _matmul_into(grad_v[ws], probs.transpose(-2, -1), go, accumulate=r > 0)
                 grad_logits = torch.matmul(go, vc.transpose(-2, -1))
                 grad_logits = grad_logits.sub_(delta[ws, :, rs]).mul_(probs)
                 grad_q[ws, :, rs] = torch.matmul(grad_logits, kc)
-                grad_k[ws] += torch.matmul(grad_logits.transpose(-2, -1), qc)
+                _matmul_into(grad_k[ws], grad_logits.transpose(-2, -1), qc, accumulate=r > 0)
                 grad_bias[:, :, rs] += grad_logits.sum(0, keepdim=True, dtype=acc_dtype)
         grad_q, grad_k = grad_q[..., :width] * scale, grad_k[..., :width]
         return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype), None
+
+
+def _matmul_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, accumulate: bool) -> None:
+    """``out = a @ b`` (no zero-fill, no extra pass), or ``out += a @ b`` for later query chunks."""
+    if accumulate:
+        out.add_(torch.matmul(a, b))
+    else:
+        torch.matmul(a, b, out=out)
 
 
 def _pad_head_dim(x: torch.Tensor) -> torch.Tensor:
