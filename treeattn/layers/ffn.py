@@ -33,13 +33,18 @@ def _hidden(dim: int, ratio: float) -> int:
 
 
 class _DepthwiseConv(nn.Module):
-    """Depthwise 3×3 convolution applied to a channels-last map."""
+    """Depthwise 3×3 convolution applied to a channels-last map.
+
+    Its weight is stored channels-last, the layout in which the convolution of a channels-last map
+    returns the weight's gradient: the strides then match, so DDP's gradient buckets take it
+    without the "grad strides do not match bucket view strides" copy.
+    """
 
     def __init__(self, channels: int, *, device=None, dtype=None) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             channels, channels, 3, padding=1, groups=channels, device=device, dtype=dtype
-        )
+        ).to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(rearrange(x, "b h w c -> b c h w"))
