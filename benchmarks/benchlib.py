@@ -5,6 +5,7 @@ Not a test and not part of the package: the scripts in this folder import it by 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -20,7 +21,15 @@ from torch import nn
 from treeattn.analysis.macs import count_macs
 from treeattn.ops.bands import band_execution
 
-__all__ = ["abba_times", "count_forward_macs", "machine_meta", "peak_rss", "summarise"]
+__all__ = [
+    "abba_times",
+    "count_forward_macs",
+    "machine_meta",
+    "peak_rss",
+    "report_load",
+    "save_results",
+    "summarise",
+]
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
@@ -98,3 +107,20 @@ def machine_meta(load_before: float) -> dict:
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
     }
+
+
+def report_load(meta: dict, note: str) -> None:
+    """Print the thread count and the load seen, then ``note`` (what the table shows)."""
+    print(
+        f"threads={meta['threads']} load(1 min) before={meta['load_before']:.2f} "
+        f"after={meta['load_after']:.2f}  ({note})"
+    )
+
+
+def save_results(directory: Path, name: str, meta: dict, results: dict) -> Path:
+    """Write ``{"meta": ..., "results": ...}`` to ``directory/name.json`` and say where."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    print(f"saved {path}")
+    return path

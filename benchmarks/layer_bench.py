@@ -19,16 +19,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 from functools import partial
 from pathlib import Path
 
 import torch
-from benchlib import count_forward_macs
+from benchlib import count_forward_macs, machine_meta, report_load, save_results
 
 from treeattn.analysis.memory import LiveTensorTracker
 from treeattn.layers import HiIRLayer, SwinLayer
@@ -121,20 +119,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     results = {str(size): bench_size(size, args) for size in args.sizes}
-    meta = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-        "dim": args.dim,
-        "heads": args.heads,
-    }
-    print(
-        f"threads={meta['threads']} load(1 min) before={load_before:.2f} "
-        f"after={meta['load_after']:.2f}  (times: median seconds; ratio = layer / HiIR, "
-        "/MAC = per-MAC ratio)"
-    )
+    meta = {**machine_meta(load_before), "dim": args.dim, "heads": args.heads}
+    report_load(meta, "times: median seconds; ratio = layer / HiIR, /MAC = per-MAC ratio")
     header = (
         f"{'size':>5} {'layer':<14} {'GMAC':>6} {'fwd s':>8} {'ratio':>6} {'/MAC':>5} "
         f"{'fwd+bwd s':>10} {'ratio':>6} {'/MAC':>5}"
@@ -153,10 +139,7 @@ def main() -> None:
             if not args.no_memory:
                 line += f" {r['fwd_peak_mib']:>9.1f} {r['fwd_bwd_peak_mib']:>10.1f}"
             print(line)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "layer_bench.json"
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"saved {path}")
+    save_results(args.out, "layer_bench", meta, results)
 
 
 if __name__ == "__main__":

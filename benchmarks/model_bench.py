@@ -28,14 +28,21 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from benchlib import abba_times, count_forward_macs, machine_meta, peak_rss, summarise
+from benchlib import (
+    abba_times,
+    count_forward_macs,
+    machine_meta,
+    peak_rss,
+    report_load,
+    save_results,
+    summarise,
+)
 
 from treeattn.models import create_model
 from treeattn.ops.bands import band_execution
@@ -153,15 +160,9 @@ def main() -> None:
     add_ratios(results, *names)
     meta = {**machine_meta(load_before), "model": args.model, "peer": args.peer}
     meta["bands"] = args.bands
-    print(
-        f"threads={meta['threads']} load(1 min) before={load_before:.2f} "
-        f"after={meta['load_after']:.2f}  (median seconds; ratios = {args.model} / {args.peer})"
-    )
+    report_load(meta, f"median seconds; ratios = {args.model} / {args.peer}")
     print_table(results, *names)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "model_bench.json"
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"saved {path}")
+    save_results(args.out, "model_bench", meta, results)
 
 
 if __name__ == "__main__":
