@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from treeattn.analysis.macs import count_macs
-from treeattn.ops.bands import band_execution
 
 __all__ = [
     "abba_times",
@@ -60,10 +59,9 @@ def count_forward_macs(build: Callable[..., nn.Module], size: int, *, in_chans: 
     """MACs of one whole-map forward of ``build(device="meta")`` on a ``size²`` input.
 
     ``build`` should pick the ``math`` attention backend, so that the count is the algorithm's
-    (the fused path zero-pads halved q/k); bands are off so that no halo is counted twice.
+    (the fused path zero-pads halved q/k).
     """
-    with band_execution(enabled=False):
-        return count_macs(build(device="meta"), (size, size), in_chans=in_chans).total
+    return count_macs(build(device="meta"), (size, size), in_chans=in_chans).total
 
 
 def _read_hwm_bytes() -> int | None:

@@ -72,3 +72,12 @@ def test_banded_forward_refuses_a_training_model(make_tiny):
     model = make_tiny("hiir_sr_tiny_x2")
     with pytest.raises(ValueError, match=r"model\.eval\(\)"):
         banded_forward(model, torch.rand(1, 3, 8, 8))
+
+
+def test_mac_counts_are_of_whole_maps_whatever_the_band_settings(make_tiny):
+    from treeattn.analysis import count_macs
+
+    model = make_tiny("hiir_unet_tiny").eval()
+    whole = count_macs(model, (40, 40), in_chans=3).total
+    with band_execution(min_pixels=0, tile_pixels=48):
+        assert count_macs(model, (40, 40), in_chans=3).total == whole
