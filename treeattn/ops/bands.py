@@ -126,16 +126,12 @@ def band_execution(
 
 def bands_wanted(module: nn.Module, height: int, width: int) -> bool:
     """Whether ``module`` should run band-wise on a ``height × width`` map right now."""
+    # Compiled graphs run whole maps (checked first: nothing else here is traced).
+    if torch.compiler.is_compiling() or module.training or torch.is_grad_enabled():
+        return False
     settings = _SETTINGS.get()
     pixels = height * width
-    return (
-        settings.enabled
-        and not module.training
-        and not torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and pixels >= settings.min_pixels
-        and pixels > settings.tile_pixels
-    )
+    return settings.enabled and pixels >= settings.min_pixels and pixels > settings.tile_pixels
 
 
 def tile_shape(height: int, width: int, block: Size2, target: int) -> Size2:
