@@ -3,10 +3,12 @@
 HiIRLayer (p=16, P=64) is compared with the in-project :class:`~treeattn.layers.SwinLayer` at the
 same width and heads, with window 8 (Swin's default) and window 64 (the same receptive field as a
 Hi-IR region), at 64², 128² and 256², C=180, h=6. Layers are timed in one process, alternating
-A/B/C each round; medians and ratios are reported, plus peak activation memory (live tensor
-storages, see :mod:`treeattn.analysis.memory`, measured during the warm-up run) and the machine
-load seen. On a shared 2-core machine, ``--threads 1`` avoids the large slow-downs two torch
-threads suffer when another process holds a core.
+A/B/C each round; medians and ratios are reported, plus each layer's MACs (the algorithm's:
+``math`` backend, :func:`treeattn.analysis.count_macs`), the per-MAC ratio (time ratio ÷ MAC
+ratio; below 1 a layer does a MAC faster than HiIR), peak activation memory (live tensor storages,
+see :mod:`treeattn.analysis.memory`, measured during the warm-up run) and the machine load seen.
+On a shared 2-core machine, ``--threads 1`` avoids the large slow-downs two torch threads suffer
+when another process holds a core.
 
 Usage::
 
@@ -17,22 +19,22 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
+from benchlib import count_forward_macs, machine_meta, report_load, save_results
 
 from treeattn.analysis.memory import LiveTensorTracker
 from treeattn.layers import HiIRLayer, SwinLayer
 
 LAYERS = {
-    "hiir_p16_P64": lambda c, h: HiIRLayer(c, h, (16, 64), data_format="BHWC"),
-    "swin_w8": lambda c, h: SwinLayer(c, h, 8, data_format="BHWC"),
-    "swin_w64": lambda c, h: SwinLayer(c, h, 64, data_format="BHWC"),
+    "hiir_p16_P64": lambda c, h, **kw: HiIRLayer(c, h, (16, 64), **kw),
+    "swin_w8": lambda c, h, **kw: SwinLayer(c, h, 8, **kw),
+    "swin_w64": lambda c, h, **kw: SwinLayer(c, h, 64, **kw),
 }
 
 
@@ -60,7 +62,7 @@ def peak_memory(layer: torch.nn.Module, x: torch.Tensor, *, backward: bool) -> i
 
 def bench_size(size: int, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
-    layers = {name: make(args.dim, args.heads) for name, make in LAYERS.items()}
+    layers = {name: make(args.dim, args.heads, data_format="BHWC") for name, make in LAYERS.items()}
     x = torch.randn(1, size, size, args.dim)
     rows: dict[str, dict] = {name: {} for name in layers}
     for backward in (False, True):
@@ -85,10 +87,15 @@ def bench_size(size: int, args: argparse.Namespace) -> dict:
         for name in layers:
             rows[name][f"{mode}_s"] = statistics.median(times[name])
             rows[name][f"{mode}_runs"] = len(times[name])
+    for name, make in LAYERS.items():
+        build = partial(make, args.dim, args.heads, backend="math")
+        rows[name]["macs"] = count_forward_macs(build, size, in_chans=args.dim)
     base = rows["hiir_p16_P64"]
     for row in rows.values():
         for mode in ("fwd", "fwd_bwd"):
             row[f"{mode}_ratio_vs_hiir"] = row[f"{mode}_s"] / base[f"{mode}_s"]
+            mac_ratio = row["macs"] / base["macs"]
+            row[f"{mode}_per_mac_vs_hiir"] = row[f"{mode}_ratio_vs_hiir"] / mac_ratio
     return rows
 
 
@@ -112,36 +119,27 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     results = {str(size): bench_size(size, args) for size in args.sizes}
-    meta = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-        "dim": args.dim,
-        "heads": args.heads,
-    }
-    print(
-        f"threads={meta['threads']} load(1 min) before={load_before:.2f} "
-        f"after={meta['load_after']:.2f}  (times: median seconds; ratio = layer / HiIR)"
+    meta = {**machine_meta(load_before), "dim": args.dim, "heads": args.heads}
+    report_load(meta, "times: median seconds; ratio = layer / HiIR, /MAC = per-MAC ratio")
+    header = (
+        f"{'size':>5} {'layer':<14} {'GMAC':>6} {'fwd s':>8} {'ratio':>6} {'/MAC':>5} "
+        f"{'fwd+bwd s':>10} {'ratio':>6} {'/MAC':>5}"
     )
-    header = f"{'size':>5} {'layer':<14} {'fwd s':>8} {'ratio':>6} {'fwd+bwd s':>10} {'ratio':>6}"
     if not args.no_memory:
         header += f" {'fwd MiB':>9} {'train MiB':>10}"
     print(header)
     for size, rows in results.items():
         for name, r in rows.items():
             line = (
-                f"{size:>5} {name:<14} {r['fwd_s']:>8.3f} {r['fwd_ratio_vs_hiir']:>6.2f} "
-                f"{r['fwd_bwd_s']:>10.3f} {r['fwd_bwd_ratio_vs_hiir']:>6.2f}"
+                f"{size:>5} {name:<14} {r['macs'] / 1e9:>6.2f} {r['fwd_s']:>8.3f} "
+                f"{r['fwd_ratio_vs_hiir']:>6.2f} {r['fwd_per_mac_vs_hiir']:>5.2f} "
+                f"{r['fwd_bwd_s']:>10.3f} {r['fwd_bwd_ratio_vs_hiir']:>6.2f} "
+                f"{r['fwd_bwd_per_mac_vs_hiir']:>5.2f}"
             )
             if not args.no_memory:
                 line += f" {r['fwd_peak_mib']:>9.1f} {r['fwd_bwd_peak_mib']:>10.1f}"
             print(line)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "layer_bench.json"
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"saved {path}")
+    save_results(args.out, "layer_bench", meta, results)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
+from treeattn.models.banded import banded_forward
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.tiling import tiled_apply
 
@@ -58,13 +59,17 @@ def _pad_for(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def padded_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Pad ``x`` (bottom/right) to what ``model.meta`` needs, run the model, crop the result."""
+    """Pad ``x`` (bottom/right) to what ``model.meta`` needs, run the model, crop the result.
+
+    The model runs through :func:`~treeattn.models.banded.banded_forward`: no gradients, and
+    large maps band by band with exactly the whole-image result.
+    """
     height, width, scale = *x.shape[-2:], model.meta.scale
-    return crop_to(model(_pad_for(model, x)), (height * scale, width * scale))
+    return crop_to(banded_forward(model, _pad_for(model, x)), (height * scale, width * scale))
 
 
 def make_restorer(model: nn.Module, *, tile: int, overlap: int) -> Restorer:
-    """A function restoring a batch of whole images with ``model`` (no gradients).
+    """A function restoring a batch of whole images with ``model`` (no gradients, band-wise).
 
     The image is padded once to the model's requirement; with ``tile`` the padded image is then
     processed in overlapping tiles (:func:`treeattn.ops.tiling.tiled_apply`), so tiling changes

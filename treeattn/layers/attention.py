@@ -1,8 +1,9 @@
 """Tree attention (Hi-IR v3/v4) and per-level attention (v1/v2) on channels-last maps.
 
 Every module here takes a ``(B, H, W, C)`` map of any size: it pads to the tree's block (reflect,
-replicate when too small), attends, and crops back. ``shift=True`` offsets the window grid by half
-the top block (by padding, so no window wraps around the image).
+replicate when too small), attends, and crops back — large inference maps band by band
+(:mod:`treeattn.ops.bands`), with exactly the whole-map result. ``shift=True`` offsets the window
+grid by half the top block (by padding, so no window wraps around the image).
 
 * :class:`LevelAttend` — attention inside the windows of one level, from q, k, v maps.
 * :class:`TreeAttention` (v3; v4 with ``pass_values=True`` and ≥ 3 levels) — one q/k/v projection
@@ -23,6 +24,7 @@ from torch import nn
 
 from treeattn.layers.pos_bias import build_pos_bias
 from treeattn.ops.attention import resolve_backend
+from treeattn.ops.bands import apply_on_grid, bands_wanted
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
@@ -148,7 +150,9 @@ class _GridAttention(nn.Module, ABC):
         """Attend on a map already padded to ``self.multiple``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, H, W, C)`` of any size → ``(B, H, W, C)``."""
+        """``(B, H, W, C)`` of any size → ``(B, H, W, C)`` (band-wise for large inference maps)."""
+        if bands_wanted(self, x.shape[1], x.shape[2]):
+            return apply_on_grid(self.mix, x, multiple=self.multiple, offset=self.offset)
         padded, size = pad_to_multiple(x, self.multiple, offset=self.offset, data_format="BHWC")
         return crop_to(self.mix(padded), size, offset=self.offset, data_format="BHWC")
 

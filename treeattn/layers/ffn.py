@@ -5,14 +5,22 @@
   at ``r = 2``). Its 3×3 conv is what bridges neighbouring regions.
 * ``leff`` — LeFF: ``Linear C→rC`` (1×1), GELU, depthwise 3×3, GELU, ``Linear rC→C``.
 * ``mlp`` — plain two-layer MLP (Hi-IR "without L3").
+
+Each FFN states its ``reach`` (receptive-field radius: 1 with the 3×3 conv, 0 without), so large
+inference maps run tile by tile with that halo (:func:`treeattn.ops.bands.apply_with_halo`),
+with exactly the whole-map result.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from treeattn.ops.bands import apply_with_halo, bands_wanted
 
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn"]
 
@@ -25,20 +33,41 @@ def _hidden(dim: int, ratio: float) -> int:
 
 
 class _DepthwiseConv(nn.Module):
-    """Depthwise 3×3 convolution applied to a channels-last map."""
+    """Depthwise 3×3 convolution applied to a channels-last map.
+
+    Its weight is stored channels-last, the layout in which the convolution of a channels-last map
+    returns the weight's gradient: the strides then match, so DDP's gradient buckets take it
+    without the "grad strides do not match bucket view strides" copy.
+    """
 
     def __init__(self, channels: int, *, device=None, dtype=None) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             channels, channels, 3, padding=1, groups=channels, device=device, dtype=dtype
-        )
+        ).to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(rearrange(x, "b h w c -> b c h w"))
         return rearrange(y, "b c h w -> b h w c")
 
 
-class GatedDWConvFFN(nn.Module):
+class _LocalFFN(nn.Module, ABC):
+    """An FFN whose output pixel depends on inputs at most ``reach`` pixels away."""
+
+    reach: int
+
+    @abstractmethod
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """The FFN on a ``(B, H, W, C)`` map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C)`` → ``(B, H, W, C)`` (tile-wise for large inference maps)."""
+        if bands_wanted(self, x.shape[1], x.shape[2]):
+            return apply_with_halo(self.mix, x, reach=self.reach)
+        return self.mix(x)
+
+
+class GatedDWConvFFN(_LocalFFN):
     """Gated depthwise-conv FFN (the default L3 level).
 
     Args:
@@ -62,12 +91,14 @@ class GatedDWConvFFN(nn.Module):
         self.dwconv = _DepthwiseConv(hidden, device=device, dtype=dtype)
         self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    reach = 1
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = self.fc1(x).chunk(2, dim=-1)
         return self.fc2(value * F.gelu(self.dwconv(gate)))
 
 
-class LeFF(nn.Module):
+class LeFF(_LocalFFN):
     """Locally-enhanced FFN: 1×1 → depthwise 3×3 → 1×1 with GELUs.
 
     Args:
@@ -91,11 +122,13 @@ class LeFF(nn.Module):
         self.dwconv = _DepthwiseConv(hidden, device=device, dtype=dtype)
         self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    reach = 1
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.dwconv(F.gelu(self.fc1(x)))))
 
 
-class MLP(nn.Module):
+class MLP(_LocalFFN):
     """Two-layer MLP with GELU (no spatial mixing).
 
     Args:
@@ -118,7 +151,9 @@ class MLP(nn.Module):
         self.fc1 = nn.Linear(dim, hidden, device=device, dtype=dtype)
         self.fc2 = nn.Linear(hidden, dim, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    reach = 0
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
 
 

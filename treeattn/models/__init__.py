@@ -8,6 +8,7 @@ Example:
 """
 
 from treeattn.models import variants as _variants  # noqa: F401  (registers the named variants)
+from treeattn.models.banded import banded_forward
 from treeattn.models.base import RestorationModel
 from treeattn.models.columnar import HiIRColumnar
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
@@ -34,6 +35,7 @@ __all__ = [
     "RestorationModel",
     "TrainingRecord",
     "UNetConfig",
+    "banded_forward",
     "build_model",
     "create_model",
     "from_pretrained",

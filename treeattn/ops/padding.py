@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-__all__ = ["crop_to", "pad_amount", "pad_to_multiple"]
+__all__ = ["crop_to", "pad_amount", "pad_to_multiple", "padded_index"]
 
 _FORMATS = ("BCHW", "BHWC")
 
@@ -32,13 +32,42 @@ def pad_amount(size: int, multiple: int, offset: int = 0) -> int:
     return (-(size + offset)) % multiple
 
 
+def _pad_mode(size: int, before: int, after: int) -> str:
+    """``reflect`` where the axis is long enough to mirror the pad, else ``replicate``."""
+    return "reflect" if max(before, after) < size else "replicate"
+
+
 def _pad_axis(x: torch.Tensor, before: int, after: int, *, axis: int) -> torch.Tensor:
     """Pad one spatial axis (2 = H, 3 = W) of a BCHW tensor, reflect or replicate."""
     if before == 0 and after == 0:
         return x
     pads = (before, after, 0, 0) if axis == 3 else (0, 0, before, after)
-    mode = "reflect" if max(before, after) < x.shape[axis] else "replicate"
-    return F.pad(x, pads, mode=mode)
+    return F.pad(x, pads, mode=_pad_mode(x.shape[axis], before, after))
+
+
+def padded_index(
+    size: int, multiple: int, *, offset: int = 0, device: torch.device | None = None
+) -> torch.Tensor:
+    """Source position of every entry of one axis padded as :func:`pad_to_multiple` pads it.
+
+    ``x.index_select(axis, padded_index(...))`` equals the padded axis, so any slice of a padded
+    map can be gathered without padding the whole map (band-wise execution).
+
+    Args:
+        size: Length of the axis before padding.
+        multiple: The multiple the padded length must reach.
+        offset: Leading positions padded before the axis (a shifted grid).
+        device: Device of the returned index.
+
+    Returns:
+        A ``long`` tensor of length ``offset + size + pad_amount(size, multiple, offset)``.
+    """
+    after = pad_amount(size, multiple, offset)
+    index = torch.arange(-offset, size + after, device=device)
+    if _pad_mode(size, offset, after) == "replicate":
+        return index.clamp(0, size - 1)
+    index = index.abs()
+    return torch.where(index >= size, 2 * (size - 1) - index, index)
 
 
 def pad_to_multiple(

@@ -1,0 +1,124 @@
+"""Helpers shared by the benchmark scripts: ABBA timing, MAC counts, peak RSS, machine notes.
+
+Not a test and not part of the package: the scripts in this folder import it by file name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from treeattn.analysis.macs import count_macs
+
+__all__ = [
+    "abba_times",
+    "count_forward_macs",
+    "machine_meta",
+    "peak_rss",
+    "report_load",
+    "save_results",
+    "summarise",
+]
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def abba_times(runs: dict[str, Callable[[], None]], *, repeats: int) -> dict[str, list[float]]:
+    """Time each run ``repeats`` times, alternating the order every round (A B, B A, ...).
+
+    Alternation spreads slow drifts of a shared machine (another job, thermal state) evenly over
+    the runs being compared, so their ratios stay meaningful even when absolute times do not.
+    """
+    names = list(runs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summarise(times: list[float]) -> dict[str, float]:
+    """Median, fastest and run count of a list of timings (seconds)."""
+    return {"median_s": statistics.median(times), "min_s": min(times), "runs": len(times)}
+
+
+def count_forward_macs(build: Callable[..., nn.Module], size: int, *, in_chans: int) -> int:
+    """MACs of one whole-map forward of ``build(device="meta")`` on a ``size²`` input.
+
+    ``build`` should pick the ``math`` attention backend, so that the count is the algorithm's
+    (the fused path zero-pads halved q/k).
+    """
+    return count_macs(build(device="meta"), (size, size), in_chans=in_chans).total
+
+
+def _read_hwm_bytes() -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+@contextmanager
+def peak_rss():
+    """Peak resident set size of this process inside the block, in bytes (``box["bytes"]``).
+
+    On Linux the high-water mark is reset on entry (``/proc/self/clear_refs``), so the value
+    belongs to the block alone; elsewhere it is the process's peak so far (``box["reset"]`` says
+    which).
+    """
+    box: dict[str, int | bool | None] = {"bytes": None, "reset": False}
+    try:
+        _CLEAR_REFS.write_text("5")
+        box["reset"] = True
+    except OSError:
+        pass
+    try:
+        yield box
+    finally:
+        hwm = _read_hwm_bytes() if box["reset"] else None
+        box["bytes"] = hwm or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def machine_meta(load_before: float) -> dict:
+    """Torch version, threads, CPU and the load seen before and after the benchmark."""
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+
+
+def report_load(meta: dict, note: str) -> None:
+    """Print the thread count and the load seen, then ``note`` (what the table shows)."""
+    print(
+        f"threads={meta['threads']} load(1 min) before={meta['load_before']:.2f} "
+        f"after={meta['load_after']:.2f}  ({note})"
+    )
+
+
+def save_results(directory: Path, name: str, meta: dict, results: dict) -> Path:
+    """Write ``{"meta": ..., "results": ...}`` to ``directory/name.json`` and say where."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    print(f"saved {path}")
+    return path

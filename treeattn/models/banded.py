@@ -1,0 +1,59 @@
+"""Inference on large images, band by band, with exactly the whole-image result.
+
+Every Hi-IR layer of a model runs its attention on rows of top-level blocks of its own (padded,
+possibly shifted) window grid and its FFN in tiles with a one-pixel halo for the depthwise 3×3
+conv (:mod:`treeattn.ops.bands`). That is done layer by layer, inside the layers, so the reach of
+the other convolutions (shallow conv, stage ends, the U-shape's down/up-sampling, the upsampler)
+never has to be covered by a halo: they run on whole maps, and only the layers' large
+intermediates (q/k/v, attention maps, FFN hidden channels) are cut into cache-sized tiles.
+
+In eval mode under ``torch.no_grad()`` this happens by itself for maps of at least
+:data:`~treeattn.ops.bands.BAND_MIN_PIXELS` pixels — in ``model(x)``, in the engine's evaluation
+and in anything else that runs a model for inference. :func:`banded_forward` is the explicit
+entry point for an inference API, with the threshold and tile size as arguments.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from treeattn.ops.bands import band_execution
+
+__all__ = ["banded_forward"]
+
+
+def banded_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    min_pixels: int | None = None,
+    tile_pixels: int | None = None,
+) -> torch.Tensor:
+    """``model(x)`` for inference: no autograd, large layer maps band by band.
+
+    The result equals the whole-image ``model(x)`` (to float rounding, ≤ 1e-5 in fp32).
+
+    Args:
+        model: A model in eval mode (e.g. a :class:`~treeattn.models.RestorationModel`).
+        x: Its input batch.
+        min_pixels: Smallest layer map (``H·W``) run band-wise; ``0`` bands every map larger than
+            a tile; ``None`` keeps the settings in force
+            (:data:`~treeattn.ops.bands.BAND_MIN_PIXELS` unless a
+            :func:`~treeattn.ops.bands.band_execution` block changed them).
+        tile_pixels: Target pixels per tile; ``None`` keeps the settings in force
+            (:data:`~treeattn.ops.bands.BAND_TILE_PIXELS` by default).
+
+    Returns:
+        ``model(x)``, computed without gradients.
+
+    Raises:
+        ValueError: If ``model`` is in training mode (call ``model.eval()`` first).
+    """
+    if model.training:
+        raise ValueError(
+            f"banded_forward needs {type(model).__name__} in eval mode (dropout and drop-path "
+            "differ in training); call model.eval() first"
+        )
+    with torch.no_grad(), band_execution(min_pixels=min_pixels, tile_pixels=tile_pixels):
+        return model(x)
