@@ -32,6 +32,7 @@ from treeattn.ops.partition import (
     tree_partition,
     tree_reverse,
 )
+from treeattn.validate import check_bool, check_choice, check_int
 
 __all__ = [
     "SIMILARITIES",
@@ -45,7 +46,9 @@ __all__ = [
 
 
 def _check_heads(dim: int, num_heads: int, *, name: str = "dim") -> None:
-    if num_heads < 1 or dim % num_heads:
+    check_int(name, dim, minimum=1)
+    check_int("num_heads", num_heads, minimum=1)
+    if dim % num_heads:
         raise ValueError(
             f"{name}={dim} must be divisible by num_heads={num_heads}; "
             "pick a head count that divides the channels"
@@ -111,8 +114,7 @@ class LevelAttend(nn.Module):
     ) -> None:
         super().__init__()
         _check_heads(qk_dim, num_heads, name="qk_dim")
-        if attn_type not in SIMILARITIES:
-            raise ValueError(f"{attn_type=} is not known; use one of {list(SIMILARITIES)}")
+        check_choice("attn_type", attn_type, SIMILARITIES)
         self.geometry = geometry
         self.num_heads = num_heads
         factory = {"device": device, "dtype": dtype}
@@ -140,6 +142,7 @@ class _GridAttention(nn.Module, ABC):
     offset: tuple[int, int]
 
     def _set_grid(self, block: tuple[int, int], shift: bool) -> None:
+        check_bool("shift", shift)
         self.multiple = block
         self.offset = (block[0] // 2, block[1] // 2) if shift else (0, 0)
 

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from treeattn.validate import check_choice, check_float, check_int
+
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn"]
 
 
@@ -134,6 +136,7 @@ def build_ffn(
     dtype: torch.dtype | None = None,
 ) -> nn.Module:
     """Build an FFN by name (``gated_dwconv`` | ``leff`` | ``mlp``)."""
-    if name not in FFNS:
-        raise ValueError(f"ffn_type={name!r} is not known; use one of {list(FFNS)}")
+    check_choice("ffn_type", name, FFNS)
+    check_int("dim", dim, minimum=1)
+    check_float("ffn_ratio", ratio, minimum=0.0)
     return FFNS[name](dim, ratio, device=device, dtype=dtype)

@@ -1,7 +1,10 @@
 """Residual wrappers: pre-norm ``x + f(LN(x))`` and res-post-norm ``x + LN(f(x))``.
 
-``scale`` multiplies the branch (the ``residual_rescale`` init scheme sets it to 0.01); it is a
-construction-time constant, not a parameter.
+``scale`` multiplies the branch (the ``residual_rescale`` init scheme sets it to 0.01). It shapes
+the output, so it is a persistent buffer: it is saved in the ``state_dict`` and loading weights
+restores it, whatever init the receiving model was built with. Weights saved before the buffer
+existed hold no ``scale``; loading them keeps the receiving module's value (the one its init
+scheme set), so checkpoints of that time still load.
 """
 
 from __future__ import annotations
@@ -40,17 +43,19 @@ class Residual(nn.Module, ABC):
         self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
         self.fn = fn
         self.drop_path = DropPath(drop_path)
-        self.scale = 1.0
+        self.register_buffer("scale", torch.ones((), device=device, dtype=dtype))
 
     @abstractmethod
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The residual branch's output for ``x`` (before scale and drop-path)."""
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Weights saved before ``scale`` was a buffer lack it: keep this module's value.
+        state_dict.setdefault(prefix + "scale", self.scale.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.branch(x)
-        if self.scale != 1.0:
-            y = y * self.scale
-        return x + self.drop_path(y)
+        return x + self.drop_path(self.branch(x) * self.scale)
 
 
 class PreNormResidual(Residual):

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ModelMeta"]
+__all__ = ["TASKS", "ModelMeta"]
+
+# What a model can restore (``config.task`` is checked against it); ``restore`` is generic.
+TASKS: tuple[str, ...] = (
+    "sr",
+    "denoise",
+    "jpeg",
+    "deblur",
+    "defocus",
+    "demosaic",
+    "weather",
+    "restore",
+)
 
 
 @dataclass(frozen=True)
@@ -13,8 +25,7 @@ class ModelMeta:
 
     Attributes:
         name: Registry name the model was created from (``"custom"`` for a bare config).
-        task: What it restores: ``sr``, ``denoise``, ``jpeg``, ``deblur``, ``defocus``,
-            ``demosaic``, ``weather`` or ``restore``.
+        task: What it restores, one of :data:`TASKS`.
         scale: Output size / input size.
         in_chans: Input channels.
         out_chans: Output channels.
