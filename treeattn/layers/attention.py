@@ -150,6 +150,15 @@ class _GridAttention(nn.Module, ABC):
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """Attend on a map already padded to ``self.multiple``."""
 
+    def receptive_ops(self, ops, axis: int) -> None:
+        """Report the attention levels in the order they run (:mod:`treeattn.layers.receptive`)."""
+        levels = [
+            (m.geometry.stride[axis], m.geometry.block[axis])
+            for m in self.modules()
+            if isinstance(m, LevelAttend)
+        ]
+        ops.windows(levels, self.multiple[axis], self.offset[axis])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` of any size → ``(B, H, W, C)``."""
         padded, size = pad_to_multiple(x, self.multiple, offset=self.offset, data_format="BHWC")

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from treeattn.layers.init import init_weights
+from treeattn.layers.receptive import AxisOps, describe_axis
 from treeattn.models import hub
 from treeattn.models.architectures import register_architecture
 from treeattn.models.configs import LayerConfig
@@ -91,6 +92,18 @@ class RestorationModel(nn.Module, ABC):
     @abstractmethod
     def restore(self, x: torch.Tensor) -> torch.Tensor:
         """The network on an input whose size is a multiple of ``meta.multiple_of``."""
+
+    def restore_ops(self, ops: AxisOps, axis: int) -> None:
+        """Report :meth:`restore`'s operations along ``axis`` (default: the submodules in the
+        order they were registered — override when the data flow differs)."""
+        for child in self.children():
+            describe_axis(child, ops, axis)
+
+    def receptive_ops(self, ops, axis: int) -> None:
+        """Report :meth:`forward`'s operations along ``axis``: pad, :meth:`restore_ops`, crop."""
+        length = ops.pad_to(self.meta.multiple_of)
+        self.restore_ops(ops, axis)
+        ops.crop(length * self.meta.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a batch: ``(B, in_chans, H, W)`` → ``(B, out_chans, scale·H, scale·W)``."""

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from treeattn.layers.drop import drop_path_rates
+from treeattn.layers.receptive import AxisOps, describe_axis
 from treeattn.models.base import RestorationModel
 from treeattn.models.configs import UNetConfig
 from treeattn.models.global_residual import RESIDUAL_MODULES
@@ -93,6 +94,25 @@ class HiIRUNet(RestorationModel, architecture="unet"):
         self._finish(
             scale=1, multiple_of=2**levels, minimum=1, supports_bf16=True, supports_fp16=False
         )
+
+    def restore_ops(self, ops: AxisOps, axis: int) -> None:
+        """Embed, the levels (each a branch: skip, and down → deeper → up), output conv."""
+        describe_axis(self.embed, ops, axis)
+        self._level_ops(ops, axis, 0)
+        describe_axis(self.output, ops, axis)
+
+    def _level_ops(self, ops: AxisOps, axis: int, level: int) -> None:
+        if level == len(self.encoders):
+            describe_axis(self.latent, ops, axis)
+            return
+        describe_axis(self.encoders[level], ops, axis)
+        skip, deep = ops.branch(), ops.branch()
+        describe_axis(self.downs[level], deep, axis)
+        self._level_ops(deep, axis, level + 1)
+        describe_axis(self.ups[level], deep, axis)
+        ops.union([skip, deep])
+        describe_axis(self.reduces[level], ops, axis)
+        describe_axis(self.decoders[level], ops, axis)
 
     def restore(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder, latent, decoder with skips, output conv and residual; input already padded."""
