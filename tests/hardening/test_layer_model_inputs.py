@@ -219,3 +219,9 @@ def test_meta_is_reported_by_each_model_class():
         meta = create_model(name).meta
         assert meta.minimum == 1 and meta.supports_bf16
         assert meta.task == model_config(name).task
+
+
+@pytest.mark.parametrize("dtype", ["float16", torch.int64])
+def test_model_dtype_must_be_a_float_torch_dtype(dtype):
+    with pytest.raises(TypeError, match=r"floating-point torch\.dtype"):
+        create_model("hiir_sr_tiny_x2", dtype=dtype, **_TINY_SR)

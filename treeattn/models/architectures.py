@@ -83,9 +83,15 @@ def build_model(
     """Build the model a config describes (its class picks the architecture).
 
     Raises:
-        TypeError: if ``config`` is not a model config, or ``name`` not a string.
+        TypeError: if ``config`` is not a model config, ``name`` not a string, or ``dtype`` not
+            a floating-point ``torch.dtype``.
     """
     _, model_cls = ARCHITECTURES[architecture_name(config)]
     if not isinstance(name, str):
         raise TypeError(f"name={name!r} must be a str, got {type(name).__name__}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(
+            f"dtype={dtype!r} must be a floating-point torch.dtype such as torch.float32 or "
+            "torch.bfloat16 (or None)"
+        )
     return model_cls(config, name=name, device=device, dtype=dtype)
