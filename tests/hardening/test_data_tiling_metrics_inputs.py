@@ -180,3 +180,17 @@ def test_psnr_nan_in_nan_out():
     pred = target.clone()
     pred[0, 0, 0] = float("nan")
     assert torch.isnan(psnr(pred, target))
+
+
+@pytest.mark.parametrize(
+    "option", [{"augment": "no"}, {"channels": True}, {"scale": 2.0}, {"repeat": "2"}]
+)
+def test_dataset_options_of_the_wrong_type(tmp_path, option):
+    _write(tmp_path / "a.png", _gray())
+    with pytest.raises(TypeError, match=next(iter(option))):
+        DegradedFolder(tmp_path, degradation=AWGN(sigma=5), **option)
+
+
+def test_awgn_clip_must_be_a_bool():
+    with pytest.raises(TypeError, match="clip='no' must be a bool"):
+        AWGN(sigma=5, clip="no")

@@ -18,7 +18,7 @@ from torch import Tensor
 from treeattn.data.jpeg import jpeg_roundtrip
 from treeattn.data.mosaic import BAYER_PATTERNS, demosaic_malvar, mosaic
 from treeattn.data.resize import imresize
-from treeattn.validate import check_float
+from treeattn.validate import check_bool, check_float
 
 __all__ = [
     "AWGN",
@@ -81,7 +81,7 @@ class AWGN:
         low, high = sigma_range if sigma_range is not None else (sigma, sigma)
         if low < 0:
             raise ValueError(f"noise levels must be >= 0, got {sigma=}, {sigma_range=}")
-        self.low, self.high, self.clip = float(low), float(high), clip
+        self.low, self.high, self.clip = float(low), float(high), check_bool("clip", clip)
 
     def __repr__(self) -> str:
         return f"AWGN(sigma_range=({self.low}, {self.high}), clip={self.clip})"
@@ -141,7 +141,8 @@ class BicubicDown:
     def __init__(self, *, scale: int, uint8_levels: bool = True) -> None:
         if int(scale) != scale or scale < 1:
             raise ValueError(f"{scale=} must be a positive integer")
-        self.scale, self.uint8_levels = int(scale), uint8_levels
+        self.scale = int(scale)
+        self.uint8_levels = check_bool("uint8_levels", uint8_levels)
 
     def __repr__(self) -> str:
         return f"BicubicDown(scale={self.scale}, uint8_levels={self.uint8_levels})"

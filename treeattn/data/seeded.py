@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from treeattn.data.io import GRAY_METHODS, read_image
 from treeattn.data.transforms import mod_crop, pad_to_min, random_offset, sample_generator
+from treeattn.validate import check_bool, check_choice, check_int
 
 __all__ = ["SeededFolder"]
 
@@ -38,18 +39,15 @@ class SeededFolder(Dataset):
         """``first`` is the first ground-truth file: with ``channels=None`` every file must have
         its channel count, so that a batch never mixes gray and colour images."""
         self._file_channels = None  # set below, once the options are checked
-        if patch_size is not None and patch_size < 1:
+        if patch_size is not None and check_int("patch_size", patch_size) < 1:
             raise ValueError(f"{patch_size=} must be a positive integer or None (whole images)")
-        if int(scale) != scale or scale < 1:
-            raise ValueError(f"{scale=} must be a positive integer")
-        if repeat < 1:
-            raise ValueError(f"{repeat=} must be >= 1")
-        if channels not in (None, 1, 3):
+        check_int("scale", scale, minimum=1)
+        check_int("repeat", repeat, minimum=1)
+        check_int("seed", seed)
+        check_bool("augment", augment)
+        if channels is not None and check_int("channels", channels) not in (1, 3):
             raise ValueError(f"{channels=} must be None, 1 or 3")
-        if gray_method not in GRAY_METHODS:
-            raise ValueError(
-                f"{gray_method=} is not a gray conversion; choose one of {GRAY_METHODS}"
-            )
+        check_choice("gray_method", gray_method, GRAY_METHODS)
         self.num_images = num_images
         self.patch_size, self.scale, self.augment = patch_size, int(scale), augment
         self.channels, self.gray_method = channels, gray_method
