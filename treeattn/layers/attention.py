@@ -243,7 +243,7 @@ class TreeAttention(_GridAttention):
                 f"{num_heads=}"
             )
         sizes = normalize_patch_sizes(patch_sizes)
-        if pass_values and len(sizes) < 3:
+        if check_bool("pass_values", pass_values) and len(sizes) < 3:
             raise ValueError(
                 f"pass_values (variant v4) needs a tree of at least 3 levels, got {sizes}; "
                 "pass e.g. patch_sizes=(8, 32, 128)"

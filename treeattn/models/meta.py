@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from treeattn.validate import check_int
+
 __all__ = ["TASKS", "ModelMeta"]
 
 # What a model can restore (``config.task`` is checked against it); ``restore`` is generic.
@@ -61,7 +63,7 @@ class ModelMeta:
         Raises:
             ValueError: if a size is not positive.
         """
-        if height < 1 or width < 1:
+        if check_int("height", height) < 1 or check_int("width", width) < 1:
             raise ValueError(f"{height=} and {width=} must be positive")
         return self._pad(height), self._pad(width)
 
