@@ -184,15 +184,22 @@ def test_residual_rescale_scale_is_saved_state():
         assert torch.equal(default(x), rescaled(x))
 
 
-def test_weights_without_scale_keep_the_receivers_scale():
-    """Weights saved before the scale was a buffer still load (their scale came from init)."""
+def test_default_scale_adds_no_state_dict_keys():
+    """Checkpoints of default models keep the keys they had before the scale was state."""
+    keys = create_model("hiir_sr_tiny_x2", **_TINY_SR).state_dict()
+    assert keys and not [k for k in keys if k.endswith(".scale")]
+
+
+def test_weights_of_a_default_model_reset_a_rescaled_receiver():
     torch.manual_seed(0)
-    model = create_model("hiir_sr_tiny_x2", init="residual_rescale", **_TINY_SR)
-    old = {k: v for k, v in model.state_dict().items() if not k.endswith(".scale")}
-    fresh = create_model("hiir_sr_tiny_x2", init="residual_rescale", **_TINY_SR)
-    fresh.load_state_dict(old)
-    residuals = [m for m in fresh.modules() if isinstance(m, Residual)]
-    assert residuals and all(float(m.scale) == pytest.approx(0.01) for m in residuals)
+    default = create_model("hiir_sr_tiny_x2", **_TINY_SR).eval()
+    rescaled = create_model("hiir_sr_tiny_x2", init="residual_rescale", **_TINY_SR).eval()
+    rescaled.load_state_dict(default.state_dict())
+    residuals = [m for m in rescaled.modules() if isinstance(m, Residual)]
+    assert residuals and all(float(m.scale) == 1.0 for m in residuals)
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(rescaled(x), default(x))
 
 
 def test_default_init_resets_the_scale():

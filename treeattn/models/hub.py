@@ -200,7 +200,8 @@ def _first(items: list[str], shown: int = 5) -> str:
 
 
 def _saved_before(key: str) -> bool:
-    """State that older checkpoints lack (residual-branch scales; see ``layers.residual``)."""
+    """State that older checkpoints lack: residual-branch scales (see ``layers.residual``), which
+    the config's init scheme sets in the freshly built model."""
     return key.endswith(".scale")
 
 
@@ -265,5 +266,8 @@ def from_pretrained(
     model = build_model(config, name=record["name"], device=device, dtype=dtype)
     _check_fit(model, weights, path / WEIGHTS_NAME)
     _check_digests(record, weights_sha256, path)
+    for key, value in model.state_dict().items():  # scales the config's init set (older files)
+        if _saved_before(key):
+            weights.setdefault(key, value)
     model.load_state_dict(weights)
     return model.eval()
