@@ -4,7 +4,10 @@ Conventions (all metrics):
 
 * Inputs are float tensors in [0, 1], ``(C, H, W)`` for one image (a 0-d result) or
   ``(B, C, H, W)`` for a batch (a ``(B,)`` result of per-image values; take ``.mean()`` for the
-  set average). Everything is computed in float64 on the [0, 255] scale.
+  set average). Everything is computed in float64 on the [0, 255] scale. Integer tensors (e.g.
+  uint8 images) raise ``TypeError``, and a ``target`` outside [0, 1] (e.g. 0-255 data) raises
+  ``ValueError`` instead of giving a meaningless number; ``pred`` may stray outside [0, 1] (an
+  unclamped network output). NaN in gives NaN out.
 * ``round_uint8=True`` clamps both images to [0, 1] and rounds them to uint8 levels first (what
   saving the output as an 8-bit PNG does); not differentiable.
 * ``y_channel=True`` converts RGB to the BT.601 Y channel of MATLAB's ``rgb2ycbcr``,
@@ -24,9 +27,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from treeattn.validate import check_bool, check_int
+
 __all__ = ["lpips", "mae", "psnr", "psnr_b", "rgb_to_y", "ssim"]
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
+_RANGE_SLACK = 1e-3  # float rounding of images stored in [0, 1]
 _Y_OFFSET = 16.0
 
 
@@ -50,6 +56,17 @@ def _prepare(
     pred: Tensor, target: Tensor, *, crop_border: int, y_channel: bool, round_uint8: bool
 ) -> tuple[Tensor, Tensor]:
     """Validate, batch, round, convert and crop both images; return float64 on [0, 255]."""
+    for name, image in (("pred", pred), ("target", target)):
+        if not isinstance(image, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+        if not image.is_floating_point():
+            raise TypeError(
+                f"{name} has dtype {image.dtype}; metrics take float images in [0, 1] — "
+                "convert uint8 images with x.float() / 255"
+            )
+    check_int("crop_border", crop_border)
+    check_bool("y_channel", y_channel)
+    check_bool("round_uint8", round_uint8)
     if pred.shape != target.shape:
         raise ValueError(
             f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}; "
@@ -59,6 +76,14 @@ def _prepare(
         raise ValueError(f"images must be (C, H, W) or (B, C, H, W), got {tuple(pred.shape)}")
     if crop_border < 0:
         raise ValueError(f"{crop_border=} must be >= 0")
+    if pred.numel() == 0:
+        raise ValueError(f"images of shape {tuple(pred.shape)} are empty")
+    low, high = target.min().item(), target.max().item()
+    if low < -_RANGE_SLACK or high > 1.0 + _RANGE_SLACK:
+        raise ValueError(
+            f"target holds values in [{low:.4g}, {high:.4g}], outside [0, 1]; metrics take "
+            "images in [0, 1] (divide 0-255 data by 255)"
+        )
     pair = [t.unsqueeze(0) if t.ndim == 3 else t for t in (pred, target)]
     pair = [t.to(torch.float64) for t in pair]
     if round_uint8:

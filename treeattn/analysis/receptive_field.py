@@ -7,25 +7,20 @@
 * :func:`effective_receptive_field` — the empirical, gradient-based map: ``|∂ out(i, j) / ∂ in|``
   summed over channels, normalised to a maximum of 1.
 
-The analytic sets use ARCHITECTURE.md §3: a tree layer's attention mixes its top block (v1 layers
-one level), its FFN's depthwise 3×3 conv (``gated_dwconv``/``leff``) reaches one pixel further,
-stage-end blocks are their convs, a Swin layer mixes its (shifted) window.
+The analytic sets follow ARCHITECTURE.md §3, and come from the model's own modules (see
+:mod:`treeattn.layers.receptive`): each attention module reports its windows (levels, padding
+multiple, shift), convolutions and pixel (un)shuffles are read off the modules, and each model
+reports its data flow (padding, branches, crop) — nothing here restates the architecture.
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
-from torch import nn
 
 from treeattn.analysis.dependency import AxisBuilder
-from treeattn.layers.stage_end import build_stage_end
+from treeattn.layers.receptive import describe_axis
 from treeattn.models.base import RestorationModel
-from treeattn.models.columnar import upsampler_steps
-from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
-from treeattn.ops.partition import normalize_patch_sizes
 
 __all__ = [
     "analytic_receptive_field",
@@ -33,88 +28,6 @@ __all__ = [
     "dependency_mask",
     "effective_receptive_field",
 ]
-
-_CONV_FFNS = ("gated_dwconv", "leff")
-
-
-@functools.cache
-def _stage_end_kernels(kind: str, axis: int) -> tuple[int, ...]:
-    """Kernel sizes of a stage-end block's convs, read from the block itself (in order)."""
-    block = build_stage_end(kind, 4, device="meta")
-    return tuple(m.kernel_size[axis] for m in block.modules() if isinstance(m, nn.Conv2d))
-
-
-def _axis_tree(tree: tuple, axis: int) -> tuple[int, ...]:
-    """One axis of a tree's block sizes (empty for layers without a tree)."""
-    return tuple(size[axis] for size in normalize_patch_sizes(tree)) if tree else ()
-
-
-def _layer(b: AxisBuilder, cfg: LayerConfig, tree: tuple[int, ...], index: int) -> None:
-    shifted = index % 2 == 1
-    if cfg.layer_type == "swin":
-        window = cfg.window_size
-        b.windows([(1, window)], window, window // 2 if shifted else 0)
-        return
-    strides = (1, *tree[:-1])
-    levels = [index % len(tree)] if cfg.variant == "v1" else range(len(tree))
-    top = tree[levels[-1]]
-    offset = top // 2 if cfg.shift and shifted else 0
-    b.windows([(strides[k], tree[k]) for k in levels], top, offset)
-    if cfg.ffn_type in _CONV_FFNS:
-        b.conv(3)
-
-
-def _stage_end(b: AxisBuilder, cfg: LayerConfig, axis: int) -> None:
-    for kernel in _stage_end_kernels(cfg.stage_end, axis):
-        b.conv(kernel)
-
-
-def _stage(b: AxisBuilder, cfg: LayerConfig, tree: tuple[int, ...], depth: int, axis: int) -> None:
-    for index in range(depth):
-        _layer(b, cfg, tree, index)
-    _stage_end(b, cfg, axis)
-
-
-def _columnar(b: AxisBuilder, cfg: ColumnarConfig, axis: int, multiple: int) -> None:
-    length = b.pad_to(multiple)
-    tree = _axis_tree(cfg.patch_sizes if cfg.layer_type == "hiir" else (), axis)
-    b.conv(3)
-    for depth in cfg.depths:
-        _stage(b, cfg, tree, depth, axis)
-    _stage_end(b, cfg, axis)
-    b.conv(3)
-    for step in upsampler_steps(cfg.scale):
-        b.conv(3)
-        b.up(step)
-    b.conv(3)
-    b.crop(length * cfg.scale)
-
-
-def _unet_level(b: AxisBuilder, cfg: UNetConfig, axis: int, level: int) -> None:
-    tree = _axis_tree(cfg.tree(level), axis)
-    if level == len(cfg.dims) - 1:
-        _stage(b, cfg, tree, cfg.depths[level], axis)
-        return
-    _stage(b, cfg, tree, cfg.depths[level], axis)
-    skip, deep = b.branch(), b.branch()
-    deep.conv(3)
-    deep.down(2)
-    _unet_level(deep, cfg, axis, level + 1)
-    deep.conv(3)
-    deep.up(2)
-    b.union([skip, deep])
-    _stage(b, cfg, tree, cfg.decoder_depths[level], axis)
-
-
-def _unet(b: AxisBuilder, cfg: UNetConfig, axis: int, multiple: int) -> None:
-    length = b.pad_to(multiple)
-    b.conv(3)
-    _unet_level(b, cfg, axis, 0)
-    b.conv(3)
-    b.crop(length)
-
-
-_ARCHITECTURES = {ColumnarConfig: _columnar, UNetConfig: _unet}
 
 
 def axis_builder(model: RestorationModel, length: int, axis: int) -> AxisBuilder:
@@ -124,7 +37,7 @@ def axis_builder(model: RestorationModel, length: int, axis: int) -> AxisBuilder
     if axis not in (0, 1):
         raise ValueError(f"{axis=} must be 0 (height) or 1 (width)")
     builder = AxisBuilder(length)
-    _ARCHITECTURES[type(model.config)](builder, model.config, axis, model.meta.multiple_of)
+    describe_axis(model, builder, axis)
     return builder
 
 

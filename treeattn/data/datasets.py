@@ -26,7 +26,7 @@ from torch import Tensor
 from treeattn.data.degradations import Degradation
 from treeattn.data.io import list_images
 from treeattn.data.seeded import SeededFolder
-from treeattn.data.transforms import augment, mod_crop
+from treeattn.data.transforms import augment
 
 __all__ = ["DegradedFolder", "DualPixelFolder", "PairedFolder"]
 
@@ -75,12 +75,13 @@ class DegradedFolder(SeededFolder):
             gray_method=gray_method,
             seed=seed,
             repeat=repeat,
+            first=self.files[0],
         )
 
     def __getitem__(self, index: int) -> dict[str, Tensor | str]:
         generator = self._generator(index)
         path = self.files[index % self.num_images]
-        gt = mod_crop(self._read(path), self.scale)
+        gt = self._read_gt(path)
         if self.patch_size is not None:
             _, gt = self._crop([], gt, path.name, generator)
         if self.augment:
@@ -151,14 +152,21 @@ class _MatchedFolders(SeededFolder):
             gray_method=gray_method,
             seed=seed,
             repeat=repeat,
+            first=self.pairs[0][1],
         )
 
     def __getitem__(self, index: int) -> dict[str, Tensor | str]:
         generator = self._generator(index)
         lq_paths, gt_path = self.pairs[index % self.num_images]
-        gt = mod_crop(self._read(gt_path), self.scale)
+        gt = self._read_gt(gt_path)
         lqs = [self._read(path) for path in lq_paths]
         for path, lq in zip(lq_paths, lqs, strict=True):
+            if lq.shape[0] != gt.shape[0]:
+                raise ValueError(
+                    f"{str(path)!r} has {lq.shape[0]} channel(s) but its ground truth "
+                    f"{str(gt_path)!r} has {gt.shape[0]}; pass channels=1 or channels=3 to "
+                    "convert both, or fix the pair"
+                )
             expected = (gt.shape[-2] // self.scale, gt.shape[-1] // self.scale)
             if tuple(lq.shape[-2:]) != expected:
                 raise ValueError(

@@ -18,6 +18,7 @@ from torch import Tensor
 from treeattn.data.jpeg import jpeg_roundtrip
 from treeattn.data.mosaic import BAYER_PATTERNS, demosaic_malvar, mosaic
 from treeattn.data.resize import imresize
+from treeattn.validate import check_bool, check_float
 
 __all__ = [
     "AWGN",
@@ -40,13 +41,24 @@ class Degradation(Protocol):
 def _one_of(value: float | None, value_range: tuple[float, float] | None, name: str) -> None:
     if (value is None) == (value_range is None):
         raise ValueError(f"give exactly one of {name}= and {name}_range=")
-    if value_range is not None and (len(value_range) != 2 or value_range[0] > value_range[1]):
-        raise ValueError(f"{name}_range={value_range} must be (low, high) with low <= high")
+    if value is not None:
+        check_float(name, value)
+    if value_range is not None:
+        if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
+            raise ValueError(f"{name}_range={value_range!r} must be a (low, high) pair")
+        low = check_float(f"{name}_range[0]", value_range[0])
+        if low > check_float(f"{name}_range[1]", value_range[1]):
+            raise ValueError(f"{name}_range={value_range} must be (low, high) with low <= high")
 
 
 def _check_image(img: Tensor) -> None:
-    if img.ndim != 3:
-        raise ValueError(f"degradations take one (C, H, W) image, got shape {tuple(img.shape)}")
+    if not isinstance(img, Tensor) or not img.is_floating_point():
+        kind = img.dtype if isinstance(img, Tensor) else type(img).__name__
+        raise TypeError(f"degradations take a float image in [0, 1], got {kind}")
+    if img.ndim != 3 or min(img.shape) == 0:
+        raise ValueError(
+            f"degradations take one non-empty (C, H, W) image, got shape {tuple(img.shape)}"
+        )
 
 
 class AWGN:
@@ -69,7 +81,7 @@ class AWGN:
         low, high = sigma_range if sigma_range is not None else (sigma, sigma)
         if low < 0:
             raise ValueError(f"noise levels must be >= 0, got {sigma=}, {sigma_range=}")
-        self.low, self.high, self.clip = float(low), float(high), clip
+        self.low, self.high, self.clip = float(low), float(high), check_bool("clip", clip)
 
     def __repr__(self) -> str:
         return f"AWGN(sigma_range=({self.low}, {self.high}), clip={self.clip})"
@@ -129,7 +141,8 @@ class BicubicDown:
     def __init__(self, *, scale: int, uint8_levels: bool = True) -> None:
         if int(scale) != scale or scale < 1:
             raise ValueError(f"{scale=} must be a positive integer")
-        self.scale, self.uint8_levels = int(scale), uint8_levels
+        self.scale = int(scale)
+        self.uint8_levels = check_bool("uint8_levels", uint8_levels)
 
     def __repr__(self) -> str:
         return f"BicubicDown(scale={self.scale}, uint8_levels={self.uint8_levels})"

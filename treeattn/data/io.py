@@ -40,6 +40,12 @@ GRAY_METHODS: tuple[str, ...] = ("luma", "y")
 _LUMA = (0.299, 0.587, 0.114)
 _MAX_BY_DTYPE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _NP_BY_BITS = {8: np.uint8, 16: np.uint16}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_GRAY_ALPHA = 4  # IHDR colour type of gray + alpha (OpenCV decodes it as BGRA)
+
+
+def _is_gray_alpha_png(data: np.ndarray) -> bool:
+    return bytes(data[:8]) == _PNG_SIGNATURE and data.size > 25 and data[25] == _PNG_GRAY_ALPHA
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -53,7 +59,9 @@ def list_images(folder: str | Path) -> list[Path]:
 
     Raises:
         FileNotFoundError: If ``folder`` does not exist or is not a directory.
-        ValueError: If it holds no image files.
+        ValueError: If it holds no image files, or two files with the same stem (``x.png`` and
+            ``x.jpg``: items and outputs are named by stem, so one would silently replace the
+            other).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -67,6 +75,14 @@ def list_images(folder: str | Path) -> list[Path]:
             f"image folder {str(folder)!r} holds no images with suffix in {IMAGE_EXTENSIONS}; "
             "put images there or point to the right folder"
         )
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise ValueError(
+                f"image folder {str(folder)!r} holds two images named {path.stem!r} "
+                f"({seen[path.stem].name}, {path.name}); items are named by stem — keep one"
+            )
+        seen[path.stem] = path
     return files
 
 
@@ -130,7 +146,13 @@ def read_image_with_depth(
         raise ValueError(
             f"image file {str(path)!r} is empty (0 bytes); replace it with a valid image"
         )
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:  # e.g. a header claiming more pixels than OpenCV allows
+        raise ValueError(
+            f"image file {str(path)!r} could not be decoded ({str(error).strip()}); its header "
+            "may claim an impossible size — replace it with a valid image"
+        ) from None
     if array is None:
         raise ValueError(
             f"image file {str(path)!r} could not be decoded (corrupted or not an image); "
@@ -144,6 +166,8 @@ def read_image_with_depth(
     scale = _MAX_BY_DTYPE[array.dtype]
     if array.ndim == 2:
         array = array[:, :, None]
+    if _is_gray_alpha_png(data) or array.shape[2] == 2:  # gray + alpha: keep the gray channel
+        array = array[:, :, :1]
     if array.shape[2] == 4:
         array = array[:, :, :3]
     if array.shape[2] == 3:
@@ -160,7 +184,8 @@ def read_image_with_depth(
 def write_image(path: str | Path, img: Tensor, *, bit_depth: int = 8) -> None:
     """Write a ``(C, H, W)`` tensor in [0, 1] (C = 1 or 3) to an image file.
 
-    Values are clamped to [0, 1] and rounded to the nearest level of ``bit_depth``.
+    Values are clamped to [0, 1] and rounded to the nearest level of ``bit_depth``; NaN values
+    raise ``ValueError`` (no pixel level stands for them).
 
     Args:
         path: Output file; the suffix picks the format (16-bit needs PNG or TIFF).
@@ -173,8 +198,19 @@ def write_image(path: str | Path, img: Tensor, *, bit_depth: int = 8) -> None:
     path = Path(path)
     if bit_depth not in _NP_BY_BITS:
         raise ValueError(f"{bit_depth=} must be 8 or 16")
-    if img.ndim != 3 or img.shape[0] not in (1, 3):
-        raise ValueError(f"image shape {tuple(img.shape)} must be (C, H, W) with C = 1 or 3")
+    if not isinstance(img, Tensor):
+        raise TypeError(f"img must be a torch.Tensor, got {type(img).__name__}")
+    if img.ndim != 3 or img.shape[0] not in (1, 3) or min(img.shape) == 0:
+        raise ValueError(
+            f"image shape {tuple(img.shape)} must be a non-empty (C, H, W) with C = 1 or 3"
+        )
+    if not img.is_floating_point():
+        raise TypeError(f"img has dtype {img.dtype}; write_image takes floats in [0, 1]")
+    if torch.isnan(img).any():
+        raise ValueError(
+            f"image for {str(path)!r} holds {int(torch.isnan(img).sum())} NaN values; no pixel "
+            "level stands for NaN — fix the values (e.g. torch.nan_to_num) before writing"
+        )
     suffix = path.suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
         raise ValueError(f"{str(path)!r}: suffix {suffix!r} is not one of {IMAGE_EXTENSIONS}")

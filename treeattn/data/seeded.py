@@ -14,7 +14,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from treeattn.data.io import GRAY_METHODS, read_image
-from treeattn.data.transforms import pad_to_min, random_offset, sample_generator
+from treeattn.data.transforms import mod_crop, pad_to_min, random_offset, sample_generator
+from treeattn.validate import check_bool, check_choice, check_int
 
 __all__ = ["SeededFolder"]
 
@@ -33,23 +34,26 @@ class SeededFolder(Dataset):
         gray_method: str,
         seed: int,
         repeat: int,
+        first: Path,
     ) -> None:
-        if patch_size is not None and patch_size < 1:
+        """``first`` is the first ground-truth file: with ``channels=None`` every file must have
+        its channel count, so that a batch never mixes gray and colour images."""
+        self._file_channels = None  # set below, once the options are checked
+        if patch_size is not None and check_int("patch_size", patch_size) < 1:
             raise ValueError(f"{patch_size=} must be a positive integer or None (whole images)")
-        if int(scale) != scale or scale < 1:
-            raise ValueError(f"{scale=} must be a positive integer")
-        if repeat < 1:
-            raise ValueError(f"{repeat=} must be >= 1")
-        if channels not in (None, 1, 3):
+        check_int("scale", scale, minimum=1)
+        check_int("repeat", repeat, minimum=1)
+        check_int("seed", seed)
+        check_bool("augment", augment)
+        if channels is not None and check_int("channels", channels) not in (1, 3):
             raise ValueError(f"{channels=} must be None, 1 or 3")
-        if gray_method not in GRAY_METHODS:
-            raise ValueError(
-                f"{gray_method=} is not a gray conversion; choose one of {GRAY_METHODS}"
-            )
+        check_choice("gray_method", gray_method, GRAY_METHODS)
         self.num_images = num_images
         self.patch_size, self.scale, self.augment = patch_size, int(scale), augment
         self.channels, self.gray_method = channels, gray_method
         self.seed, self.repeat, self.epoch = seed, repeat, 0
+        self._first = first
+        self._file_channels = None if channels else self._read(first).shape[0]
 
     def __len__(self) -> int:
         return self.num_images * self.repeat
@@ -66,7 +70,21 @@ class SeededFolder(Dataset):
         return sample_generator(self.seed, self.epoch, index)
 
     def _read(self, path: Path) -> Tensor:
-        return read_image(path, channels=self.channels, gray_method=self.gray_method)
+        img = read_image(path, channels=self.channels, gray_method=self.gray_method)
+        if self._file_channels is not None and img.shape[0] != self._file_channels:
+            raise ValueError(
+                f"{str(path)!r} has {img.shape[0]} channel(s) but {str(self._first)!r} has "
+                f"{self._file_channels}: a batch cannot mix gray and colour images; pass "
+                "channels=1 or channels=3 to convert every file"
+            )
+        return img
+
+    def _read_gt(self, path: Path) -> Tensor:
+        """A ground truth, mod-cropped to a multiple of ``scale``."""
+        try:
+            return mod_crop(self._read(path), self.scale)
+        except ValueError as error:
+            raise ValueError(f"{str(path)!r}: {error}") from None
 
     def _crop(
         self, lqs: list[Tensor], gt: Tensor, name: str, generator: torch.Generator

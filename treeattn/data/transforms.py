@@ -23,8 +23,17 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 
 
 def mod_crop(img: Tensor, scale: int) -> Tensor:
-    """Crop the bottom/right of ``(..., H, W)`` so that H and W are multiples of ``scale``."""
+    """Crop the bottom/right of ``(..., H, W)`` so that H and W are multiples of ``scale``.
+
+    Raises:
+        ValueError: if the image is smaller than ``scale`` (nothing would be left).
+    """
     h, w = img.shape[-2:]
+    if h < scale or w < scale:
+        raise ValueError(
+            f"a {h}x{w} image is smaller than {scale=}: mod-cropping it leaves nothing; use "
+            "images of at least scale x scale pixels"
+        )
     return img[..., : h - h % scale, : w - w % scale]
 
 

@@ -8,7 +8,7 @@ from treeattn.layers.attention import (
 )
 from treeattn.layers.drop import DropPath, drop_path_rates
 from treeattn.layers.ffn import FFNS, MLP, GatedDWConvFFN, LeFF, build_ffn
-from treeattn.layers.hiir_layer import VARIANTS, HiIRLayer
+from treeattn.layers.hiir_layer import ATTENTION_VARIANTS, HiIRLayer
 from treeattn.layers.init import INIT_SCHEMES, init_weights
 from treeattn.layers.pos_bias import (
     POS_BIAS,
@@ -20,12 +20,12 @@ from treeattn.layers.stage_end import STAGE_ENDS, build_stage_end
 from treeattn.layers.swin import SwinLayer
 
 __all__ = [
+    "ATTENTION_VARIANTS",
     "FFNS",
     "INIT_SCHEMES",
     "MLP",
     "POS_BIAS",
     "STAGE_ENDS",
-    "VARIANTS",
     "ContinuousPositionBias",
     "DropPath",
     "GatedDWConvFFN",

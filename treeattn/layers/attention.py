@@ -34,6 +34,7 @@ from treeattn.ops.partition import (
     tree_partition,
     tree_reverse,
 )
+from treeattn.validate import check_bool, check_choice, check_int
 
 __all__ = [
     "SIMILARITIES",
@@ -47,7 +48,9 @@ __all__ = [
 
 
 def _check_heads(dim: int, num_heads: int, *, name: str = "dim") -> None:
-    if num_heads < 1 or dim % num_heads:
+    check_int(name, dim, minimum=1)
+    check_int("num_heads", num_heads, minimum=1)
+    if dim % num_heads:
         raise ValueError(
             f"{name}={dim} must be divisible by num_heads={num_heads}; "
             "pick a head count that divides the channels"
@@ -113,8 +116,7 @@ class LevelAttend(nn.Module):
     ) -> None:
         super().__init__()
         _check_heads(qk_dim, num_heads, name="qk_dim")
-        if attn_type not in SIMILARITIES:
-            raise ValueError(f"{attn_type=} is not known; use one of {list(SIMILARITIES)}")
+        check_choice("attn_type", attn_type, SIMILARITIES)
         self.geometry = geometry
         self.num_heads = num_heads
         factory = {"device": device, "dtype": dtype}
@@ -142,12 +144,22 @@ class _GridAttention(nn.Module, ABC):
     offset: tuple[int, int]
 
     def _set_grid(self, block: tuple[int, int], shift: bool) -> None:
+        check_bool("shift", shift)
         self.multiple = block
         self.offset = (block[0] // 2, block[1] // 2) if shift else (0, 0)
 
     @abstractmethod
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """Attend on a map already padded to ``self.multiple``."""
+
+    def receptive_ops(self, ops, axis: int) -> None:
+        """Report the attention levels in the order they run (:mod:`treeattn.layers.receptive`)."""
+        levels = [
+            (m.geometry.stride[axis], m.geometry.block[axis])
+            for m in self.modules()
+            if isinstance(m, LevelAttend)
+        ]
+        ops.windows(levels, self.multiple[axis], self.offset[axis])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` of any size → ``(B, H, W, C)`` (band-wise for large inference maps)."""
@@ -235,7 +247,7 @@ class TreeAttention(_GridAttention):
                 f"{num_heads=}"
             )
         sizes = normalize_patch_sizes(patch_sizes)
-        if pass_values and len(sizes) < 3:
+        if check_bool("pass_values", pass_values) and len(sizes) < 3:
             raise ValueError(
                 f"pass_values (variant v4) needs a tree of at least 3 levels, got {sizes}; "
                 "pass e.g. patch_sizes=(8, 32, 128)"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from treeattn.validate import check_float
+
 __all__ = ["DropPath", "drop_path_rates"]
 
 
@@ -19,9 +21,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"drop_path={p} must be in [0, 1)")
-        self.p = float(p)
+        self.p = check_float("drop_path", p, minimum=0.0, maximum=1.0, open_maximum=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0.0 or not self.training:

@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from treeattn.ops.bands import apply_with_halo, bands_wanted
+from treeattn.validate import check_choice, check_float, check_int
 
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn"]
 
@@ -169,6 +170,7 @@ def build_ffn(
     dtype: torch.dtype | None = None,
 ) -> nn.Module:
     """Build an FFN by name (``gated_dwconv`` | ``leff`` | ``mlp``)."""
-    if name not in FFNS:
-        raise ValueError(f"ffn_type={name!r} is not known; use one of {list(FFNS)}")
+    check_choice("ffn_type", name, FFNS)
+    check_int("dim", dim, minimum=1)
+    check_float("ffn_ratio", ratio, minimum=0.0)
     return FFNS[name](dim, ratio, device=device, dtype=dtype)

@@ -10,11 +10,12 @@ from torch import nn
 
 from treeattn.layers.attention import LevelAttention, LevelStackAttention, TreeAttention
 from treeattn.layers.ffn import build_ffn
-from treeattn.layers.init import init_weights
+from treeattn.layers.init import INIT_SCHEMES, check_init_norm, init_weights
 from treeattn.layers.residual import NORM_WIRINGS
 from treeattn.ops.partition import PatchSizes, normalize_patch_sizes
+from treeattn.validate import as_compute_dtype, check_choice, check_int
 
-__all__ = ["DATA_FORMATS", "VARIANTS", "HiIRLayer"]
+__all__ = ["ATTENTION_VARIANTS", "DATA_FORMATS", "HiIRLayer"]
 
 
 def _v1(dim, num_heads, sizes, level, **common) -> nn.Module:
@@ -33,7 +34,15 @@ def _v4(dim, num_heads, sizes, level, **common) -> nn.Module:
     return TreeAttention(dim, num_heads, sizes, pass_values=True, **common)
 
 
-VARIANTS: dict[str, Callable[..., nn.Module]] = {"v1": _v1, "v2": _v2, "v3": _v3, "v4": _v4}
+# Layer variant (how one layer's attention walks the tree) → builder of its attention module.
+ATTENTION_VARIANTS: dict[str, Callable[..., nn.Module]] = {
+    "v1": _v1,
+    "v2": _v2,
+    "v3": _v3,
+    "v4": _v4,
+}
+# Variants that attend at one chosen tree level (the others attend at every level).
+_LEVEL_VARIANTS = ("v1",)
 DATA_FORMATS = ("BCHW", "BHWC")
 
 
@@ -61,7 +70,7 @@ class HiIRLayer(nn.Module):
         variant: ``v3`` (tree attention, default), ``v4`` (v3 with value pass-through from the third
             level; needs ≥ 3 levels), ``v2`` (full attention per level with a LayerNorm between),
             ``v1`` (full attention at one level, ``level``; stack layers with alternating levels).
-        level: Tree level a ``v1`` layer attends at (0-based); ignored by other variants.
+        level: Tree level a ``v1`` layer attends at (0-based); must stay 0 for other variants.
         attn_type: ``dot`` or ``cosine``.
         pos_bias: ``cpb`` (continuous MLP), ``table`` or ``none``.
         ffn_type: ``gated_dwconv`` (L3, default), ``leff`` or ``mlp`` (without L3).
@@ -69,11 +78,15 @@ class HiIRLayer(nn.Module):
         norm: ``pre`` or ``post`` (res-post-norm).
         shift: Offset the attention grid by half the top block (ablation).
         drop_path: Stochastic-depth probability of both branches.
-        init: Init scheme (see :mod:`treeattn.layers.init`).
+        init: Init scheme (see :mod:`treeattn.layers.init`), or ``None`` to leave the weights to
+            the caller (models apply their scheme once to all their modules).
         backend: Attention backend: ``auto``, ``sdpa``, ``math`` or ``xformers``.
         data_format: ``BCHW`` (default) or ``BHWC`` (for stacking layers without permutes).
         device: Parameter device.
         dtype: Parameter dtype.
+
+    Floating-point input of another dtype is computed in the parameter dtype and returned in its
+    own dtype; integer input raises ``TypeError`` (see :func:`treeattn.validate.as_compute_dtype`).
 
     Example:
         >>> layer = HiIRLayer(32, 2, patch_sizes=(4, 16))
@@ -96,24 +109,27 @@ class HiIRLayer(nn.Module):
         norm: str = "pre",
         shift: bool = False,
         drop_path: float = 0.0,
-        init: str = "default",
+        init: str | None = "default",
         backend: str = "auto",
         data_format: str = "BCHW",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"{variant=} is not known; use one of {list(VARIANTS)}")
-        if norm not in NORM_WIRINGS:
-            raise ValueError(f"{norm=} is not known; use one of {list(NORM_WIRINGS)}")
-        if data_format not in DATA_FORMATS:
-            raise ValueError(f"{data_format=} is not known; use one of {list(DATA_FORMATS)}")
-        if init == "zero_ln" and norm != "post":
-            raise ValueError(f"{init=} needs norm='post' (it zeroes the post-branch LayerNorm)")
+        check_choice("variant", variant, ATTENTION_VARIANTS)
+        check_choice("norm", norm, NORM_WIRINGS)
+        check_choice("data_format", data_format, DATA_FORMATS)
+        if check_int("level", level, minimum=0) and variant not in _LEVEL_VARIANTS:
+            raise ValueError(
+                f"{level=} is only read by variant(s) {list(_LEVEL_VARIANTS)}; {variant=} attends "
+                "at every tree level, so leave level=0"
+            )
+        if init is not None:
+            check_choice("init", init, INIT_SCHEMES)
+            check_init_norm(init, norm)
         sizes = normalize_patch_sizes(patch_sizes)
         factory = {"device": device, "dtype": dtype}
-        attn = VARIANTS[variant](
+        attn = ATTENTION_VARIANTS[variant](
             dim,
             num_heads,
             sizes,
@@ -136,17 +152,23 @@ class HiIRLayer(nn.Module):
         self.variant = variant
         self.data_format = data_format
         self._channel_axis = 1 if channels_first else 3
-        init_weights(self, init)
+        if init is not None:
+            init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` (or ``(B, H, W, C)`` with ``data_format="BHWC"``) → same shape."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"HiIRLayer takes a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[self._channel_axis] != self.dim:
             raise ValueError(
                 f"HiIRLayer(dim={self.dim}, data_format={self.data_format!r}) got input of shape "
                 f"{tuple(x.shape)}; expected {self.data_format} with {self.dim} channels "
                 "(set data_format to match your layout)"
             )
-        return self.from_bhwc(self.ffn(self.attn(self.to_bhwc(x))))
+        if min(x.shape) == 0:
+            raise ValueError(f"HiIRLayer got an empty input of shape {tuple(x.shape)}")
+        x, dtype = as_compute_dtype(x, self.attn.norm.weight.dtype, who="HiIRLayer")
+        return self.from_bhwc(self.ffn(self.attn(self.to_bhwc(x)))).to(dtype)
 
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}, patch_sizes={self.patch_sizes}, {self.data_format}"

@@ -18,14 +18,18 @@ from torch import nn
 
 from treeattn.layers.pos_bias import ContinuousPositionBias
 from treeattn.layers.residual import PostNormResidual, Residual
+from treeattn.validate import check_choice, check_float
 
-__all__ = ["INIT_SCHEMES", "init_weights"]
+__all__ = ["INIT_SCHEMES", "check_init_norm", "init_weights"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+@torch.no_grad()
 def _default(module: nn.Module, std: float) -> None:
     for m in module.modules():
+        if isinstance(m, Residual):
+            m.scale.fill_(1.0)
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=std)
             if m.bias is not None:
@@ -48,11 +52,12 @@ def _zero_ln(module: nn.Module, std: float) -> None:
         nn.init.zeros_(m.norm.bias)
 
 
+@torch.no_grad()
 def _residual_rescale(module: nn.Module, std: float) -> None:
     _default(module, std)
     for m in module.modules():
         if isinstance(m, Residual):
-            m.scale = 0.01
+            m.scale.fill_(0.01)
 
 
 def _weights_outside_pos_bias(module: nn.Module) -> Iterator[nn.Module]:
@@ -100,8 +105,30 @@ def init_weights(module: nn.Module, scheme: str = "default", *, std: float = 0.0
             ``trunc_normal``.
         std: Standard deviation of the truncated-normal Linear weights.
     """
-    if scheme not in INIT_SCHEMES:
-        raise ValueError(f"init={scheme!r} is not known; use one of {list(INIT_SCHEMES)}")
-    if std <= 0:
+    check_choice("init", scheme, INIT_SCHEMES)
+    if check_float("std", std) <= 0:
         raise ValueError(f"{std=} must be positive")
     INIT_SCHEMES[scheme](module, std)
+
+
+# Init schemes that only make sense with one norm placement (the rule lives here only).
+_NEEDS_NORM = {"zero_ln": "post"}
+
+
+def check_init_norm(init: str, norm: str) -> None:
+    """Refuse an init scheme that cannot work with the layers' norm placement.
+
+    Args:
+        init: Init scheme name.
+        norm: Norm placement of the layers (``pre`` or ``post``).
+
+    Raises:
+        ValueError: for ``init="zero_ln"`` without ``norm="post"`` (it zeroes the LayerNorm of
+            res-post-norm branches, which pre-norm layers do not have).
+    """
+    needed = _NEEDS_NORM.get(init)
+    if needed is not None and norm != needed:
+        raise ValueError(
+            f"init={init!r} zeroes the LayerNorm of res-post-norm branches: set norm={needed!r} "
+            f"(got norm={norm!r})"
+        )

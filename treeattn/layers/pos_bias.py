@@ -12,6 +12,7 @@ from einops import rearrange
 from torch import nn
 
 from treeattn.ops.position import relative_coords_table, relative_position_index
+from treeattn.validate import check_choice
 
 __all__ = [
     "POS_BIAS",
@@ -129,6 +130,5 @@ def build_pos_bias(
     dtype: torch.dtype | None = None,
 ) -> nn.Module:
     """Build a position-bias module by name (``cpb`` | ``table`` | ``none``)."""
-    if name not in POS_BIAS:
-        raise ValueError(f"pos_bias={name!r} is not known; use one of {list(POS_BIAS)}")
+    check_choice("pos_bias", name, POS_BIAS)
     return POS_BIAS[name](group, num_heads, device=device, dtype=dtype)

@@ -1,7 +1,12 @@
 """Residual wrappers: pre-norm ``x + f(LN(x))`` and res-post-norm ``x + LN(f(x))``.
 
-``scale`` multiplies the branch (the ``residual_rescale`` init scheme sets it to 0.01); it is a
-construction-time constant, not a parameter.
+``scale`` multiplies the branch (the ``residual_rescale`` init scheme sets it to 0.01). It shapes
+the output, so it is a buffer saved with the weights: loading weights restores it, whatever init the
+receiving model was built with. It is saved only when it differs from 1, and a ``state_dict``
+without it means 1 — so the ``state_dict`` of every model at the default scale has exactly the
+keys it had before the buffer existed, and their checkpoints (saved weights, training states)
+load and resume unchanged. (Weights of a ``residual_rescale`` model saved before then carry no
+scale; :func:`treeattn.models.from_pretrained` takes it from the saved config's init.)
 """
 
 from __future__ import annotations
@@ -40,17 +45,23 @@ class Residual(nn.Module, ABC):
         self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
         self.fn = fn
         self.drop_path = DropPath(drop_path)
-        self.scale = 1.0
+        self.register_buffer("scale", torch.ones((), device=device, dtype=dtype))
 
     @abstractmethod
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The residual branch's output for ``x`` (before scale and drop-path)."""
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if not self.scale.is_meta and float(self.scale) == 1.0:  # absent means 1 (see above)
+            del destination[prefix + "scale"]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        state_dict.setdefault(prefix + "scale", self.scale.new_ones(()))  # absent means 1
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.branch(x)
-        if self.scale != 1.0:
-            y = y * self.scale
-        return x + self.drop_path(y)
+        return x + self.drop_path(self.branch(x) * self.scale)
 
 
 class PreNormResidual(Residual):

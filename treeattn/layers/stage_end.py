@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from treeattn.validate import check_choice, check_int
+
 __all__ = ["STAGE_ENDS", "build_stage_end"]
 
 
@@ -53,6 +55,6 @@ def build_stage_end(
         device: Parameter device.
         dtype: Parameter dtype.
     """
-    if kind not in STAGE_ENDS:
-        raise ValueError(f"stage_end={kind!r} is not known; use one of {list(STAGE_ENDS)}")
+    check_choice("stage_end", kind, STAGE_ENDS)
+    check_int("dim", dim, minimum=1)
     return STAGE_ENDS[kind](dim, device=device, dtype=dtype)

@@ -29,6 +29,7 @@ class SwinLayer(HiIRLayer):
         attn_type: ``dot`` or ``cosine`` (Swin v2).
         backend: Attention backend.
         data_format: ``BCHW`` or ``BHWC``.
+        init: Init scheme, or ``None`` to leave the weights to the caller.
         device: Parameter device.
         dtype: Parameter dtype.
     """
@@ -46,6 +47,7 @@ class SwinLayer(HiIRLayer):
         attn_type: str = "dot",
         backend: str = "auto",
         data_format: str = "BCHW",
+        init: str | None = "default",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -62,6 +64,7 @@ class SwinLayer(HiIRLayer):
             drop_path=drop_path,
             backend=backend,
             data_format=data_format,
+            init=init,
             device=device,
             dtype=dtype,
         )

@@ -10,10 +10,14 @@ import torch
 from torch import nn
 
 from treeattn.layers.init import init_weights
+from treeattn.layers.receptive import AxisOps, describe_axis
+from treeattn.models import hub
+from treeattn.models.architectures import register_architecture
 from treeattn.models.configs import LayerConfig
 from treeattn.models.meta import ModelMeta
 from treeattn.models.provenance import TrainingRecord
 from treeattn.ops.padding import crop_to, pad_to_multiple
+from treeattn.validate import as_compute_dtype
 
 __all__ = ["RestorationModel"]
 
@@ -21,9 +25,15 @@ __all__ = ["RestorationModel"]
 class RestorationModel(nn.Module, ABC):
     """Base class: ``(B, in_chans, H, W)`` of any size → ``(B, out_chans, scale·H, scale·W)``.
 
-    Subclasses build their modules from ``config`` in ``__init__``, call :meth:`_finish` at the end,
-    and implement :meth:`forward_padded` on inputs already padded to ``meta.multiple_of``.
-    To restore an image of any size call the model itself (or :func:`treeattn.restore_image`).
+    Subclasses name their architecture (``class M(RestorationModel, architecture="name")``, the name
+    stored in checkpoints), build their modules from ``config`` in ``__init__``, call
+    :meth:`_finish` at the end, and implement :meth:`forward_padded` on inputs already padded
+    to ``meta.multiple_of``. To restore an image of any size call the model itself (or
+    :func:`treeattn.restore_image`).
+
+    Input dtype rule (:func:`treeattn.validate.as_compute_dtype`): floating-point input of any
+    dtype is computed in the parameter dtype and returned in its own dtype; integer input (e.g. a
+    uint8 image) raises ``TypeError`` — scale it to floats in [0, 1] first.
 
     Attributes:
         config: The frozen config the model was built from.
@@ -37,6 +47,11 @@ class RestorationModel(nn.Module, ABC):
     meta: ModelMeta
     provenance: TrainingRecord | None
 
+    def __init_subclass__(cls, *, architecture: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if architecture is not None:
+            register_architecture(architecture, cls.config_class, cls)
+
     def __init__(self, config: LayerConfig, *, name: str) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
@@ -48,8 +63,24 @@ class RestorationModel(nn.Module, ABC):
         self.name = name
         self.provenance = None
 
-    def _finish(self, *, scale: int, multiple_of: int) -> None:
-        """Apply the configured init scheme once to the whole model and set ``meta``."""
+    def _finish(
+        self,
+        *,
+        scale: int,
+        multiple_of: int,
+        minimum: int,
+        supports_bf16: bool,
+        supports_fp16: bool,
+    ) -> None:
+        """Apply the configured init scheme once to the whole model and set ``meta``.
+
+        Args:
+            scale: Output size / input size.
+            multiple_of: The size :meth:`forward_padded` needs (the input is padded to it).
+            minimum: Smallest input height/width the model accepts.
+            supports_bf16: A bfloat16 forward is tested for this model class.
+            supports_fp16: A float16 forward is tested for this model class.
+        """
         init_weights(self, self.config.init, std=self.config.init_std)
         cfg = self.config
         self.meta = ModelMeta(
@@ -59,9 +90,9 @@ class RestorationModel(nn.Module, ABC):
             in_chans=cfg.in_chans,
             out_chans=cfg.out_chans,
             multiple_of=multiple_of,
-            minimum=1,
-            supports_bf16=True,
-            supports_fp16=False,
+            minimum=minimum,
+            supports_bf16=supports_bf16,
+            supports_fp16=supports_fp16,
         )
 
     @abstractmethod
@@ -72,22 +103,42 @@ class RestorationModel(nn.Module, ABC):
         pads and crops) or :func:`treeattn.restore_image` instead.
         """
 
+    def forward_padded_ops(self, ops: AxisOps, axis: int) -> None:
+        """Report :meth:`forward_padded`'s operations along ``axis`` (default: the submodules in the
+        order they were registered — override when the data flow differs)."""
+        for child in self.children():
+            describe_axis(child, ops, axis)
+
+    def receptive_ops(self, ops, axis: int) -> None:
+        """Report :meth:`forward`'s operations along ``axis``: pad, :meth:`forward_padded_ops`, crop."""
+        length = ops.pad_to(self.meta.multiple_of)
+        self.forward_padded_ops(ops, axis)
+        ops.crop(length * self.meta.scale)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a batch: ``(B, in_chans, H, W)`` → ``(B, out_chans, scale·H, scale·W)``."""
         meta = self.meta
+        x, dtype = as_compute_dtype(x, self.compute_dtype(), who=meta.name)
         if x.dim() != 4 or x.shape[1] != meta.in_chans:
             raise ValueError(
                 f"{meta.name} expects (B, {meta.in_chans}, H, W) input, got {tuple(x.shape)}"
             )
+        if min(x.shape) == 0:
+            raise ValueError(
+                f"{meta.name} got an empty batch of shape {tuple(x.shape)}; every axis needs "
+                "at least one element"
+            )
         padded, (height, width) = pad_to_multiple(x, meta.multiple_of)
         out = self.forward_padded(padded)
-        return crop_to(out, (height * meta.scale, width * meta.scale))
+        return crop_to(out, (height * meta.scale, width * meta.scale)).to(dtype)
+
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model computes in: that of its first parameter."""
+        return next(self.parameters()).dtype
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write ``model.safetensors`` and ``config.json`` (see :mod:`treeattn.models.hub`)."""
-        from treeattn.models.hub import save_pretrained  # hub imports the model classes
-
-        save_pretrained(self, directory)
+        hub.save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(
@@ -102,9 +153,7 @@ class RestorationModel(nn.Module, ABC):
         Raises:
             TypeError: if the checkpoint holds another model class.
         """
-        from treeattn.models.hub import from_pretrained  # hub imports the model classes
-
-        model = from_pretrained(directory, device=device, dtype=dtype)
+        model = hub.from_pretrained(directory, device=device, dtype=dtype)
         if not isinstance(model, cls):
             raise TypeError(
                 f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "

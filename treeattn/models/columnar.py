@@ -19,7 +19,6 @@ from treeattn.layers.stage_end import build_stage_end
 from treeattn.models.base import RestorationModel
 from treeattn.models.configs import ColumnarConfig
 from treeattn.models.stage import ChannelNorm, Stage
-from treeattn.ops.partition import normalize_patch_sizes
 
 __all__ = ["HiIRColumnar", "build_upsampler", "upsampler_steps"]
 
@@ -62,7 +61,7 @@ def build_upsampler(
     return nn.Sequential(*layers)
 
 
-class HiIRColumnar(RestorationModel):
+class HiIRColumnar(RestorationModel, architecture="columnar"):
     """Columnar Hi-IR network (Hi-IR-B/-L for SR, and the CPU-sized variants).
 
     Args:
@@ -105,7 +104,7 @@ class HiIRColumnar(RestorationModel):
                     cfg,
                     cfg.dim,
                     cfg.num_heads,
-                    cfg.patch_sizes,
+                    cfg.tree(),
                     [next(rates) for _ in range(depth)],
                     **factory,
                 )
@@ -117,14 +116,22 @@ class HiIRColumnar(RestorationModel):
         self.upsampler = build_upsampler(
             cfg.dim, cfg.upsampler_dim, cfg.scale, cfg.out_chans, **factory
         )
-        self._finish(scale=cfg.scale, multiple_of=self._grid_multiple())
+        # Any size ≥ 1 works: the input and every tree layer pad (reflect, else replicate).
+        # bf16 is tested per registered model; fp16 is not claimed (untested).
+        self._finish(
+            scale=cfg.scale,
+            multiple_of=self._grid_multiple(),
+            minimum=1,
+            supports_bf16=True,
+            supports_fp16=False,
+        )
 
     def _grid_multiple(self) -> int:
         """The block every layer's window grid tiles: the top tree block, or the Swin window."""
         cfg = self.config
         if cfg.layer_type == "swin":
             return cfg.window_size
-        height, width = normalize_patch_sizes(cfg.patch_sizes)[-1]
+        height, width = cfg.tree()[-1]
         return math.lcm(height, width)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:

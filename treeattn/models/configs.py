@@ -9,25 +9,37 @@ registry's table (:mod:`treeattn.models.variants`), never copies of model code.
 * :class:`ColumnarConfig` — the columnar (super-resolution) shape of ARCHITECTURE.md §5.
 * :class:`UNetConfig` — the U-shape (denoising, JPEG, deblurring, demosaicking, weather).
 
-Every setting is checked when the config is created; a bad value raises ``ValueError`` naming
-the field and the fix.
+Every setting is checked once, when the config is created: a value of the wrong type (``dim="16"``,
+``depths=2``, ``shift="no"``) raises ``TypeError`` naming the field, a bad value ``ValueError``
+naming the field and the fix. Names are checked against the layers' name→class tables
+(``attn_type`` against :data:`~treeattn.layers.attention.SIMILARITIES`, ``pos_bias`` against
+:data:`~treeattn.layers.pos_bias.POS_BIAS`, ...), so a config and the modules it builds cannot
+disagree on what exists. Lists are accepted where tuples are expected and stored as tuples.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from treeattn.layers.attention import SIMILARITIES
 from treeattn.layers.ffn import FFNS
-from treeattn.layers.init import INIT_SCHEMES
+from treeattn.layers.hiir_layer import ATTENTION_VARIANTS
+from treeattn.layers.init import INIT_SCHEMES, check_init_norm
+from treeattn.layers.pos_bias import POS_BIAS
+from treeattn.layers.residual import NORM_WIRINGS
 from treeattn.layers.stage_end import STAGE_ENDS
-from treeattn.ops.partition import normalize_patch_sizes
+from treeattn.models.global_residual import RESIDUAL_MODULES
+from treeattn.models.meta import TASKS
+from treeattn.models.stage import LAYER_BUILDERS
+from treeattn.ops.attention import BACKENDS
+from treeattn.ops.partition import TreeSizes, normalize_patch_sizes
+from treeattn.validate import check_bool, check_choice, check_float, check_int
 
 __all__ = [
-    "LAYER_TYPES",
-    "RESIDUALS",
+    "CHOICES",
     "SWIN_ONLY_FIELDS",
     "TREE_ONLY_FIELDS",
     "ColumnarConfig",
@@ -37,9 +49,6 @@ __all__ = [
     "config_to_dict",
 ]
 
-LAYER_TYPES = ("hiir", "swin")
-VARIANTS = ("v1", "v2", "v3", "v4")
-RESIDUALS = ("input", "view_mean", "none")
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 # Settings that only one layer type reads; the other type requires them at their defaults so
@@ -56,13 +65,75 @@ TREE_ONLY_FIELDS = (
 SWIN_ONLY_FIELDS = ("window_size",)
 
 
+# Fields naming an implementation → the table of names they are checked against (the tables the
+# layers and models build from, so a config can only name what exists).
+CHOICES: dict[str, Any] = {
+    "layer_type": LAYER_BUILDERS,
+    "variant": ATTENTION_VARIANTS,
+    "attn_type": SIMILARITIES,
+    "pos_bias": POS_BIAS,
+    "ffn_type": FFNS,
+    "norm": NORM_WIRINGS,
+    "stage_end": STAGE_ENDS,
+    "init": INIT_SCHEMES,
+    "backend": BACKENDS,
+    "residual": RESIDUAL_MODULES,
+    "task": TASKS,
+}
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
 
 
-def _choice(name: str, value: str, options: Collection[str]) -> None:
-    _require(value in options, f"{name}={value!r} is not known; use one of {list(options)}")
+def _as_tuples(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def _int_tuple(name: str, value: Any) -> tuple:
+    if not isinstance(value, tuple):
+        raise TypeError(
+            f"{name}={value!r} must be a tuple (or list) of ints, got {type(value).__name__}; "
+            f"e.g. {name}=(2, 2)"
+        )
+    return tuple(check_int(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def _float_tuple_or_none(name: str, value: Any) -> tuple | None:
+    if value is None:
+        return None
+    if not isinstance(value, tuple):
+        raise TypeError(
+            f"{name}={value!r} must be a tuple (or list) of numbers or None, "
+            f"got {type(value).__name__}"
+        )
+    return tuple(check_float(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def _tree_value(name: str, value: Any) -> Any:
+    return value  # the tree's form is checked by normalize_patch_sizes
+
+
+# Annotation of a field → its type check (returning the value to store).
+_FIELD_TYPES: dict[str, Callable[[str, Any], Any]] = {
+    "int": check_int,
+    "float": check_float,
+    "bool": check_bool,
+    "str": lambda name, value: check_choice(name, value, CHOICES[name]),
+    "tuple[int, ...]": _int_tuple,
+    "tuple[float, ...] | None": _float_tuple_or_none,
+    "tuple": _tree_value,
+}
+
+
+def _check_types(config: LayerConfig) -> None:
+    """Type-check every field (lists become tuples); strings must name one of :data:`CHOICES`."""
+    for field in dataclasses.fields(config):
+        value = _as_tuples(getattr(config, field.name))
+        object.__setattr__(config, field.name, _FIELD_TYPES[field.type](field.name, value))
 
 
 @dataclass(frozen=True)
@@ -105,26 +176,20 @@ class LayerConfig:
     backend: str = "auto"
 
     def _check_layers(self, trees: tuple) -> None:
-        _choice("layer_type", self.layer_type, LAYER_TYPES)
-        _choice("variant", self.variant, VARIANTS)
-        _choice("ffn_type", self.ffn_type, FFNS)
-        _choice("stage_end", self.stage_end, STAGE_ENDS)
-        _choice("init", self.init, INIT_SCHEMES)
-        _choice("norm", self.norm, ("pre", "post"))
         _require(self.ffn_ratio > 0, f"ffn_ratio={self.ffn_ratio} must be positive")
         _require(self.init_std > 0, f"init_std={self.init_std} must be positive")
         _require(0.0 <= self.drop_path < 1.0, f"drop_path={self.drop_path} must be in [0, 1)")
         _require(self.window_size >= 1, f"window_size={self.window_size} must be positive")
-        _require(
-            self.init != "zero_ln" or self.norm == "post",
-            f"init='zero_ln' zeroes res-post-norm LayerNorms: set norm='post' (got {self.norm!r})",
-        )
+        check_init_norm(self.init, self.norm)
+        normalized = []
         for tree in trees:
-            normalize_patch_sizes(tree)
+            sizes = normalize_patch_sizes(tree)
             _require(
-                self.variant != "v4" or len(tree) >= 3,
+                self.variant != "v4" or len(sizes) >= 3,
                 f"variant='v4' needs a 3-level tree, got patch_sizes {tree}; e.g. (16, 64, 128)",
             )
+            normalized.append(sizes)
+        object.__setattr__(self, "_trees", tuple(normalized))
         # Settings read by one layer type only must keep their defaults under the other.
         unused = SWIN_ONLY_FIELDS if self.layer_type == "hiir" else TREE_ONLY_FIELDS
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -136,11 +201,15 @@ class LayerConfig:
                 f"layer_type={self.layer_type!r}; leave it at {default!r}",
             )
 
+    def tree(self, level: int = 0) -> TreeSizes:
+        """The validated tree of ``level`` (``()`` for ``swin`` layers, which read none)."""
+        return self._trees[level] if self.layer_type == "hiir" else TreeSizes()
+
 
 def _check_channels(cfg: ColumnarConfig | UNetConfig) -> None:
+    _check_types(cfg)
     _require(cfg.in_chans >= 1, f"in_chans={cfg.in_chans} must be positive")
     _require(cfg.out_chans >= 1, f"out_chans={cfg.out_chans} must be positive")
-    _require(bool(cfg.task), "task must be a non-empty string, e.g. 'sr' or 'denoise'")
 
 
 @dataclass(frozen=True)
@@ -176,7 +245,7 @@ class ColumnarConfig(LayerConfig):
 
     def __post_init__(self) -> None:
         _check_channels(self)
-        self._check_layers((self.patch_sizes,))
+        self._check_layers((self.patch_sizes,) if self.layer_type == "hiir" else ())
         _require(
             self.scale == 3 or (self.scale >= 1 and self.scale & (self.scale - 1) == 0),
             f"scale={self.scale} is not supported; use 1, 3 or a power of two",
@@ -264,8 +333,7 @@ class UNetConfig(LayerConfig):
                 f"dims {self.dims} must double per level (pixel-(un)shuffle by 2 with a conv to "
                 "half / double the channels)",
             )
-        self._check_layers(self.patch_sizes)
-        _choice("residual", self.residual, RESIDUALS)
+        self._check_layers(self.patch_sizes if self.layer_type == "hiir" else ())
         if self.residual == "input":
             _require(
                 self.in_chans == self.out_chans,
@@ -278,16 +346,6 @@ class UNetConfig(LayerConfig):
                 f"residual='view_mean' needs in_chans={self.in_chans} to be a multiple of "
                 f"out_chans={self.out_chans} (views stacked along channels)",
             )
-
-    def tree(self, level: int) -> tuple:
-        """The tree of ``level`` (``()`` for ``swin`` layers, which read none)."""
-        return self.patch_sizes[level] if self.layer_type == "hiir" else ()
-
-
-def _as_tuples(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return tuple(_as_tuples(v) for v in value)
-    return value
 
 
 def config_to_dict(config: LayerConfig) -> dict[str, Any]:

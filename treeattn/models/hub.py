@@ -2,29 +2,44 @@
 
 ``config.json`` holds a format marker and version, the treeattn version, the registry name, the
 architecture (``columnar`` | ``unet``) and every hyper-parameter, so :func:`from_pretrained`
-rebuilds the exact model without the registry. Every way a checkpoint can be wrong (missing files,
-not a treeattn checkpoint, a newer format, a truncated weights file, weights that do not fit the
-config) raises :class:`CheckpointError` (a ``ValueError``) or ``FileNotFoundError`` naming the
-problem — never a bare ``KeyError``.
+rebuilds the exact model without the registry. It also records two SHA-256 digests: of the weights
+file (``weights_sha256``) and of the config entry (``config_sha256``), both verified at load, so a
+weights file with flipped bytes, or a config edited into another model (``img_mean: null``, patch
+sizes that keep every weight shape), is refused instead of silently loaded. Configs written before
+the digests existed hold none and load as before.
+
+Every way a checkpoint can be wrong (missing files, not a treeattn checkpoint, a newer format, a
+truncated or edited weights file, an edited config, weights that do not fit the config) raises
+:class:`CheckpointError` (a ``ValueError``) or ``FileNotFoundError`` naming the file and the
+problem — never a bare ``KeyError``. :func:`save_pretrained` never overwrites a ``config.json`` that
+is not a treeattn config.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
-import treeattn
-from treeattn.models.base import RestorationModel
+from treeattn.models.architectures import (
+    ARCHITECTURES,
+    architecture_name,
+    build_model,
+    model_architecture,
+)
 from treeattn.models.configs import config_from_dict, config_to_dict
 from treeattn.models.pretrained import list_pretrained, pretrained_path
 from treeattn.models.provenance import TrainingRecord
-from treeattn.models.registry import ARCHITECTURES, architecture_name, build_model
+
+if TYPE_CHECKING:
+    from treeattn.models.base import RestorationModel
 
 __all__ = [
     "CONFIG_NAME",
@@ -46,30 +61,70 @@ class CheckpointError(ValueError):
     """A checkpoint directory exists but cannot be loaded; the message says why."""
 
 
+def _version() -> str:
+    try:
+        return metadata.version("treeattn")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def _config_digest(config: dict[str, Any]) -> str:
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _refuse_foreign_config(config_path: Path) -> None:
+    """Refuse to overwrite a ``config.json`` that another tool wrote."""
+    if not config_path.exists():
+        return
+    try:
+        record = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise FileExistsError(
+            f"{config_path} exists and is not a treeattn config; save_pretrained will not "
+            "overwrite it — save into another directory or remove the file"
+        )
+
+
 def save_pretrained(model: RestorationModel, directory: str | os.PathLike) -> None:
     """Write ``model``'s weights and full config to ``directory`` (created if missing).
 
     Args:
         model: A treeattn model (built by :func:`~treeattn.models.create_model` or from a config).
-        directory: Target directory; existing files of the same names are overwritten.
+        directory: Target directory; a treeattn checkpoint already there is overwritten.
+
+    Raises:
+        TypeError: if ``model`` is not a treeattn model.
+        FileExistsError: if ``directory`` holds a ``config.json`` that is not a treeattn config,
+            or ``directory`` is a file.
     """
-    if not isinstance(model, RestorationModel):
-        raise TypeError(f"save_pretrained needs a treeattn model, got {type(model).__name__}")
+    try:
+        model_architecture(model)
+    except TypeError as error:
+        raise TypeError(f"save_pretrained {error}") from None
     path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file; save_pretrained needs a directory")
+    _refuse_foreign_config(path / CONFIG_NAME)
     path.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path / WEIGHTS_NAME), metadata={"format": FORMAT})
+    config = config_to_dict(model.config)
     record = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "treeattn_version": treeattn.__version__,
+        "treeattn_version": _version(),
         "name": model.meta.name,
         "architecture": architecture_name(model.config),
-        "config": config_to_dict(model.config),
+        "config": config,
+        "config_sha256": _config_digest(config),
+        "weights_sha256": hashlib.sha256((path / WEIGHTS_NAME).read_bytes()).hexdigest(),
     }
     if model.provenance is not None:
         record["training"] = model.provenance.to_dict()
     (path / CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path / WEIGHTS_NAME), metadata={"format": FORMAT})
 
 
 def _read_record(path: Path) -> dict[str, Any]:
@@ -99,6 +154,8 @@ def _read_record(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{config_path} lacks the entries {missing}")
     if not isinstance(record["config"], dict):
         raise CheckpointError(f'{config_path}: "config" must be an object of settings')
+    if not isinstance(record["name"], str):
+        raise CheckpointError(f'{config_path}: "name" must be a string')
     if record["architecture"] not in ARCHITECTURES:
         raise CheckpointError(
             f"{config_path} names architecture {record['architecture']!r}; known: "
@@ -107,17 +164,38 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of the weights file and the SHA-256 of its bytes."""
     weights_path = path / WEIGHTS_NAME
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path} is missing (the weights of {path})")
+    data = weights_path.read_bytes()
     try:
-        return load_file(str(weights_path))
-    except (SafetensorError, OSError) as error:
+        tensors = load(data)
+    except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
             f"{weights_path} cannot be read as safetensors ({error}); the file is truncated or "
             "corrupt — copy or download it again"
         ) from error
+    return tensors, hashlib.sha256(data).hexdigest()
+
+
+def _check_digests(record: dict[str, Any], weights_sha256: str, path: Path) -> None:
+    """Compare the digests recorded at save time (absent in older configs: nothing to check)."""
+    recorded = record.get("weights_sha256")
+    if recorded is not None and recorded != weights_sha256:
+        raise CheckpointError(
+            f"{path / WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the "
+            "file is corrupt or was edited — copy or download the checkpoint again"
+        )
+    recorded = record.get("config_sha256")
+    if recorded is not None and recorded != _config_digest(record["config"]):
+        raise CheckpointError(
+            f'the "config" entry of {path / CONFIG_NAME} was edited after saving (its SHA-256 '
+            "no longer matches): it would build another model than the weights were trained "
+            "in — restore the original file, or build the model you want and load the weights "
+            "into it yourself"
+        )
 
 
 def _read_provenance(record: dict[str, Any], path: Path) -> TrainingRecord | None:
@@ -137,9 +215,15 @@ def _first(items: list[str], shown: int = 5) -> str:
     return f"{items[:shown]}{more}"
 
 
+def _saved_before(key: str) -> bool:
+    """State that older checkpoints lack: residual-branch scales (see ``layers.residual``), which
+    the config's init scheme sets in the freshly built model."""
+    return key.endswith(".scale")
+
+
 def _check_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(weights))
+    missing = sorted(k for k in set(expected) - set(weights) if not _saved_before(k))
     unexpected = sorted(set(weights) - set(expected))
     mismatched = [
         f"{k}: file {tuple(weights[k].shape)} vs model {expected[k]}"
@@ -198,8 +282,9 @@ def from_pretrained(
         FileNotFoundError: if the directory (and no shipped model of that name) or one of its two
             files is missing.
         CheckpointError: if the config is not a treeattn config, of a newer format, or invalid,
-            if the weights file is truncated or corrupt, or if the weights do not fit the config
-            (missing, unexpected or shape-mismatched keys, all listed).
+            if the weights file is truncated or corrupt, if the weights do not fit the config
+            (missing, unexpected or shape-mismatched keys, all listed), or if either file no
+            longer matches the digest recorded when it was saved.
     """
     path = _resolve(directory)
     record = _read_record(path)
@@ -208,9 +293,13 @@ def from_pretrained(
         config = config_from_dict(config_cls, record["config"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path / CONFIG_NAME} holds an invalid config: {error}") from error
-    weights = _read_weights(path)
-    model = build_model(config, name=str(record["name"]), device=device, dtype=dtype)
+    weights, weights_sha256 = _read_weights(path)
+    model = build_model(config, name=record["name"], device=device, dtype=dtype)
     _check_fit(model, weights, path / WEIGHTS_NAME)
+    _check_digests(record, weights_sha256, path)
+    for key, value in model.state_dict().items():  # scales the config's init set (older files)
+        if _saved_before(key):
+            weights.setdefault(key, value)
     model.load_state_dict(weights)
     model.provenance = _read_provenance(record, path)
     return model.eval()

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ModelMeta"]
+from treeattn.validate import check_int
+
+__all__ = ["TASKS", "ModelMeta"]
+
+# What a model can restore (``config.task`` is checked against it); ``restore`` is generic.
+TASKS: tuple[str, ...] = (
+    "sr",
+    "denoise",
+    "jpeg",
+    "deblur",
+    "defocus",
+    "demosaic",
+    "weather",
+    "restore",
+)
 
 
 @dataclass(frozen=True)
@@ -13,8 +27,7 @@ class ModelMeta:
 
     Attributes:
         name: Registry name the model was created from (``"custom"`` for a bare config).
-        task: What it restores: ``sr``, ``denoise``, ``jpeg``, ``deblur``, ``defocus``,
-            ``demosaic``, ``weather`` or ``restore``.
+        task: What it restores, one of :data:`TASKS`.
         scale: Output size / input size.
         in_chans: Input channels.
         out_chans: Output channels.
@@ -50,7 +63,7 @@ class ModelMeta:
         Raises:
             ValueError: if a size is not positive.
         """
-        if height < 1 or width < 1:
+        if check_int("height", height) < 1 or check_int("width", width) < 1:
             raise ValueError(f"{height=} and {width=} must be positive")
         return self._pad(height), self._pad(width)
 

@@ -15,14 +15,23 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from treeattn.models.base import RestorationModel
-from treeattn.models.columnar import HiIRColumnar
-from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
-from treeattn.models.unet import HiIRUNet
+# The model modules enter their architectures into the table when imported.
+from treeattn.models import columnar as _columnar  # noqa: F401
+from treeattn.models import unet as _unet  # noqa: F401
+from treeattn.models.architectures import (
+    ARCHITECTURES,
+    architecture_name,
+    build_model,
+)
+from treeattn.models.configs import LayerConfig
+from treeattn.validate import check_str
+
+if TYPE_CHECKING:
+    from treeattn.models.base import RestorationModel
 
 __all__ = [
     "ARCHITECTURES",
@@ -34,24 +43,7 @@ __all__ = [
     "register_model",
 ]
 
-# Architecture name (stored in checkpoints) → (config class, model class).
-ARCHITECTURES: dict[str, tuple[type[LayerConfig], type[RestorationModel]]] = {
-    "columnar": (ColumnarConfig, HiIRColumnar),
-    "unet": (UNetConfig, HiIRUNet),
-}
-
 _REGISTRY: dict[str, LayerConfig] = {}
-
-
-def architecture_name(config: LayerConfig) -> str:
-    """The architecture name of a config (``columnar`` or ``unet``)."""
-    for name, (config_cls, _) in ARCHITECTURES.items():
-        if type(config) is config_cls:
-            return name
-    raise TypeError(
-        f"{type(config).__name__} is not a model config; use one of "
-        f"{[c.__name__ for c, _ in ARCHITECTURES.values()]}"
-    )
 
 
 def register_model(name: str, config: LayerConfig) -> None:
@@ -65,6 +57,7 @@ def register_model(name: str, config: LayerConfig) -> None:
         ValueError: if ``name`` is already registered.
         TypeError: if ``config`` is not a model config.
     """
+    check_str("name", name)
     architecture_name(config)
     if name in _REGISTRY:
         raise ValueError(f"a model named {name!r} is already registered; pick another name")
@@ -82,23 +75,12 @@ def model_config(name: str) -> LayerConfig:
     Raises:
         ValueError: if no model of that name exists (the message suggests close names).
     """
+    check_str("name", name)
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=5)
         hint = f"; did you mean {close}?" if close else "; see treeattn.models.list_models()"
         raise ValueError(f"no model named {name!r}{hint}")
     return _REGISTRY[name]
-
-
-def build_model(
-    config: LayerConfig,
-    *,
-    name: str = "custom",
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> RestorationModel:
-    """Build the model a config describes (its class picks the architecture)."""
-    _, model_cls = ARCHITECTURES[architecture_name(config)]
-    return model_cls(config, name=name, device=device, dtype=dtype)
 
 
 def create_model(
@@ -117,6 +99,8 @@ def create_model(
         **overrides: Config fields to change, e.g. ``in_chans=1, out_chans=1`` or ``dim=32``.
 
     Raises:
+        TypeError: for a name that is not a string, or an override of the wrong type (the
+            message names the field).
         ValueError: for an unknown name, an override that is not a config field (the message
             lists the valid ones), or an invalid value.
     """

@@ -8,6 +8,7 @@ inside the stage (no permutes between layers); the stage takes and returns ``(B,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from einops import rearrange
@@ -16,7 +17,9 @@ from torch import nn
 from treeattn.layers.hiir_layer import HiIRLayer
 from treeattn.layers.stage_end import build_stage_end
 from treeattn.layers.swin import SwinLayer
-from treeattn.models.configs import LayerConfig
+
+if TYPE_CHECKING:  # configs check layer_type against LAYER_BUILDERS, so they import this module
+    from treeattn.models.configs import LayerConfig
 
 __all__ = ["LAYER_BUILDERS", "ChannelNorm", "Stage"]
 
@@ -34,7 +37,7 @@ def _hiir_layer(
     device=None,
     dtype=None,
 ) -> nn.Module:
-    # Built with the default init; the model applies ``cfg.init`` once to all its modules.
+    # No init here: the model applies ``cfg.init`` once to all its modules.
     return HiIRLayer(
         dim,
         num_heads,
@@ -50,6 +53,7 @@ def _hiir_layer(
         drop_path=drop_path,
         backend=cfg.backend,
         data_format="BHWC",
+        init=None,
         device=device,
         dtype=dtype,
     )
@@ -75,6 +79,7 @@ def _swin_layer(
         drop_path=drop_path,
         backend=cfg.backend,
         data_format="BHWC",
+        init=None,
         device=device,
         dtype=dtype,
     )

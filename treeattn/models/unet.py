@@ -10,50 +10,23 @@ with the skip, a 1×1 conv back to the level's width (level 1 keeps ``2·dims[0]
 from __future__ import annotations
 
 import torch
-from einops import reduce
 from torch import nn
 
 from treeattn.layers.drop import drop_path_rates
+from treeattn.layers.receptive import AxisOps, describe_axis
 from treeattn.models.base import RestorationModel
 from treeattn.models.configs import UNetConfig
+from treeattn.models.global_residual import RESIDUAL_MODULES
 from treeattn.models.stage import Stage
 
 __all__ = ["RESIDUAL_MODULES", "HiIRUNet"]
-
-
-class _InputResidual(nn.Module):
-    def forward(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return out + x
-
-
-class _ViewMeanResidual(nn.Module):
-    """Adds the mean of the views stacked along the input channels (dual-pixel left/right)."""
-
-    def __init__(self, out_chans: int) -> None:
-        super().__init__()
-        self.out_chans = out_chans
-
-    def forward(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return out + reduce(x, "b (v c) h w -> b c h w", "mean", c=self.out_chans)
-
-
-class _NoResidual(nn.Module):
-    def forward(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return out
-
-
-RESIDUAL_MODULES = {
-    "input": lambda out_chans: _InputResidual(),
-    "view_mean": _ViewMeanResidual,
-    "none": lambda out_chans: _NoResidual(),
-}
 
 
 def _conv(cin: int, cout: int, kernel: int, factory: dict) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, **factory)
 
 
-class HiIRUNet(RestorationModel):
+class HiIRUNet(RestorationModel, architecture="unet"):
     """U-shaped Hi-IR network.
 
     Args:
@@ -116,7 +89,30 @@ class HiIRUNet(RestorationModel):
         self.decoders = nn.ModuleList(decoders[i] for i in range(levels))
         self.output = _conv(widths[0], cfg.out_chans, 3, factory)
         self.residual = RESIDUAL_MODULES[cfg.residual](cfg.out_chans)
-        self._finish(scale=1, multiple_of=2**levels)
+        # Any size ≥ 1 works: the input is padded to 2**levels (reflect, else replicate).
+        # bf16 is tested per registered model; fp16 is not claimed (untested).
+        self._finish(
+            scale=1, multiple_of=2**levels, minimum=1, supports_bf16=True, supports_fp16=False
+        )
+
+    def forward_padded_ops(self, ops: AxisOps, axis: int) -> None:
+        """Embed, the levels (each a branch: skip, and down → deeper → up), output conv."""
+        describe_axis(self.embed, ops, axis)
+        self._level_ops(ops, axis, 0)
+        describe_axis(self.output, ops, axis)
+
+    def _level_ops(self, ops: AxisOps, axis: int, level: int) -> None:
+        if level == len(self.encoders):
+            describe_axis(self.latent, ops, axis)
+            return
+        describe_axis(self.encoders[level], ops, axis)
+        skip, deep = ops.branch(), ops.branch()
+        describe_axis(self.downs[level], deep, axis)
+        self._level_ops(deep, axis, level + 1)
+        describe_axis(self.ups[level], deep, axis)
+        ops.union([skip, deep])
+        describe_axis(self.reduces[level], ops, axis)
+        describe_axis(self.decoders[level], ops, axis)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder, latent, decoder with skips, output conv and residual; input already padded."""

@@ -21,7 +21,7 @@ from typing import Any
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
 from treeattn.models.registry import register_model
 
-__all__ = ["ABLATIONS", "VARIANTS"]
+__all__ = ["ABLATIONS", "NAMED_CONFIGS"]
 
 _TINY_TREE = (8, 32)
 
@@ -51,7 +51,9 @@ _UNET_SMALL = {
     "decoder_depths": (2, 2, 2),
 }
 
-VARIANTS: dict[str, LayerConfig] = {
+# Registered name → config (the registry's content; layer variants v1-v4 are
+# treeattn.layers.ATTENTION_VARIANTS, a different thing).
+NAMED_CONFIGS: dict[str, LayerConfig] = {
     **{f"hiir_b_sr_x{s}": ColumnarConfig(scale=s) for s in (2, 3, 4)},
     **{f"hiir_l_sr_x{s}": ColumnarConfig(scale=s, **_L) for s in (2, 3, 4)},
     **{f"hiir_sr_tiny_x{s}": ColumnarConfig(scale=s, **_SR_TINY) for s in (2, 3, 4)},
@@ -133,6 +135,6 @@ def _derived(table: dict[str, LayerConfig]) -> dict[str, LayerConfig]:
     return derived
 
 
-VARIANTS.update(_derived(VARIANTS))
-for _name, _config in VARIANTS.items():
+NAMED_CONFIGS.update(_derived(NAMED_CONFIGS))
+for _name, _config in NAMED_CONFIGS.items():
     register_model(_name, _config)

@@ -4,6 +4,7 @@ from treeattn.ops.attention import BACKENDS, attention_math, attention_sdpa, res
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
+    TreeSizes,
     level_geometry,
     normalize_patch_sizes,
     tree_partition,
@@ -14,6 +15,7 @@ from treeattn.ops.position import relative_coords_table, relative_position_index
 __all__ = [
     "BACKENDS",
     "LevelGeometry",
+    "TreeSizes",
     "attention_math",
     "attention_sdpa",
     "crop_to",

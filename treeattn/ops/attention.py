@@ -163,6 +163,11 @@ def resolve_backend(backend: str) -> AttentionKernel:
     Raises:
         ValueError: for an unknown name (also when it comes from ``TREEATTN_ATTN_BACKEND``).
     """
+    if not isinstance(backend, str):
+        raise TypeError(
+            f"backend={backend!r} must be a str naming one of {list(BACKENDS)}, "
+            f"got {type(backend).__name__}"
+        )
     name = backend
     if backend == "auto":
         name = os.environ.get("TREEATTN_ATTN_BACKEND", "auto")

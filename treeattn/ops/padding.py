@@ -10,16 +10,18 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from treeattn.validate import check_int
+
 __all__ = ["crop_to", "pad_amount", "pad_to_multiple", "padded_index"]
 
 _FORMATS = ("BCHW", "BHWC")
 
 
 def _pair(value: int | tuple[int, int], *, name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or min(pair) < 0:
+    pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(pair) != 2:
         raise ValueError(f"{name}={value!r} must be a non-negative int or (h, w) pair")
-    return int(pair[0]), int(pair[1])
+    return tuple(check_int(name, v, minimum=0) for v in pair)
 
 
 def _check_format(data_format: str) -> None:

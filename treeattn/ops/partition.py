@@ -21,6 +21,7 @@ from einops import rearrange
 __all__ = [
     "LevelGeometry",
     "PatchSizes",
+    "TreeSizes",
     "level_geometry",
     "normalize_patch_sizes",
     "tree_partition",
@@ -54,7 +55,17 @@ def _as_pair(size: int | Size2, *, name: str) -> Size2:
     return pair
 
 
-def normalize_patch_sizes(patch_sizes: PatchSizes) -> tuple[Size2, ...]:
+class TreeSizes(tuple):
+    """A validated tree: one ``(h, w)`` block size per level, smallest first.
+
+    Only :func:`normalize_patch_sizes` makes these; passing one back to it returns it unchanged,
+    so a tree is validated once where it enters and never again by the modules it is passed to.
+    """
+
+    __slots__ = ()
+
+
+def normalize_patch_sizes(patch_sizes: PatchSizes) -> TreeSizes:
     """Validate a tree description and return it as a tuple of ``(h, w)`` block sizes.
 
     Args:
@@ -63,11 +74,14 @@ def normalize_patch_sizes(patch_sizes: PatchSizes) -> tuple[Size2, ...]:
             grow in at least one dimension.
 
     Returns:
-        The block sizes, one ``(h, w)`` pair per level, smallest first.
+        The block sizes, one ``(h, w)`` pair per level, smallest first (a :class:`TreeSizes`,
+        returned unchanged when passed in again).
 
     Raises:
         ValueError: if the sizes are empty, non-positive, or do not nest.
     """
+    if isinstance(patch_sizes, TreeSizes):
+        return patch_sizes
     if isinstance(patch_sizes, int) and not isinstance(patch_sizes, bool):
         patch_sizes = (patch_sizes,)
     if not isinstance(patch_sizes, Sequence) or len(patch_sizes) == 0:
@@ -84,7 +98,7 @@ def normalize_patch_sizes(patch_sizes: PatchSizes) -> tuple[Size2, ...]:
                 f"{i - 1} size {sizes[i - 1]} (each level's block must tile the next), "
                 "e.g. (16, 64)"
             )
-    return sizes
+    return TreeSizes(sizes)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from einops import einsum
 
+from treeattn.validate import check_int
+
 __all__ = ["blend_weights", "tile_starts", "tiled_apply"]
 
 
@@ -37,8 +39,13 @@ def tile_starts(length: int, *, tile: int, overlap: int) -> list[int]:
         axis fits in one tile.
 
     Raises:
-        ValueError: If ``overlap`` is negative or not smaller than ``tile``.
+        TypeError: If an argument is not an int.
+        ValueError: If ``length`` or ``tile`` is below 1, or ``overlap`` is negative or not
+            smaller than ``tile``.
     """
+    check_int("length", length, minimum=1)
+    check_int("tile", tile, minimum=1)
+    check_int("overlap", overlap)
     if not 0 <= overlap < tile:
         raise ValueError(f"{overlap=} must satisfy 0 <= overlap < {tile=}; lower the overlap")
     if length <= tile:
@@ -98,6 +105,24 @@ def blend_weights(
     return einsum(rows, cols, "h, w -> h w")
 
 
+def _checked(fn: Callable[[torch.Tensor], torch.Tensor], crop: torch.Tensor, scale: int):
+    """``fn(crop)``, refused unless it is a batch of the crop's batch size and ``scale`` × size."""
+    y = fn(crop)
+    expected = (crop.shape[-2] * scale, crop.shape[-1] * scale)
+    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[0] != crop.shape[0]:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(
+            f"fn must return a (B, C, H, W) tensor with the input's batch size "
+            f"{crop.shape[0]}, got {shape}"
+        )
+    if tuple(y.shape[-2:]) != expected:
+        raise ValueError(
+            f"fn returned a tile of size {tuple(y.shape[-2:])} for an input tile of "
+            f"{tuple(crop.shape[-2:])}; expected {expected} — check {scale=}"
+        )
+    return y
+
+
 def tiled_apply(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -124,20 +149,29 @@ def tiled_apply(
         device (accumulated in at least float32).
 
     Raises:
-        ValueError: If ``x`` is not 4-D, the overlap/blend do not fit, or ``fn`` returns a tile of
-            the wrong size.
+        TypeError: If ``x`` is not a tensor, ``fn`` is not callable, or ``tile``, ``overlap``,
+            ``blend`` or ``scale`` is not an int.
+        ValueError: If ``x`` is not 4-D or is empty, the tile/overlap/blend/scale do not fit, or
+            ``fn`` returns a tile of the wrong size (also when the image fits in one tile).
     """
-    if x.ndim != 4:
-        raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not callable(fn):
+        raise TypeError(f"fn must be callable (a model or function), got {type(fn).__name__}")
+    if x.ndim != 4 or min(x.shape) == 0:
+        raise ValueError(f"x must be a non-empty (B, C, H, W) batch, got shape {tuple(x.shape)}")
+    check_int("tile", tile, minimum=1)
+    check_int("overlap", overlap)
+    check_int("scale", scale, minimum=1)
     if not 0 <= overlap < tile:
         raise ValueError(f"{overlap=} must satisfy 0 <= overlap < {tile=}; lower the overlap")
-    blend = max(1, overlap // 2) if blend is None else blend
+    blend = max(1, overlap // 2) if blend is None else check_int("blend", blend)
     if not 1 <= blend <= max(1, overlap):
         raise ValueError(f"{blend=} must be between 1 and {overlap=}")
     _, _, height, width = x.shape
     if height <= tile and width <= tile:
-        return fn(x)
-    margin = (overlap - blend) // 2
+        return _checked(fn, x, scale)
+    margin = max(0, (overlap - blend) // 2)
     rows = tile_starts(height, tile=tile, overlap=overlap)
     cols = tile_starts(width, tile=tile, overlap=overlap)
     out_size = (height * scale, width * scale)
@@ -147,13 +181,8 @@ def tiled_apply(
     for top in rows:
         for left in cols:
             crop = x[..., top : top + tile, left : left + tile]
-            y = fn(crop)
-            expected = (crop.shape[-2] * scale, crop.shape[-1] * scale)
-            if tuple(y.shape[-2:]) != expected:
-                raise ValueError(
-                    f"fn returned a tile of size {tuple(y.shape[-2:])} for an input tile of "
-                    f"{tuple(crop.shape[-2:])}; expected {expected} — check {scale=}"
-                )
+            y = _checked(fn, crop, scale)
+            expected = tuple(y.shape[-2:])
             if out is None:
                 out = torch.zeros((*y.shape[:2], *out_size), dtype=acc_dtype, device=x.device)
             weight = blend_weights(
