@@ -110,7 +110,7 @@ class RestorationModel(nn.Module, ABC):
             describe_axis(child, ops, axis)
 
     def receptive_ops(self, ops, axis: int) -> None:
-        """Report :meth:`forward`'s operations along ``axis``: pad, :meth:`forward_padded_ops`, crop."""
+        """Report :meth:`forward`'s operations along ``axis``: pad, the padded network, crop."""
         length = ops.pad_to(self.meta.multiple_of)
         self.forward_padded_ops(ops, axis)
         ops.crop(length * self.meta.scale)
