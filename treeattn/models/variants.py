@@ -22,15 +22,15 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from treeattn.layers.stage_end import STAGE_ENDS
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
 from treeattn.models.registry import register_model
 
-__all__ = ["ABLATIONS", "STAGE_ENDS", "TABLE7", "VARIANTS"]
+__all__ = ["ABLATIONS", "TABLE7", "VARIANTS"]
 
 _TINY_TREE = (8, 32)
 
 
-STAGE_ENDS = ("conv1", "linear", "conv3")
 _L = {"dim": 224, "depths": (8,) * 8, "num_heads": 8}
 _SR_TINY = {
     "dim": 32,
