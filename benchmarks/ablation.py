@@ -39,7 +39,9 @@ import torch
 
 from treeattn.analysis import count_macs, count_parameters
 from treeattn.data.embedded import test_dir
-from treeattn.engine import Run, TaskSpec, fit, parse_config, prepare_run
+from treeattn.engine import TaskSpec, fit, parse_config, prepare_run
+from treeattn.engine.curves import read_log
+from treeattn.engine.data import build_data
 from treeattn.engine.report import final_report
 from treeattn.models import create_model, model_config
 
@@ -196,14 +198,17 @@ def _model_stats(row: Row) -> dict[str, int]:
     return {"params": count_parameters(model), "macs_256": macs}
 
 
-def _curve(run_dir: Path) -> list[dict[str, float]]:
-    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "kind"} for r in records if r["kind"] == "val"]
-
-
-def _loss_curve(run_dir: Path) -> list[dict[str, float]]:
-    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    return [{"step": r["step"], "loss": r["loss"]} for r in records if r["kind"] == "train"]
+def _curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
+    """The validation records and the training loss of a run's log."""
+    records = read_log(run_dir)
+    return {
+        "val_curve": [
+            {k: v for k, v in r.items() if k != "kind"} for r in records if r["kind"] == "val"
+        ],
+        "loss_curve": [
+            {"step": r["step"], "loss": r["loss"]} for r in records if r["kind"] == "train"
+        ],
+    }
 
 
 def _final_tests(quick: bool) -> list[str]:
@@ -238,10 +243,10 @@ def run_row(
     start = time.perf_counter()
     fit(run, on_step_end=lambda _: stamps.append(time.perf_counter()))
     fit_s = time.perf_counter() - start
+    # the final report of the same run, on the full test sets
     final = dataclasses.replace(cfg, test_dir=_final_tests(quick))
-    final_run: Run = dataclasses.replace(
-        run, cfg=final, data=dataclasses.replace(run.data, tests=_final_sets(spec, final, run))
-    )
+    tests = build_data(spec, final, scale=run.eval_model.meta.scale).tests
+    final_run = dataclasses.replace(run, cfg=final, data=dataclasses.replace(run.data, tests=tests))
     start = time.perf_counter()
     means = final_report(final_run)
     eval_s = time.perf_counter() - start
@@ -251,7 +256,7 @@ def run_row(
         "label": row.label,
         "group": row.group,
         "model": row.model,
-        "overrides": _jsonable(row.model_settings()),
+        "overrides": json.loads(json.dumps(row.model_settings())),  # tuples as lists
         "depth": row.depth,
         "seed": row.seed,
         **_model_stats(row),
@@ -260,16 +265,9 @@ def run_row(
         "eval_s": round(eval_s, 1),
         "steps": run.progress.step,
         "test": {name: {k: round(v, 4) for k, v in m.items()} for name, m in means.items()},
-        "val_curve": _curve(out),
-        "loss_curve": _loss_curve(out),
+        **_curves(out),
         "weights": f"{weights.name}/{row.name}",  # relative to the results file's folder
     }
-
-
-def _final_sets(spec: TaskSpec, cfg: Any, run: Run) -> tuple:
-    from treeattn.engine.data import build_data
-
-    return build_data(spec, cfg, scale=run.eval_model.meta.scale).tests
 
 
 def _train_seconds(stamps: list[float], *, every: int) -> float:
@@ -287,14 +285,6 @@ def _train_seconds(stamps: list[float], *, every: int) -> float:
     if not plain:  # too few steps to tell training from validation
         return stamps[-1] - stamps[0] if stamps else 0.0
     return sum(plain) + statistics.median(plain) * (last - len(plain))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def measure(rows: Sequence[Row], settings: Mapping[str, Any], *, steps: int = 3) -> dict:
