@@ -61,6 +61,11 @@ VARIANTS: dict[str, LayerConfig] = {
     **{f"hiir_l_sr_x{s}": ColumnarConfig(scale=s, **_L) for s in (2, 3, 4)},
     **{f"hiir_sr_tiny_x{s}": ColumnarConfig(scale=s, **_SR_TINY) for s in (2, 3, 4)},
     **{f"hiir_sr_small_x{s}": ColumnarConfig(scale=s, **_SR_SMALL) for s in (2, 3, 4)},
+    **{
+        f"hiir_12x12_sr_x{s}_{end}": ColumnarConfig(scale=s, depths=(12,) * 12, stage_end=end)
+        for s in (2, 3, 4)
+        for end in STAGE_ENDS
+    },
     "hiir_unet_dn_color": UNetConfig(task="denoise"),
     "hiir_unet_dn_gray": UNetConfig(task="denoise", in_chans=1, out_chans=1),
     "hiir_unet_jpeg_color": UNetConfig(task="jpeg"),
@@ -70,11 +75,6 @@ VARIANTS: dict[str, LayerConfig] = {
     "hiir_unet_defocus_dp": UNetConfig(task="defocus", in_chans=6, residual="view_mean"),
     "hiir_unet_demosaic": UNetConfig(task="demosaic"),
     "hiir_unet_weather": UNetConfig(task="weather"),
-    **{
-        f"hiir_12x12_sr_x{s}_{end}": ColumnarConfig(scale=s, depths=(12,) * 12, stage_end=end)
-        for s in (2, 3, 4)
-        for end in STAGE_ENDS
-    },
     "hiir_unet_tiny": UNetConfig(**_UNET_TINY),
     "hiir_unet_small": UNetConfig(**_UNET_SMALL),
 }
