@@ -12,6 +12,8 @@ nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parents[1]
 TREE_ABLATION = ROOT / "notebooks" / "tree_ablation.ipynb"
+DEPTH_ABLATION = ROOT / "notebooks" / "depth_ablation.ipynb"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _text(notebook) -> str:
@@ -26,12 +28,72 @@ def _text(notebook) -> str:
     return "".join(parts)
 
 
-def _has_image(notebook) -> bool:
-    return any(
+def _images(notebook) -> int:
+    return sum(
         "image/png" in output.get("data", {})
         for cell in notebook.cells
         for output in cell.get("outputs", [])
     )
+
+
+def _execute(source: Path, tmp_path: Path, monkeypatch, **env: str):
+    """Run a copy of a notebook from a clean kernel in ``tmp_path``; return it executed."""
+    path = tmp_path / source.name
+    shutil.copy(source, path)
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    # the kernel is a subprocess: it must find the package of this checkout
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", pythonpath)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        startup_timeout=60,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()  # raises CellExecutionError on the first failing cell
+    return notebook
+
+
+def _committed_results() -> Path:
+    """The full grid's results when they exist, else the committed --quick ones."""
+    full = RESULTS / "ablation.json"
+    return full if full.is_file() else RESULTS / "ablation_quick.json"
+
+
+def test_saved_depth_ablation_notebook_holds_its_outputs():
+    notebook = nbformat.read(DEPTH_ABLATION, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(cell.execution_count is not None for cell in code)
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    assert f"results file: {_committed_results().name}" in _text(notebook)
+    assert _images(notebook) == 4
+
+
+@pytest.mark.slow
+def test_depth_ablation_notebook_executes_on_the_committed_results(tmp_path, monkeypatch):
+    import json
+
+    path = _committed_results()
+    results = json.loads(path.read_text())
+    notebook = _execute(DEPTH_ABLATION, tmp_path, monkeypatch, ABLATION_RESULTS=str(path))
+    text = _text(notebook)
+    assert f"results file: {path.name}, {len(results['rows'])} rows" in text
+    for name, row in results["rows"].items():  # one table line per row, with its test PSNR
+        psnr = next(iter(row["test"].values()))["psnr"]
+        assert re.search(rf"^{name}\s.*\s{psnr:.2f} / ", text, flags=re.MULTILINE), name
+    assert re.search(r"3 seeds, PSNR [\d.]+ dB, range [\d.]+ dB", text)
+    verdicts = re.findall(r" = [+-][\d.]+ dB \(MACs [+-]\d+%\): (.+)$", text, flags=re.MULTILINE)
+    assert len(verdicts) == 7  # one per comparison and test set (the embedded set when quick)
+    assert all(v.startswith(("within noise", "depth", "v4")) for v in verdicts)
+    assert len(re.findall(r"half of the gradient mass within", text)) == 4
+    assert ("QUICK RESULTS" in text) == (path.name == "ablation_quick.json")
+    assert _images(notebook) == 4
 
 
 def test_saved_tree_ablation_notebook_holds_its_outputs():
@@ -41,29 +103,12 @@ def test_saved_tree_ablation_notebook_holds_its_outputs():
     assert code and all(cell.execution_count is not None for cell in code)
     assert "gradient support == analytic set in all" in _text(notebook)
     assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
-    assert _has_image(notebook)
+    assert _images(notebook) == 5
 
 
 @pytest.mark.slow
 def test_tree_ablation_notebook_executes_and_reports(tmp_path, monkeypatch):
-    path = tmp_path / TREE_ABLATION.name
-    shutil.copy(TREE_ABLATION, path)
-    notebook = nbformat.read(path, as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    # the kernel is a subprocess: it must find the package of this checkout
-    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    monkeypatch.setenv("PYTHONPATH", pythonpath)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=120,
-        startup_timeout=60,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()  # raises CellExecutionError on the first failing cell
-
+    notebook = _execute(TREE_ABLATION, tmp_path, monkeypatch)
     text = _text(notebook)
     # every gradient map's support equals the analytic dependency set
     summary = re.search(r"gradient support == analytic set in all (\d+) cases: (\w+)", text)
@@ -78,4 +123,4 @@ def test_tree_ablation_notebook_executes_and_reports(tmp_path, monkeypatch):
     for row in ("v1, level 2", "v4, tree (16, 64, 128)", "ffn_type=mlp (no L3)", "Swin window 64"):
         assert row in text
     assert len(re.findall(r"^\S.*\s[\d.]+\s+[\d.]+×$", text, flags=re.MULTILINE)) == 6
-    assert _has_image(notebook)
+    assert _images(notebook) == 5  # matplotlib figures: maps, v1 levels, stacking, costs, timing

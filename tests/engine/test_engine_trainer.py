@@ -112,6 +112,8 @@ def test_logs_samples_and_report(denoise_spec, image_dirs, tmp_path) -> None:
     # validation scores the same degraded inputs as the final evaluate_folder report
     assert val[-1]["test/psnr"] == pytest.approx(report["mean"]["psnr"], abs=1e-6)
     assert "PSNR gain" in (tmp_path / "report" / "summary.md").read_text()
+    curves = {p.name for p in (tmp_path / "report").glob("*.png")}
+    assert curves == {"loss.png", "val_psnr.png"}
 
 
 def test_time_budget_ends_the_run_resumably(denoise_spec, image_dirs, tmp_path) -> None:

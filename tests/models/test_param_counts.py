@@ -13,6 +13,20 @@ PAPER = {
     "hiir_unet_dn_color": 22.33e6,
 }
 
+# Table 7 (×2, conv1 stage ends; v3 with L3 is Table 4's conv1 base) and the 12 stages × 12 layers
+# models of Table 4 (×2, per stage-end block): the paper's counts in millions.
+PAPER_ABLATIONS = {
+    "hiir_b_sr_x2_v1": 14.35e6,
+    "hiir_b_sr_x2_v2": 19.22e6,
+    "hiir_b_sr_x2_conv1": 15.69e6,
+    "hiir_b_sr_x2_v1_no_l3": 11.87e6,
+    "hiir_b_sr_x2_v2_no_l3": 16.74e6,
+    "hiir_b_sr_x2_no_l3": 13.21e6,
+    "hiir_12x12_sr_x2_conv1": 57.60e6,
+    "hiir_12x12_sr_x2_linear": 54.23e6,
+    "hiir_12x12_sr_x2_conv3": 55.73e6,
+}
+
 
 def _count(name: str) -> int:
     model = create_model(name, device="meta")
@@ -23,6 +37,21 @@ def _count(name: str) -> int:
 def test_within_0p3_percent_of_the_paper(name):
     count = _count(name)
     assert abs(count / PAPER[name] - 1) < 0.003, f"{name}: {count:,} vs {PAPER[name]:,.0f}"
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_ABLATIONS))
+def test_paper_ablations_within_0p05_percent(name):
+    count = _count(name)
+    target = PAPER_ABLATIONS[name]
+    assert abs(count / target - 1) < 5e-4, f"{name}: {count:,} vs {target:,.0f}"
+
+
+@pytest.mark.parametrize("end", ["conv1", "linear", "conv3"])
+@pytest.mark.parametrize("scale", [3, 4])
+def test_12x12_scales_differ_from_x2_by_the_upsampler_only(scale, end):
+    # the body is shared; the upsampler is the only part that depends on the scale, as in Hi-IR-B
+    grown = _count(f"hiir_12x12_sr_x{scale}_{end}") - _count(f"hiir_12x12_sr_x2_{end}")
+    assert grown == _count(f"hiir_b_sr_x{scale}") - _count("hiir_b_sr_x2") != 0
 
 
 def _layer(c: int, h: int) -> int:

@@ -56,9 +56,10 @@ def test_list_models_pattern():
 def test_ablations_are_configuration_of_one_base():
     base = model_config("hiir_b_sr_x2")
     expected = {
-        "v1": {"variant": "v1"},
-        "v4": {"variant": "v4", "patch_sizes": (16, 64, 128)},
-        "no_l3": {"ffn_type": "mlp"},
+        "v1": {"variant": "v1", "stage_end": "conv1"},  # Table 7 ablates the conv1 form
+        "v4": {"variant": "v4", "patch_sizes": (16, 64, 128), "stage_end": "conv1"},
+        "no_l3": {"ffn_type": "mlp", "stage_end": "conv1"},
+        "v2_no_l3": {"variant": "v2", "ffn_type": "mlp", "stage_end": "conv1"},
         "conv1": {"stage_end": "conv1"},
         "linear": {"stage_end": "linear"},
         "cosine": {"attn_type": "cosine"},
@@ -67,6 +68,8 @@ def test_ablations_are_configuration_of_one_base():
     }
     for suffix, change in expected.items():
         assert model_config(f"hiir_b_sr_x2_{suffix}") == dataclasses.replace(base, **change)
+    tiny = model_config("hiir_sr_tiny_x2")  # the CPU base changes one setting per suffix
+    assert model_config("hiir_sr_tiny_x2_v1") == dataclasses.replace(tiny, variant="v1")
     assert model_config("isolated_b_sr_x2") == dataclasses.replace(base, patch_sizes=(16,))
     swin = model_config("swin_b_sr_x2")
     assert (swin.layer_type, swin.window_size, swin.dim) == ("swin", 8, base.dim)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from treeattn.engine.curves import save_curves
 from treeattn.engine.evaluate import make_restorer
 from treeattn.engine.model import training_record
 from treeattn.engine.trainer import Run
@@ -22,9 +23,10 @@ __all__ = ["final_report"]
 def final_report(run: Run) -> dict[str, dict[str, float]]:
     """Evaluate the final weights on every test set (main process) and write the report.
 
-    Writes ``report/<test set>.json`` and ``.md`` and ``report/summary.md`` under the run folder,
-    prints the PSNR gain over the degraded input, and saves the evaluated weights of registry
-    models (EMA when enabled) to ``model/`` with ``save_pretrained``, with how they were trained
+    Writes ``report/<test set>.json`` and ``.md``, ``report/summary.md`` and the PNG curves
+    ``report/loss.png`` and ``report/val_psnr.png`` under the run folder, prints the PSNR gain
+    over the degraded input, and saves the evaluated weights of registry models (EMA when
+    enabled) to ``model/`` with ``save_pretrained``, with how they were trained
     (:func:`treeattn.engine.model.training_record`).
 
     Returns:
@@ -77,6 +79,7 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
             accelerator.print(summary)
             lines += [f"## {test.name}", "", summary, "", table.to_markdown(), ""]
         (folder / "summary.md").write_text("\n".join(lines))
+        save_curves(cfg.output_dir, folder)
         accelerator.print(f"report written to {folder}")
         if hasattr(model, "save_pretrained"):  # registry models: safetensors + JSON config
             model.provenance = training_record(run.spec, cfg, model.meta, steps=run.progress.step)

@@ -6,7 +6,11 @@
 * Ablations of ``hiir_b_sr_x2`` and ``hiir_sr_tiny_x2``, named ``<base>_<suffix>`` (see
   :data:`ABLATIONS`). ``v4`` and ``tree3`` use a 3-level tree that adds a level of twice the
   region size on top of the base tree (``(16, 64, 128)`` for B): the L1/L2 windows stay those of
-  the base, and only the third level differs.
+  the base, and only the third level differs. The paper's Table 7 ablates Hi-IR-B with ``conv1``
+  stage ends (v3 + conv1 is Table 4's 15.69M base), so the :data:`TABLE7` suffixes of
+  ``hiir_b_sr_x2`` also set ``stage_end="conv1"`` and reproduce the table's counts.
+* The scaling study of Tables 4/18: ``hiir_12x12_sr_x{2,3,4}_{conv1,linear,conv3}`` (Hi-IR-B
+  grown to 12 stages × 12 layers, with each stage-end block).
 * Information-flow baselines at the same width: ``swin_*`` (shifted 8×8 windows, alternating
   shift) and ``isolated_*`` (L1 patches only, no shift), for the SR bases above and for
   ``hiir_unet_tiny`` / ``hiir_unet_dn_color``.
@@ -18,10 +22,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from treeattn.layers.stage_end import STAGE_ENDS
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
 from treeattn.models.registry import register_model
 
-__all__ = ["ABLATIONS", "NAMED_CONFIGS"]
+__all__ = ["ABLATIONS", "NAMED_CONFIGS", "TABLE7"]
 
 _TINY_TREE = (8, 32)
 
@@ -58,6 +63,11 @@ NAMED_CONFIGS: dict[str, LayerConfig] = {
     **{f"hiir_l_sr_x{s}": ColumnarConfig(scale=s, **_L) for s in (2, 3, 4)},
     **{f"hiir_sr_tiny_x{s}": ColumnarConfig(scale=s, **_SR_TINY) for s in (2, 3, 4)},
     **{f"hiir_sr_small_x{s}": ColumnarConfig(scale=s, **_SR_SMALL) for s in (2, 3, 4)},
+    **{
+        f"hiir_12x12_sr_x{s}_{end}": ColumnarConfig(scale=s, depths=(12,) * 12, stage_end=end)
+        for s in (2, 3, 4)
+        for end in STAGE_ENDS
+    },
     "hiir_unet_dn_color": UNetConfig(task="denoise"),
     "hiir_unet_dn_gray": UNetConfig(task="denoise", in_chans=1, out_chans=1),
     "hiir_unet_jpeg_color": UNetConfig(task="jpeg"),
@@ -88,6 +98,8 @@ def _half(tree: tuple) -> tuple:
 ABLATIONS: dict[str, Callable[[ColumnarConfig], dict[str, Any]]] = {
     "v1": lambda c: {"variant": "v1"},
     "v2": lambda c: {"variant": "v2"},
+    "v1_no_l3": lambda c: {"variant": "v1", "ffn_type": "mlp"},
+    "v2_no_l3": lambda c: {"variant": "v2", "ffn_type": "mlp"},
     "v4": lambda c: {"variant": "v4", "patch_sizes": _three_level(c.patch_sizes)},
     "tree3": lambda c: {"patch_sizes": _three_level(c.patch_sizes)},
     "half_tree": lambda c: {"patch_sizes": _half(c.patch_sizes)},
@@ -105,6 +117,10 @@ ABLATIONS: dict[str, Callable[[ColumnarConfig], dict[str, Any]]] = {
     "weight_rescale": lambda c: {"init": "weight_rescale"},
     "trunc_normal": lambda c: {"init": "trunc_normal"},
 }
+
+# Suffixes of the paper's Table 7; on the paper base they also take its conv1 stage ends.
+TABLE7 = ("v1", "v2", "v4", "no_l3", "v1_no_l3", "v2_no_l3")
+_TABLE7_BASES = {"hiir_b_sr_x2": {"stage_end": "conv1"}, "hiir_sr_tiny_x2": {}}
 
 
 def _default(config: LayerConfig, field: str) -> Any:
@@ -125,9 +141,12 @@ def _isolated(config: LayerConfig) -> LayerConfig:
 def _derived(table: dict[str, LayerConfig]) -> dict[str, LayerConfig]:
     """The ablations and information-flow baselines of the bases in ``table``."""
     derived = {}
-    for base in ("hiir_b_sr_x2", "hiir_sr_tiny_x2"):
+    for base, table7 in _TABLE7_BASES.items():
         for suffix, change in ABLATIONS.items():
-            derived[f"{base}_{suffix}"] = dataclasses.replace(table[base], **change(table[base]))
+            paper = table7 if suffix in TABLE7 else {}
+            derived[f"{base}_{suffix}"] = dataclasses.replace(
+                table[base], **change(table[base]), **paper
+            )
     for base in ("hiir_b_sr_x2", "hiir_sr_tiny_x2", "hiir_unet_tiny", "hiir_unet_dn_color"):
         stem = base.removeprefix("hiir_")
         derived[f"swin_{stem}"] = _swin(table[base])
