@@ -72,10 +72,6 @@ def test_info_and_cli_listing_show_benchmark_numbers(stand_in, capsys):
     assert cli_main(["list", "--pretrained", "*color*"]) == 1
 
 
-def test_a_gray_denoiser_is_shipped():
-    assert any("gray" in name for name in SHIPPED), SHIPPED
-
-
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_metadata_and_size(name):
     info = pretrained_info(name)
