@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from treeattn.inference.ensemble import self_ensemble as ensemble_apply
+from treeattn.models.banded import banded_forward
 from treeattn.models.meta import ModelMeta
 from treeattn.ops.tiling import tile_starts, tiled_apply
 
@@ -109,16 +110,17 @@ def select_runner(model: nn.Module, *, tile: int | None, overlap: int) -> Runner
     Args:
         model: A treeattn model (it pads any size to its ``meta.multiple_of`` and crops back).
         tile: Input tile side for overlapping tiles (bounded memory, approximate where the
-            overlap is smaller than the receptive field); ``None`` runs the whole image.
+            overlap is smaller than the receptive field); ``None`` runs the whole image exactly,
+            large layer maps band by band (:func:`~treeattn.models.banded_forward`).
         overlap: Tile overlap in input pixels.
 
     Returns:
         A function from an input batch to the restored batch.
     """
     if tile is None:
-        # Whole image. Exact band-wise execution for Hi-IR models (bounded memory, same result)
-        # is to be selected here, by model kind, once it exists.
-        return model
+        # Whole image, exactly: Hi-IR layers run band by band on large maps (bounded memory,
+        # the whole-image result; see treeattn.models.banded).
+        return partial(banded_forward, model)
     return partial(tiled_apply, model, tile=tile, overlap=overlap, scale=model_meta(model).scale)
 
 
