@@ -22,11 +22,15 @@ def check_scale(spec: TaskSpec, scale: Any, *, model: str) -> None:
         return
     from treeattn.models import list_models, model_config
 
-    suitable = [n for n in list_models() if getattr(model_config(n), "scale", 1) in spec.scales]
-    kind = "same-size restoration (scale 1)" if spec.scales == (1,) else f"scales {spec.scales}"
+    configs = {n: model_config(n) for n in list_models()}
+    suitable = sorted(
+        (n for n, c in configs.items() if getattr(c, "scale", 1) in spec.scales),
+        key=lambda n: (getattr(configs[n], "task", None) != spec.name, len(n), n),
+    )
+    scales = " or ".join(map(str, spec.scales))
     raise ValueError(
-        f"recipes/{spec.name}.py trains {kind}, but --model {model} has scale {scale!r}; "
-        f"use a model such as {suitable[:4]}"
+        f"recipes/{spec.name}.py trains models of scale {scales}, but --model {model} has "
+        f"scale {scale!r}; use a model such as {suitable[:3]}"
     )
 
 
