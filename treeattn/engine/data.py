@@ -195,8 +195,6 @@ def _paired_dataset(lq_dirs: list[Path], gt_dir: Path, *, scale: int, **kwargs: 
     from treeattn.data.datasets import DualPixelFolder, PairedFolder
 
     if len(lq_dirs) == 2:  # dual-pixel files are RGB, and the views are as large as the GT
-        if scale != 1:
-            raise ValueError(f"dual-pixel pairs are same-size; a model of {scale=} cannot use them")
         kwargs.pop("channels")
         kwargs.pop("gray_method")
         return DualPixelFolder(*lq_dirs, gt_dir, **kwargs)
@@ -216,6 +214,11 @@ def _pair_folders(
 
 
 def _paired(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
+    if cfg.dual_pixel and scale != 1:
+        raise ValueError(
+            f"--dual-pixel views are as large as the ground truth; a model of {scale=} "
+            "cannot use them"
+        )
     views = 2 if cfg.dual_pixel else 1
     for name in ("train_lq", "test_lq"):
         given = getattr(cfg, name)
