@@ -105,3 +105,19 @@ def test_time_budget_ends_the_run_resumably(denoise_spec, image_dirs, tmp_path) 
         denoise_spec, [*base_args(train, test, tmp_path), "--resume_from_checkpoint", "latest"]
     )
     assert resumed.progress.step == 4
+
+
+def test_validation_has_a_bar_and_writes_above_the_training_bar(
+    denoise_spec, image_dirs, tmp_path, capsys, monkeypatch
+) -> None:
+    import treeattn.engine.trainer as trainer
+
+    written = []
+    monkeypatch.setattr(trainer.tqdm, "write", lambda line, **kw: written.append(line))
+    train, test = image_dirs
+    _run(denoise_spec, [*base_args(train, test, tmp_path), "--max-steps", "2", "--val-every", "1"])
+    assert [line.split(":")[0] for line in written] == ["step 1", "step 2"]
+    assert "test/psnr" in written[-1]
+    captured = capsys.readouterr()
+    assert "validate test" in captured.err  # the validation progress bar
+    assert "step 1: test/psnr" not in captured.out  # not printed over the training bar
