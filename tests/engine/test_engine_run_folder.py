@@ -60,6 +60,15 @@ def test_a_folder_of_other_files_is_used_and_kept(denoise_spec, image_dirs, tmp_
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_run_without_results_may_be_started_again(denoise_spec, image_dirs, tmp_path) -> None:
+    train_dir, test_dir = image_dirs
+    args = base_args(train_dir, test_dir, tmp_path)
+    first = _prepare(denoise_spec, args)  # e.g. failed at its first step: no log, no checkpoint
+    assert read_run(tmp_path)["run_id"] == first.run_id
+    second = _prepare(denoise_spec, [*args, "--lr", "1e-3"])
+    assert second.run_id != first.run_id and read_run(tmp_path)["run_id"] == second.run_id
+
+
 def test_resume_with_changed_settings_names_them(denoise_spec, image_dirs, tmp_path) -> None:
     train_dir, test_dir = image_dirs
     args = [*base_args(train_dir, test_dir, tmp_path), "--max-steps", "2"]
@@ -211,3 +220,16 @@ def test_output_dir_that_cannot_hold_a_run(denoise_spec, image_dirs, tmp_path) -
         run_recipe(denoise_spec, base_args(train_dir, test_dir, file))
     with pytest.raises(InputError, match=r"--output-dir .* cannot be written"):
         run_recipe(denoise_spec, base_args(train_dir, test_dir, file / "sub"))
+
+
+def test_a_truncated_file_of_an_old_checkpoint_is_one_error(
+    denoise_spec, image_dirs, tmp_path
+) -> None:
+    train_dir, test_dir = image_dirs
+    args = [*base_args(train_dir, test_dir, tmp_path), "--max-steps", "1"]
+    train(denoise_spec, args)
+    _make_legacy(tmp_path)  # no checksums: the damage shows only when loading
+    optimizer = tmp_path / "step_1" / "optimizer.bin"
+    optimizer.write_bytes(optimizer.read_bytes()[:20])
+    with pytest.raises(CheckpointError, match="step_1 cannot be loaded"):
+        _prepare(denoise_spec, [*args, "--resume-from-checkpoint", "latest"])

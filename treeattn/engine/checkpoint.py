@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "check_compatible",
     "latest_checkpoint",
     "list_checkpoints",
+    "load_checkpoint",
     "read_trainer_state",
     "resolve_checkpoint",
     "save_checkpoint",
@@ -93,6 +95,24 @@ def _read_state(path: str | Path) -> Any:
         return json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{file} is not valid JSON ({err}); resume another step_N") from err
+
+
+def load_checkpoint(accelerator: Accelerator, path: str | Path) -> None:
+    """``accelerator.load_state(path)``, with the errors of damaged files as one message.
+
+    Raises:
+        CheckpointError: If a file cannot be read (truncated, not a checkpoint file).
+    """
+    from safetensors import SafetensorError
+
+    damaged = (RuntimeError, EOFError, OSError, KeyError, pickle.UnpicklingError, SafetensorError)
+    try:
+        accelerator.load_state(str(path))
+    except damaged as err:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err}); "
+            "resume another step_N checkpoint"
+        ) from err
 
 
 def read_trainer_state(path: str | Path) -> dict[str, Any]:

@@ -371,9 +371,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name, (low, high, closed) in ranges.items():
         value = getattr(cfg, name)
         if not (low <= value if closed else low < value) or value > high:
-            bounds = f"{'>=' if closed else '>'} {low:g}" + (
-                f" and <= {high:g}" if high < 1e9 else ""
-            )
+            upper = f" and <= {high:g}" if math.isfinite(high) else ""
+            bounds = f"{'>=' if closed else '>'} {low:g}{upper}"
             raise ValueError(f"--{name.replace('_', '-')} must be {bounds}, got {value}")
     if not 0 <= cfg.ema_decay < 1:
         raise ValueError(f"--ema-decay must be in [0, 1) (0 = off), got {cfg.ema_decay}")

@@ -15,6 +15,7 @@ anything is written, whether a run may use a folder:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import uuid
@@ -74,6 +75,7 @@ RUN_SETTINGS = (
     "gradient_accumulation_steps",
     "seed",
 )
+_STEP_DIR = re.compile(r"(\.tmp-)?step_\d+")  # checkpoints, complete or not
 _PATHS = ("train_dir", "train_lq", "train_gt")  # compared as absolute paths
 _LEGACY_MODEL = {"model": "name", "model_overrides": "overrides"}  # trainer_state["model"] keys
 
@@ -158,14 +160,12 @@ def write_run(output_dir: str | Path, *, run_id: str, settings: dict[str, Any]) 
 
 
 def holds_run(output_dir: str | Path) -> bool:
-    """Whether a folder holds (part of) a training run: ``run.json``, logs or checkpoints."""
+    """Whether a folder holds results of a training run: its log or checkpoints."""
     root = Path(output_dir)
     if not root.is_dir():
         return False
-    markers = (RUN_FILE, "log.jsonl")
     return any(
-        p.name in markers
-        or (p.is_dir() and p.name.lstrip(".").removeprefix("tmp-").startswith("step_"))
+        p.name == "log.jsonl" or (p.is_dir() and _STEP_DIR.fullmatch(p.name) is not None)
         for p in root.iterdir()
     )
 
@@ -233,23 +233,23 @@ def plan_run(
             to other settings.
     """
     output_dir = cfg.output_dir
-    existing = read_run(output_dir)
+    existing = None if cfg.overwrite else read_run(output_dir)  # --overwrite: even a broken one
     if checkpoint is not None and state is not None:
         return _plan_resume(
             cfg, settings=settings, checkpoint=checkpoint, state=state, existing=existing
         )
-    if existing is not None and cfg.resume_from_checkpoint:
-        changes = setting_changes(existing.get("settings", {}), settings)
-        if changes:
-            raise _changed(changes, what=f"the run in {output_dir}", output_dir=output_dir)
-        notice = f"no checkpoint of the run in {output_dir} yet: starting it at step 0"
-        return RunPlan(run_id=existing["run_id"], write_run=False, notices=(notice,))
     new_id = uuid.uuid4().hex
-    if not holds_run(output_dir):
+    if not holds_run(output_dir):  # no results of a run (a run.json alone is replaced)
         notices = ()
         if cfg.resume_from_checkpoint:
             notices = (f"no checkpoint in {output_dir} yet: starting at step 0",)
         return RunPlan(run_id=new_id, notices=notices)
+    if existing is not None and cfg.resume_from_checkpoint:  # killed before its first checkpoint
+        changes = setting_changes(existing.get("settings", {}), settings)
+        if changes:
+            raise _changed(changes, what=f"the run in {output_dir}", output_dir=output_dir)
+        notice = f"no checkpoint of the run in {output_dir} yet: starting it again at step 0"
+        return RunPlan(run_id=existing["run_id"], write_run=False, notices=(notice,))
     if cfg.overwrite:
         return RunPlan(run_id=new_id, clear=True, notices=(f"--overwrite: cleared {output_dir}",))
     what = f"run {existing['run_id']}" if existing else "a run"

@@ -9,7 +9,6 @@ bit-exactly from one.
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,14 +17,14 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, skip_first_batches
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from treeattn.engine.checkpoint import (
-    CheckpointError,
     check_compatible,
+    load_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
     verify_checkpoint,
@@ -147,6 +146,7 @@ def prepare_run(
         cfg, task=spec.name, mixed_precision=precision, num_processes=accelerator.num_processes
     )
     plan = plan_run(cfg, settings=settings, checkpoint=resume, state=state)
+    run_id = broadcast_object_list([plan.run_id])[0]  # the main process's id is the run's
     if resume is not None:
         check_compatible(resume, model, model_name=cfg.model)
     accelerator.wait_for_everyone()  # every process has decided before the main one writes
@@ -206,11 +206,11 @@ def prepare_run(
         metrics=metrics,
         ema=ema,
         logger=RunLogger(accelerator, cfg.output_dir),
-        run_id=plan.run_id,
+        run_id=run_id,
         settings=settings,
     )
     if resume is not None and state is not None:
-        _load_checkpoint(accelerator, resume)
+        load_checkpoint(accelerator, resume)
         run.progress = Progress(step=state["step"], epoch=state["epoch"], batch=state["batch"])
     _start(run, plan)
     if resume is not None:
@@ -221,32 +221,12 @@ def prepare_run(
     return run
 
 
-def _load_checkpoint(accelerator: Accelerator, path: Path) -> None:
-    """``load_state``, with the library's errors on damaged files turned into one message."""
-    from safetensors import SafetensorError
-
-    try:
-        accelerator.load_state(str(path))
-    except (
-        RuntimeError,
-        EOFError,
-        OSError,
-        KeyError,
-        pickle.UnpicklingError,
-        SafetensorError,
-    ) as err:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err}); "
-            "resume another step_N checkpoint"
-        ) from err
-
-
 def _start(run: Run, plan: RunPlan) -> None:
     """Record the run in its folder (main process) and print the plan's notices."""
     cfg, accelerator = run.cfg, run.accelerator
     if accelerator.is_main_process:
         if plan.write_run:
-            write_run(cfg.output_dir, run_id=plan.run_id, settings=run.settings)
+            write_run(cfg.output_dir, run_id=run.run_id, settings=run.settings)
         resolved = dataclasses.replace(cfg, mixed_precision=accelerator.mixed_precision)
         dump_yaml(resolved, run.spec, Path(cfg.output_dir) / CONFIG_FILE)
     for notice in plan.notices:
