@@ -12,7 +12,7 @@ GPU (8 GPUs), AdamW at 3e-4, 50k warm-up then cosine over 600k iterations, Charb
 our reading of the Hi-IR/GRL papers; check before citing.
 """
 
-from treeattn.engine import QUICK_DEFAULTS, TaskSpec, main, paper_preset
+from treeattn.engine import TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="deblur",
@@ -22,7 +22,6 @@ SPEC = TaskSpec(
     protocol="deblur",
     embedded="images",
     defaults={
-        **QUICK_DEFAULTS,
         "loss": "charbonnier",
     },
     presets={

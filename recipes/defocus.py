@@ -17,7 +17,7 @@ written under ``<output_dir>/synthetic``::
 check before citing.
 """
 
-from treeattn.engine import QUICK_DEFAULTS, TaskSpec, main, paper_preset
+from treeattn.engine import TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="defocus",
@@ -28,7 +28,6 @@ SPEC = TaskSpec(
     dual_pixel_overrides={"residual": "view_mean"},  # global residual: mean of the two views
     protocol="defocus",
     embedded="images",
-    defaults=QUICK_DEFAULTS,
     presets={
         "paper": paper_preset(
             model="hiir_unet_defocus",

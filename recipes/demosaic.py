@@ -9,7 +9,7 @@ GPU (8 GPUs), AdamW at 3e-4, 50k warm-up then cosine over 500k iterations, L1 â€
 the Hi-IR/GRL papers; check before citing.
 """
 
-from treeattn.engine import QUICK_DEFAULTS, TaskSpec, main, paper_preset
+from treeattn.engine import TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="demosaic",
@@ -19,7 +19,6 @@ SPEC = TaskSpec(
     degradation_params={"pattern": "RGGB"},
     protocol="demosaic",
     embedded="images",
-    defaults=QUICK_DEFAULTS,
     presets={
         "paper": paper_preset(
             model="hiir_unet_demosaic", patch_size=128, batch_size=8, max_steps=500_000

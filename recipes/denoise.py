@@ -21,7 +21,7 @@ then cosine to 1e-6 over 500k iterations, L1 loss — our reading of the Hi-IR/G
 against the papers before citing numbers.
 """
 
-from treeattn.engine import QUICK_DEFAULTS, LevelSpec, TaskSpec, main, paper_preset
+from treeattn.engine import LevelSpec, TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="denoise",
@@ -29,12 +29,15 @@ SPEC = TaskSpec(
     data="degraded",
     degradation="awgn",
     level=LevelSpec(
-        flag="sigma", param="sigma", help="noise σ: one value (25) or LOW HIGH for blind training"
+        flag="sigma",
+        param="sigma",
+        help="noise σ: one value (25) or LOW HIGH for blind training",
+        low=0,
+        high=255,
     ),
     protocol="denoise",
     embedded="images",
     defaults={
-        **QUICK_DEFAULTS,
         "channels": 1,
         "level": [25.0],
         "val_every": 300,

@@ -12,7 +12,7 @@ as grayscale JPEG (OpenCV-compatible, 4:2:0 chroma for colour).
 over 500k iterations, L1 — our reading of the Hi-IR/GRL papers; check before citing.
 """
 
-from treeattn.engine import QUICK_DEFAULTS, LevelSpec, TaskSpec, main, paper_preset
+from treeattn.engine import LevelSpec, TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="jpeg",
@@ -20,13 +20,17 @@ SPEC = TaskSpec(
     data="degraded",
     degradation="jpeg",
     level=LevelSpec(
-        flag="quality", param="quality", help="JPEG quality: one value (10) or LOW HIGH (blind)"
+        flag="quality",
+        param="quality",
+        help="JPEG quality: one value (10) or LOW HIGH (blind)",
+        low=1,
+        high=100,
+        integer=True,
     ),
     gray_method="y",
     protocol="jpeg",
     embedded="images",
     defaults={
-        **QUICK_DEFAULTS,
         "channels": 1,
         "level": [10.0],
         "max_steps": 600,

@@ -14,7 +14,7 @@ GPU (8 GPUs), Adam at 2e-4, 50k warm-up then cosine over 300k iterations, smooth
 of the Hi-IR/GRL papers; check before citing.
 """
 
-from treeattn.engine import QUICK_DEFAULTS, TaskSpec, main, paper_preset
+from treeattn.engine import TaskSpec, main, paper_preset
 
 SPEC = TaskSpec(
     name="weather",
@@ -24,7 +24,6 @@ SPEC = TaskSpec(
     protocol="weather",
     embedded="images",
     defaults={
-        **QUICK_DEFAULTS,
         "loss": "smooth_l1",
         "optimizer": "adam",
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import runpy
 from pathlib import Path
 
@@ -55,6 +56,28 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, : self.meta.out_chans] + self.body(x)
+
+
+class Stop(Exception):
+    """Raised by the test hook to simulate a run killed after a step."""
+
+
+def train(spec: TaskSpec, args: list[str], *, stop_at: int | None = None):
+    """Train a :class:`TinyNet` with the recipe settings ``args``; stop after step ``stop_at``."""
+    from treeattn.engine import fit, parse_config, prepare_run
+
+    cfg = parse_config(spec, args)
+    torch.manual_seed(1234)  # the engine must not depend on the caller's RNG state
+    run = prepare_run(spec, cfg, model_fn=TinyNet)
+
+    def hook(r) -> None:
+        if stop_at is not None and r.progress.step == stop_at:
+            raise Stop
+
+    with contextlib.suppress(Stop):
+        fit(run, on_step_end=hook)
+    run.accelerator.end_training()
+    return run
 
 
 def one_step(train: Path, test: Path, out: Path, batch: int) -> None:

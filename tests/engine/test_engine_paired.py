@@ -69,3 +69,25 @@ def test_paired_flag_errors(pairs, tmp_path) -> None:
         run_recipe(defocus, [*_flags(pairs, "motion_blur", tmp_path), "--dual-pixel"])
     with pytest.raises(InputError, match="expects 1"):
         run_recipe(defocus, _flags(pairs, "dual_pixel", tmp_path))
+
+
+def test_paired_data_follows_the_model_scale(tmp_path) -> None:
+    from treeattn.engine.data import build_data
+
+    for split in ("train", "test"):
+        for i in range(2):
+            write_image(tmp_path / "gt" / split / f"im{i}.png", torch.rand(3, 24, 24))
+            write_image(tmp_path / "lq" / split / f"im{i}.png", torch.rand(3, 12, 12))
+    spec = load_recipe("deblur")
+    folders = [f"--{kind}-{side}" for kind in ("train", "test") for side in ("lq", "gt")]
+    paths = [tmp_path / side / kind for kind in ("train", "test") for side in ("lq", "gt")]
+    flags = [str(x) for pair in zip(folders, paths, strict=True) for x in pair]
+    cfg = parse_config(spec, [*flags, "--patch-size", "8", "--output-dir", str(tmp_path / "o")])
+    data = build_data(spec, cfg, scale=2)
+    item = data.train[0]
+    assert item["lq"].shape == (3, 8, 8) and item["gt"].shape == (3, 16, 16)
+    test = data.tests[0].dataset[0]
+    assert test["lq"].shape == (3, 12, 12) and test["gt"].shape == (3, 24, 24)
+    dual = parse_config(load_recipe("defocus"), ["--dual-pixel", "--output-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="--dual-pixel views are as large as the ground truth"):
+        build_data(load_recipe("defocus"), dual, scale=2)

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
 from engine_testlib import TinyNet, base_args
+from engine_testlib import train as _run
 
-from treeattn.engine import fit, parse_config, prepare_run
+from treeattn.engine import parse_config, prepare_run
 from treeattn.engine.checkpoint import latest_checkpoint, list_checkpoints
 from treeattn.engine.report import final_report
 
 
-class Stop(Exception):
-    """Raised by the test hook to simulate a run killed after a step."""
-
-
 def _weights(run) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in run.accelerator.unwrap_model(run.model).state_dict().items()}
-
-
-def _run(spec, args, *, stop_at: int | None = None):
-    cfg = parse_config(spec, args)
-    torch.manual_seed(1234)  # the engine must not depend on the caller's RNG state
-    run = prepare_run(spec, cfg, model_fn=TinyNet)
-
-    def hook(r) -> None:
-        if stop_at is not None and r.progress.step == stop_at:
-            raise Stop
-
-    with contextlib.suppress(Stop):
-        fit(run, on_step_end=hook)
-    run.accelerator.end_training()
-    return run
 
 
 @pytest.mark.parametrize("accumulation", [1, 2])
@@ -126,3 +107,19 @@ def test_time_budget_ends_the_run_resumably(denoise_spec, image_dirs, tmp_path) 
         denoise_spec, [*base_args(train, test, tmp_path), "--resume_from_checkpoint", "latest"]
     )
     assert resumed.progress.step == 4
+
+
+def test_validation_has_a_bar_and_writes_above_the_training_bar(
+    denoise_spec, image_dirs, tmp_path, capsys, monkeypatch
+) -> None:
+    import treeattn.engine.trainer as trainer
+
+    written = []
+    monkeypatch.setattr(trainer.tqdm, "write", lambda line, **kw: written.append(line))
+    train, test = image_dirs
+    _run(denoise_spec, [*base_args(train, test, tmp_path), "--max-steps", "2", "--val-every", "1"])
+    assert [line.split(":")[0] for line in written] == ["step 1", "step 2"]
+    assert "test/psnr" in written[-1]
+    captured = capsys.readouterr()
+    assert "validate test" in captured.err  # the validation progress bar
+    assert "step 1: test/psnr" not in captured.out  # not printed over the training bar

@@ -5,11 +5,10 @@ A recipe states a :class:`TaskSpec` and calls :func:`run_recipe`; see ``recipes/
 
 from treeattn.engine.config import TrainConfig, parse_config
 from treeattn.engine.recipe import InputError, main, run_recipe
-from treeattn.engine.task import QUICK_DEFAULTS, SMOKE, LevelSpec, TaskSpec, paper_preset
+from treeattn.engine.task import SMOKE, LevelSpec, TaskSpec, paper_preset
 from treeattn.engine.trainer import Progress, Run, fit, prepare_run
 
 __all__ = [
-    "QUICK_DEFAULTS",
     "SMOKE",
     "InputError",
     "LevelSpec",

@@ -4,11 +4,17 @@ A checkpoint is first written by :meth:`accelerate.Accelerator.save_state` into 
 ``.tmp-step_N`` folder, completed with ``trainer_state.json`` and only then renamed to ``step_N``.
 A run killed while saving therefore leaves a ``.tmp-*`` folder that is never taken for ``latest``;
 it is removed by the next save.
+
+Every checkpoint lists the SHA-256 of its files in ``checksums.json`` (``trainer_state.json``
+included, so an edited step is caught); :func:`verify_checkpoint` checks them before a resume.
+Checkpoints written before checksums existed (no ``run_id`` in their state) are still resumed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -17,17 +23,25 @@ from typing import Any
 from accelerate import Accelerator
 from torch import nn
 
+from treeattn.models import CheckpointError
+
 __all__ = [
+    "CHECKSUM_FILE",
     "STATE_FILE",
+    "CheckpointError",
     "check_compatible",
     "latest_checkpoint",
     "list_checkpoints",
+    "load_checkpoint",
     "read_trainer_state",
     "resolve_checkpoint",
     "save_checkpoint",
+    "verify_checkpoint",
 ]
 
 STATE_FILE = "trainer_state.json"
+CHECKSUM_FILE = "checksums.json"
+_PROGRESS_KEYS = ("step", "epoch", "batch")
 _STEP_DIR = re.compile(r"step_(\d+)")
 _WEIGHTS_FILE = "model.safetensors"
 
@@ -75,9 +89,106 @@ def resolve_checkpoint(spec: str, *, output_dir: str | Path) -> Path | None:
     return path
 
 
+def _read_state(path: str | Path) -> Any:
+    file = Path(path) / STATE_FILE
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file} is not valid JSON ({err}); resume another step_N") from err
+
+
+def load_checkpoint(accelerator: Accelerator, path: str | Path) -> None:
+    """``accelerator.load_state(path)``, with the errors of damaged files as one message.
+
+    Raises:
+        CheckpointError: If a file cannot be read (truncated, not a checkpoint file).
+    """
+    from safetensors import SafetensorError
+
+    damaged = (RuntimeError, EOFError, OSError, KeyError, pickle.UnpicklingError, SafetensorError)
+    try:
+        accelerator.load_state(str(path))
+    except damaged as err:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err}); "
+            "resume another step_N checkpoint"
+        ) from err
+
+
 def read_trainer_state(path: str | Path) -> dict[str, Any]:
-    """The ``trainer_state.json`` of a checkpoint folder."""
-    return json.loads((Path(path) / STATE_FILE).read_text())
+    """The ``trainer_state.json`` of a checkpoint folder.
+
+    Raises:
+        CheckpointError: If it is not a JSON object with integer ``step``, ``epoch``, ``batch``.
+    """
+    state = _read_state(path)
+    bad = [
+        k for k in _PROGRESS_KEYS if not isinstance(state, dict) or type(state.get(k)) is not int
+    ]
+    if bad:
+        raise CheckpointError(
+            f"{Path(path) / STATE_FILE} lacks integer {bad}; resume another step_N checkpoint"
+        )
+    return state
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_checksums(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUM_FILE)
+    sums = {p.relative_to(folder).as_posix(): _sha256(p) for p in files}
+    (folder / CHECKSUM_FILE).write_text(json.dumps({"sha256": sums}, indent=2))
+
+
+def verify_checkpoint(path: str | Path, *, process_index: int = 0) -> dict[str, Any]:
+    """Check a checkpoint before resuming it and return its trainer state.
+
+    Checks the SHA-256 of every file listed in ``checksums.json``, that the state's step
+    matches the ``step_N`` folder name, and that this process's random state is there
+    (without it a resume would silently not be bit-exact). A checkpoint written before run ids
+    and checksums (no ``run_id`` in its state) is checked for its step and random state only.
+
+    Args:
+        path: Checkpoint folder.
+        process_index: This process (its ``random_states_<index>.pkl`` must exist).
+
+    Raises:
+        CheckpointError: Naming the damaged or missing file and what to do.
+    """
+    folder = Path(path)
+    state = read_trainer_state(folder)
+    match = _STEP_DIR.fullmatch(folder.name)
+    if match and int(match.group(1)) != state["step"]:
+        raise CheckpointError(
+            f"{folder / STATE_FILE} says step {state['step']} but the folder is {folder.name}; "
+            "the checkpoint was edited or mixed up: resume another step_N"
+        )
+    if "run_id" in state:
+        sums_file = folder / CHECKSUM_FILE
+        if not sums_file.is_file():
+            raise CheckpointError(f"{folder} lacks {CHECKSUM_FILE}; resume another step_N")
+        for name, expected in json.loads(sums_file.read_text())["sha256"].items():
+            file = folder / name
+            if not file.is_file():
+                raise CheckpointError(f"{folder} lacks {name}; resume another step_N checkpoint")
+            if _sha256(file) != expected:
+                raise CheckpointError(
+                    f"{file} does not match its checksum (damaged or edited); "
+                    "resume another step_N checkpoint"
+                )
+    random_state = folder / f"random_states_{process_index}.pkl"
+    if not random_state.is_file():
+        raise CheckpointError(
+            f"{folder} lacks {random_state.name}, the random state of process {process_index}; "
+            "resume with as many processes as the run had, or another step_N"
+        )
+    return state
 
 
 def save_checkpoint(
@@ -114,6 +225,7 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=2))
+        _write_checksums(tmp)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -134,16 +246,23 @@ def check_compatible(path: str | Path, model: nn.Module, *, model_name: str) -> 
 
     Raises:
         ValueError: If the checkpoint was made for another model or other overrides.
+        CheckpointError: If its weights file is missing or unreadable.
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    saved = read_trainer_state(path).get("model", {})
+    state = _read_state(path)
+    saved = state.get("model", {}) if isinstance(state, dict) else {}
     weights = Path(path) / _WEIGHTS_FILE
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found: dict[str, tuple[int, ...]] = {}
-    if weights.is_file():
+    if not weights.is_file():
+        raise CheckpointError(f"{path} lacks {_WEIGHTS_FILE}; resume another step_N checkpoint")
+    try:
         with safe_open(str(weights), framework="pt") as f:
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(
+            f"{weights} cannot be read ({err}); resume another step_N checkpoint"
+        ) from err
     if found == expected:
         return
     differing = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])

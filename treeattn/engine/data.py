@@ -191,14 +191,14 @@ def _degraded(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
     return TaskData(train=train, tests=tests)
 
 
-def _paired_dataset(lq_dirs: list[Path], gt_dir: Path, **kwargs: Any) -> Dataset:
+def _paired_dataset(lq_dirs: list[Path], gt_dir: Path, *, scale: int, **kwargs: Any) -> Dataset:
     from treeattn.data.datasets import DualPixelFolder, PairedFolder
 
-    if len(lq_dirs) == 2:  # dual-pixel files are RGB
+    if len(lq_dirs) == 2:  # dual-pixel files are RGB, and the views are as large as the GT
         kwargs.pop("channels")
         kwargs.pop("gray_method")
         return DualPixelFolder(*lq_dirs, gt_dir, **kwargs)
-    return PairedFolder(lq_dirs[0], gt_dir, **kwargs)
+    return PairedFolder(lq_dirs[0], gt_dir, scale=scale, **kwargs)
 
 
 def _pair_folders(
@@ -214,6 +214,11 @@ def _pair_folders(
 
 
 def _paired(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
+    if cfg.dual_pixel and scale != 1:
+        raise ValueError(
+            f"--dual-pixel views are as large as the ground truth; a model of {scale=} "
+            "cannot use them"
+        )
     views = 2 if cfg.dual_pixel else 1
     for name in ("train_lq", "test_lq"):
         given = getattr(cfg, name)
@@ -236,9 +241,15 @@ def _paired(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
         gray_method=spec.gray_method,
         seed=cfg.seed,
         repeat=cfg.repeat,
+        scale=scale,
     )
     test_data = _paired_dataset(
-        test_lq, test_gt, channels=cfg.channels, gray_method=spec.gray_method, seed=_TEST_SEED
+        test_lq,
+        test_gt,
+        channels=cfg.channels,
+        gray_method=spec.gray_method,
+        seed=_TEST_SEED,
+        scale=scale,
     )
     return TaskData(
         train=train, tests=(EvalSet(name=_set_name(test_gt), dataset=test_data, folder=test_gt),)

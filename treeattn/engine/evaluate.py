@@ -16,6 +16,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from treeattn.models.banded import banded_forward
 from treeattn.ops.padding import crop_to, pad_to_multiple
@@ -98,6 +99,7 @@ def validate(
     metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
     sample_dir: Path | None = None,
     max_samples: int = 0,
+    desc: str | None = None,
 ) -> dict[str, float]:
     """Mean metrics of one prepared (sharded) test loader, each image counted once.
 
@@ -108,6 +110,7 @@ def validate(
         metrics: ``(restored, gt) -> {name: (B,) tensor}``.
         sample_dir: Where to save restored samples (PNG), or ``None``.
         max_samples: How many samples to save in all (split over the processes).
+        desc: Label of a progress bar (local main process; removed when done), or ``None``.
 
     Returns:
         ``{name: mean}`` plus ``"images"``: how many images were scored.
@@ -116,7 +119,13 @@ def validate(
 
     per_process = -(-max_samples // accelerator.num_processes)
     rows: list[dict[str, torch.Tensor]] = []
-    for index, batch in enumerate(loader):
+    bar = tqdm(
+        loader,
+        desc=desc,
+        leave=False,
+        disable=desc is None or not accelerator.is_local_main_process,
+    )
+    for index, batch in enumerate(bar):
         with accelerator.autocast():
             out = restore(batch["lq"]).float()
         values = metrics(out, batch["gt"].float())

@@ -11,7 +11,29 @@ from treeattn.engine.config import TrainConfig
 from treeattn.engine.task import TaskSpec
 from treeattn.models.provenance import TrainingRecord
 
-__all__ = ["build_model", "check_model_fits", "training_record"]
+__all__ = ["build_model", "check_model_fits", "check_scale", "training_record"]
+
+
+def check_scale(spec: TaskSpec, scale: Any, *, model: str) -> None:
+    """Refuse a model whose scale the task does not train (an SR model for denoising, ...).
+
+    Raises:
+        ValueError: Naming the model, its scale, and registry models that suit the task.
+    """
+    if scale in spec.scales:
+        return
+    from treeattn.models import list_models, model_config
+
+    configs = {n: model_config(n) for n in list_models()}
+    suitable = sorted(
+        (n for n, c in configs.items() if getattr(c, "scale", 1) in spec.scales),
+        key=lambda n: (getattr(configs[n], "task", None) != spec.name, len(n), n),
+    )
+    scales = " or ".join(map(str, spec.scales))
+    raise ValueError(
+        f"recipes/{spec.name}.py trains models of scale {scales}, but --model {model} has "
+        f"scale {scale!r}; use a model such as {suitable[:3]}"
+    )
 
 
 def build_model(spec: TaskSpec, cfg: TrainConfig) -> nn.Module:
@@ -21,30 +43,54 @@ def build_model(spec: TaskSpec, cfg: TrainConfig) -> nn.Module:
     itself ``restore``), ``in_chans``/``out_chans`` from ``--channels`` (twice the input
     channels with ``--dual-pixel``), the task's ``dual_pixel_overrides`` with ``--dual-pixel``,
     then ``--model-overrides``.
-    """
-    from treeattn.models import create_model
 
+    Raises:
+        ValueError: For an unknown model, a model of another scale than the task's, or settings
+            the model cannot be built with (the message names them).
+    """
+    from treeattn.models import create_model, model_config
+
+    config = model_config(cfg.model)
+    check_scale(
+        spec, cfg.model_overrides.get("scale", getattr(config, "scale", 1)), model=cfg.model
+    )
     views = 2 if cfg.dual_pixel else 1
     overrides = {"task": spec.name, "in_chans": cfg.channels * views, "out_chans": cfg.channels}
     if cfg.dual_pixel:
         overrides.update(spec.dual_pixel_overrides)
     overrides.update(cfg.model_overrides)
-    return create_model(cfg.model, **overrides)
+    try:
+        return create_model(cfg.model, **overrides)
+    except (TypeError, ValueError, ArithmeticError) as err:
+        raise ValueError(
+            f"--model {cfg.model} cannot be built with {overrides} (from --channels, "
+            f"--dual-pixel and --model-overrides): {err}; fix --model-overrides"
+        ) from err
 
 
-def check_model_fits(meta: Any, *, patch_size: int, mixed_precision: str) -> None:
-    """Refuse a training patch the model would have to pad, or a precision it does not claim.
+def check_model_fits(
+    meta: Any, *, patch_size: int, mixed_precision: str, in_chans: int, out_chans: int
+) -> None:
+    """Refuse a model of other channels than the data, a patch it must pad, or a precision.
 
     Args:
         meta: The model's :class:`treeattn.models.meta.ModelMeta`.
         patch_size: Training input patch side.
         mixed_precision: ``no``, ``bf16`` or ``fp16``.
+        in_chans: Channels of the network input (``--channels``, twice with ``--dual-pixel``).
+        out_chans: Channels of the ground truth.
 
     Raises:
-        ValueError: If ``patch_size`` is below ``meta.minimum`` or not a multiple of
-            ``meta.multiple_of`` (the message suggests the nearest valid sizes), or the model
-            does not declare support for the requested half precision.
+        ValueError: If the channels differ, ``patch_size`` is below ``meta.minimum`` or not a
+            multiple of ``meta.multiple_of`` (the message suggests the nearest valid sizes), or
+            the model does not declare support for the requested half precision.
     """
+    if (meta.in_chans, meta.out_chans) != (in_chans, out_chans):
+        raise ValueError(
+            f"model {meta.name!r} maps {meta.in_chans} to {meta.out_chans} channels but the data "
+            f"has {in_chans} input and {out_chans} output channels; match --channels (and "
+            "--dual-pixel) or drop in_chans/out_chans from --model-overrides"
+        )
     supported = {"no": True, "bf16": meta.supports_bf16, "fp16": meta.supports_fp16}
     if not supported[mixed_precision]:
         raise ValueError(

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["QUICK_DEFAULTS", "SMOKE", "LevelSpec", "TaskSpec", "paper_preset"]
-
-#: The quick default most recipes share: a tiny U-shape model for ~8 minutes on 2 CPU cores.
-QUICK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "model": "hiir_unet_tiny",
-        "channels": 3,
-        "loss": "l1",
-        "optimizer": "adamw",
-        "patch_size": 48,
-        "batch_size": 8,
-        "max_steps": 1200,
-        "max_minutes": 8.5,
-        "lr": 2e-3,
-        "warmup_steps": 50,
-        "min_lr_ratio": 0.01,
-        "val_every": 400,
-    }
-)
+__all__ = ["SMOKE", "LevelSpec", "TaskSpec", "paper_preset"]
 
 #: ``--smoke``: a seconds-long run on tiny settings, for CI.
 SMOKE: Mapping[str, Any] = MappingProxyType(
@@ -87,11 +70,38 @@ class LevelSpec:
         help: Help text of the flag.
         param: Keyword of ``build_degradation`` that receives the level (a number or a
             ``(low, high)`` range).
+        low: Smallest valid level.
+        high: Largest valid level.
+        integer: Whether levels must be whole numbers (JPEG quality).
     """
 
     flag: str
     help: str
     param: str
+    low: float = 0.0
+    high: float = math.inf
+    integer: bool = False
+
+    def check(self, levels: Sequence[float], *, flag: str) -> None:
+        """Refuse levels outside ``[low, high]``, NaN, or fractions where whole numbers are due.
+
+        Args:
+            levels: The given level values.
+            flag: The flag they came from, for the message (``--quality``, ``--test-sigma``).
+
+        Raises:
+            ValueError: Naming the flag and the valid values.
+        """
+        for value in levels:
+            whole = not self.integer or float(value).is_integer()
+            if not (self.low <= value <= self.high and whole):  # also False for NaN
+                kind = "a whole number" if self.integer else "a number"
+                bounds = (
+                    f"between {self.low:g} and {self.high:g}"
+                    if math.isfinite(self.high)
+                    else f">= {self.low:g}"
+                )
+                raise ValueError(f"{flag} {value:g} is not valid: give {kind} {bounds}")
 
 
 @dataclass(frozen=True)
@@ -118,10 +128,12 @@ class TaskSpec:
         protocol: Evaluation protocol of ``evaluate_folder``: a name in
             :data:`treeattn.data.benchmark.PROTOCOLS` (``"sr_x{scale}"`` is formatted with the
             model's scale) or a :class:`treeattn.data.benchmark.Protocol`.
-        defaults: Settings of the quick default run (keys of :class:`TrainConfig`); the output
-            folder defaults to ``outputs/<name>``.
+        defaults: Where the task's quick default run differs from the defaults of
+            :class:`TrainConfig` (its keys); the output folder defaults to ``outputs/<name>``.
         presets: Named settings, e.g. ``{"paper": paper_preset(...)}``.
         smoke: Settings applied by ``--smoke`` (a seconds-long run for CI).
+        scales: The model scales (output / input size) the task trains: ``(1,)`` for
+            same-size restoration, e.g. ``(2, 3, 4)`` for super-resolution.
     """
 
     name: str
@@ -139,6 +151,7 @@ class TaskSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     smoke: Mapping[str, Any] = field(default_factory=lambda: SMOKE)
+    scales: tuple[int, ...] = (1,)
 
     def __post_init__(self) -> None:
         if "output_dir" not in self.defaults:

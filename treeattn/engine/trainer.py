@@ -13,28 +13,39 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, skip_first_batches
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from treeattn.engine.checkpoint import (
     check_compatible,
-    read_trainer_state,
+    load_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
+    verify_checkpoint,
 )
-from treeattn.engine.config import TrainConfig
+from treeattn.engine.config import TrainConfig, dump_yaml
 from treeattn.engine.data import TaskData, build_data, make_loaders
 from treeattn.engine.ema import ModelEMA
 from treeattn.engine.evaluate import make_restorer, metrics_for, validate
 from treeattn.engine.logs import RunLogger, tensorboard_available
 from treeattn.engine.losses import build_loss
-from treeattn.engine.model import build_model, check_model_fits
+from treeattn.engine.model import build_model, check_model_fits, check_scale
 from treeattn.engine.optim import build_optimizer, build_scheduler
+from treeattn.engine.rundir import (
+    CONFIG_FILE,
+    RunPlan,
+    check_output_dir,
+    clear_run,
+    plan_run,
+    run_settings,
+    write_run,
+)
 from treeattn.engine.task import TaskSpec
 from treeattn.engine.threads import resolve_threads
 
@@ -68,6 +79,8 @@ class Run:
     logger: RunLogger
     ema: ModelEMA | None = None
     progress: Progress = field(default_factory=Progress)
+    run_id: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -89,8 +102,11 @@ def prepare_run(
 
     Raises:
         FileNotFoundError: Missing folder or checkpoint.
-        ValueError: Empty folder, unknown model, unsuitable patch size, foreign checkpoint, ...
+        ValueError: Empty folder, unknown model, unsuitable patch size, foreign checkpoint, an
+            output folder holding another run, ...
+        CheckpointError: A damaged checkpoint (a ``ValueError``).
     """
+    check_output_dir(cfg.output_dir)
     tracking = cfg.with_tracking and tensorboard_available()
     accelerator = Accelerator(
         cpu=cfg.cpu,
@@ -101,18 +117,42 @@ def prepare_run(
         project_dir=cfg.output_dir,
     )
     if cfg.with_tracking and not tracking:
-        accelerator.print("tensorboard is not installed: logging to CSV/JSON only")
+        accelerator.print(
+            "tensorboard is not installed: logging to CSV/JSON only "
+            "(pip install 'treeattn[recipes]', or --no-with-tracking)"
+        )
     torch.set_num_threads(resolve_threads(cfg.threads))
     set_seed(cfg.seed)
-    model = build_model(spec, cfg) if model_fn is None else model_fn()
+    if model_fn is None:
+        model = build_model(spec, cfg)
+    else:
+        model = model_fn()
+        check_scale(spec, model.meta.scale, model=model.meta.name)
     precision = accelerator.mixed_precision
-    check_model_fits(model.meta, patch_size=cfg.patch_size, mixed_precision=precision)
-    resume = None
+    views = 2 if cfg.dual_pixel else 1
+    check_model_fits(
+        model.meta,
+        patch_size=cfg.patch_size,
+        mixed_precision=precision,
+        in_chans=cfg.channels * views,
+        out_chans=cfg.channels,
+    )
+    resume, state = None, None
     if cfg.resume_from_checkpoint:
         resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
     if resume is not None:
+        state = verify_checkpoint(resume, process_index=accelerator.process_index)
+    settings = run_settings(
+        cfg, task=spec.name, mixed_precision=precision, num_processes=accelerator.num_processes
+    )
+    plan = plan_run(cfg, settings=settings, checkpoint=resume, state=state)
+    run_id = broadcast_object_list([plan.run_id])[0]  # the main process's id is the run's
+    if resume is not None:
         check_compatible(resume, model, model_name=cfg.model)
+    accelerator.wait_for_everyone()  # every process has decided before the main one writes
     with accelerator.main_process_first():  # synthetic pairs are written once, by the main process
+        if plan.clear and accelerator.is_main_process:
+            clear_run(cfg.output_dir)
         data = build_data(spec, cfg, scale=model.meta.scale)
     metrics = metrics_for(spec.protocol_for(model.meta.scale))
     train_loader, test_loaders = make_loaders(cfg, data)
@@ -166,18 +206,31 @@ def prepare_run(
         metrics=metrics,
         ema=ema,
         logger=RunLogger(accelerator, cfg.output_dir),
+        run_id=run_id,
+        settings=settings,
     )
-    if resume is not None:
-        accelerator.load_state(str(resume))
-        state = read_trainer_state(resume)
+    if resume is not None and state is not None:
+        load_checkpoint(accelerator, resume)
         run.progress = Progress(step=state["step"], epoch=state["epoch"], batch=state["batch"])
+    _start(run, plan)
+    if resume is not None:
         accelerator.print(f"resumed from {resume} at step {run.progress.step}")
-    elif cfg.resume_from_checkpoint:
-        accelerator.print(f"no checkpoint in {cfg.output_dir} yet: starting at step 0")
     if tracking:
         scalars = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float)}
         accelerator.init_trackers(spec.name, config=scalars)
     return run
+
+
+def _start(run: Run, plan: RunPlan) -> None:
+    """Record the run in its folder (main process) and print the plan's notices."""
+    cfg, accelerator = run.cfg, run.accelerator
+    if accelerator.is_main_process:
+        if plan.write_run:
+            write_run(cfg.output_dir, run_id=run.run_id, settings=run.settings)
+        resolved = dataclasses.replace(cfg, mixed_precision=accelerator.mixed_precision)
+        dump_yaml(resolved, run.spec, Path(cfg.output_dir) / CONFIG_FILE)
+    for notice in plan.notices:
+        accelerator.print(notice)
 
 
 def _validate_all(run: Run) -> dict[str, float]:
@@ -193,13 +246,13 @@ def _validate_all(run: Run) -> dict[str, float]:
             metrics=run.metrics,
             sample_dir=sample_dir if cfg.save_images else None,
             max_samples=cfg.save_images,
+            desc=f"validate {test.name}",
         )
         values.update({f"{test.name}/{k}": v for k, v in result.items()})
     run.model.train()
     run.logger.log("val", step=progress.step, values=values)
-    run.accelerator.print(
-        f"step {progress.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
-    )
+    if run.accelerator.is_local_main_process:  # above the training bar, not over it
+        tqdm.write(f"step {progress.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
     return values
 
 
@@ -213,6 +266,8 @@ def _checkpoint(run: Run) -> None:
             **dataclasses.asdict(progress),
             "model": {"name": cfg.model, "overrides": cfg.model_overrides},
             "task": run.spec.name,
+            "run_id": run.run_id,
+            "settings": run.settings,
         },
         keep=cfg.keep_checkpoints,
     )
