@@ -100,3 +100,16 @@ def test_shipped_model_denoises_an_embedded_crop(name, sigma, tmp_path):
         channels=1,
     )
     assert table.mean["psnr"] > table.mean["input_psnr"] + 5.0
+
+
+def test_restore_command_takes_a_shipped_name(stand_in, tmp_path):
+    from treeattn.data.io import read_image, write_image
+
+    noisy = torch.rand(1, 20, 28)
+    write_image(tmp_path / "in" / "photo.png", noisy)
+    code = cli_main(["restore", "tiny_gray", str(tmp_path / "in"), "-o", str(tmp_path / "out")])
+    assert code == 0
+    restored = read_image(tmp_path / "out" / "photo.png", channels=1)
+    with torch.no_grad():
+        expected = stand_in.eval()(read_image(tmp_path / "in" / "photo.png", channels=1)[None])
+    torch.testing.assert_close(restored, expected[0].clamp(0, 1), atol=1 / 255, rtol=0)
