@@ -26,6 +26,7 @@ from treeattn.inference.ensemble import self_ensemble as ensemble_apply
 from treeattn.models.banded import banded_forward
 from treeattn.models.meta import ModelMeta
 from treeattn.ops.tiling import tile_starts, tiled_apply
+from treeattn.validate import check_bool
 
 __all__ = [
     "check_model_input",
@@ -91,16 +92,28 @@ def check_precision(model: nn.Module, *, bf16: bool) -> None:
         raise ValueError(f"model {meta.name!r} does not claim bfloat16 support; drop bf16")
 
 
-def check_tiling(tile: int | None, overlap: int) -> None:
+def check_tiling(tile: int | None, overlap: int, *, minimum: int = 1) -> None:
     """Check tiling settings before any work.
 
+    Args:
+        tile: Tile side, or ``None`` for whole images.
+        overlap: Tile overlap in pixels.
+        minimum: Smallest useful tile: the model's ``meta.multiple_of`` (it pads every tile
+            to a multiple of it, so a smaller tile costs time and quality and gains nothing).
+
     Raises:
-        ValueError: if ``tile`` is not a positive int or ``overlap`` is not in ``[0, tile)``.
+        ValueError: if ``tile`` is not an int of at least ``minimum`` or ``overlap`` is not in
+            ``[0, tile)``.
     """
     if tile is None:
         return
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
         raise ValueError(f"{tile=} must be a positive number of pixels, or None for whole images")
+    if tile < minimum:
+        raise ValueError(
+            f"{tile=} is smaller than {minimum}, the multiple the model pads every tile to; "
+            f"use a tile of at least {minimum} pixels (e.g. 256), or None for whole images"
+        )
     tile_starts(tile, tile=tile, overlap=overlap)  # raises for an overlap that does not fit
 
 
@@ -170,9 +183,11 @@ def restore_image(
         not clamped.
 
     Raises:
-        TypeError: if ``model`` is not a treeattn model or ``img`` is not a float tensor.
-        ValueError: for a wrong shape or channel count, bad tiling settings, or ``bf16`` on a
-            model that does not claim it.
+        TypeError: if ``model`` is not a treeattn model, ``img`` is not a float tensor, or
+            ``self_ensemble``/``bf16`` is not a bool (``"no"`` would read as true).
+        ValueError: for a wrong shape or channel count, a meta tensor, bad tiling settings
+            (a tile below ``model.meta.multiple_of``), or ``bf16`` on a model that does not
+            claim it.
     """
     model_meta(model)  # a TypeError for anything but a treeattn model comes first
     if not isinstance(img, torch.Tensor):
@@ -183,8 +198,12 @@ def restore_image(
         )
     if img.ndim not in (3, 4) or min(img.shape[-2:], default=0) < 1:
         raise ValueError(f"img must be (C, H, W) or (B, C, H, W), got shape {tuple(img.shape)}")
+    if img.is_meta:
+        raise ValueError("img is a meta tensor (shape only, no data); pass an image with values")
+    check_bool("self_ensemble", self_ensemble)
+    check_bool("bf16", bf16)
     check_model_input(model, img.shape[-3])
-    check_tiling(tile, overlap)
+    check_tiling(tile, overlap, minimum=model_meta(model).multiple_of)
     check_precision(model, bf16=bf16)
     device, dtype = _model_place(model, img)
     batch = (img if img.ndim == 4 else img.unsqueeze(0)).to(device=device, dtype=dtype)

@@ -83,7 +83,8 @@ def export_model(
         The path written.
 
     Raises:
-        ValueError: for an unknown format, a non-positive size or an existing file.
+        ValueError: for an unknown format, a non-positive size, an output that is a folder or
+            has another suffix, or an existing file.
         ImportError: for ONNX without the ``[export]`` extra.
     """
     if format not in EXPORT_FORMATS:
@@ -92,7 +93,12 @@ def export_model(
         raise ValueError(f"{size=} must be two positive numbers (H, W)")
     suffix, exporter = EXPORT_FORMATS[format]
     path = Path(path)
-    path = path if path.suffix else path.with_suffix(suffix)
+    path = path if path.suffix or path.is_dir() else path.with_suffix(suffix)
+    if path.suffix.lower() != suffix or path.is_dir():
+        raise ValueError(
+            f"output {str(path)!r} is not a {format} file path; give a file name ending in "
+            f"{suffix} (or none: {suffix} is added)"
+        )
     if path.exists() and not overwrite:
         raise ValueError(f"{str(path)!r} exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from treeattn.inference.api import (
     model_meta,
     restore_image,
 )
+from treeattn.validate import check_bool
 
 __all__ = ["FileJob", "RestoreSummary", "find_inputs", "plan_outputs", "restore_files"]
 
@@ -259,9 +260,12 @@ def restore_files(
     from treeattn.data.io import read_image_with_depth
 
     _check_model(model)
-    check_tiling(tile, overlap)
-    check_precision(model, bf16=bf16)
     meta = model_meta(model)
+    flags = {"recursive": recursive, "overwrite": overwrite, "self_ensemble": self_ensemble}
+    for name, flag in {**flags, "bf16": bf16, "quiet": quiet}.items():
+        check_bool(name, flag)  # a string such as "no" would read as true
+    check_tiling(tile, overlap, minimum=meta.multiple_of)
+    check_precision(model, bf16=bf16)
     record = getattr(model, "provenance", None)
     gray_method = record.gray_method if record is not None else "luma"
     images, ignored = find_inputs(inputs, recursive=recursive)

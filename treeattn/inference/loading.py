@@ -38,13 +38,18 @@ def load_model(
 
     Raises:
         FileNotFoundError: for a folder that holds no model (e.g. a run still training).
-        ValueError: for a name that is neither a folder nor a shipped model.
+        ValueError: for a file, or a name that is neither a folder nor a shipped model.
         CheckpointError: for a model folder that cannot be loaded (the message says why).
     """
     path = Path(source)
     for folder in (path, path / RUN_MODEL_FOLDER):
         if (folder / CONFIG_NAME).is_file():
             return from_pretrained(folder, device=device, dtype=dtype)
+    if path.is_file():
+        raise ValueError(
+            f"model {str(path)!r} is a file; pass the folder holding {CONFIG_NAME} (a "
+            "save_pretrained folder or a recipe run folder), or a shipped pretrained model name"
+        )
     if path.is_dir():
         raise FileNotFoundError(
             f"folder {str(path)!r} holds no model: expected {CONFIG_NAME} there (a save_pretrained "

@@ -48,8 +48,15 @@ def banded_forward(
         ``model(x)``, computed without gradients.
 
     Raises:
-        ValueError: If ``model`` is in training mode (call ``model.eval()`` first).
+        TypeError: If ``model`` is not a module, or ``min_pixels``/``tile_pixels`` is not an int.
+        ValueError: If ``model`` is in training mode (call ``model.eval()`` first), or
+            ``min_pixels < 0`` or ``tile_pixels < 1``.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"banded_forward needs a torch.nn.Module, got {type(model).__name__}; e.g. "
+            "treeattn.create_model(...).eval()"
+        )
     if model.training:
         raise ValueError(
             f"banded_forward needs {type(model).__name__} in eval mode (dropout and drop-path "

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from treeattn.ops.padding import padded_index
+from treeattn.validate import check_bool, check_int
 
 __all__ = [
     "BAND_MIN_PIXELS",
@@ -72,6 +73,9 @@ class BandSettings:
     tile_pixels: int = BAND_TILE_PIXELS
 
     def __post_init__(self) -> None:
+        check_bool("enabled", self.enabled)
+        check_int("min_pixels", self.min_pixels)
+        check_int("tile_pixels", self.tile_pixels)
         if self.min_pixels < 0:
             raise ValueError(f"min_pixels={self.min_pixels} must be >= 0 (0 bands every map)")
         if self.tile_pixels < 1:
