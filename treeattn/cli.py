@@ -86,7 +86,16 @@ def _training_rows(model: torch.nn.Module) -> Rows:
 def _info(args: argparse.Namespace) -> int:
     # Counting needs shapes only (meta device). The math attention backend multiplies q/k at
     # their true width; the SDPA path zero-pads them to v's head dim, which adds MACs.
-    saved = load_model(args.model) if Path(args.model).is_dir() else None
+    if Path(args.model).is_file():
+        raise ValueError(
+            f"{args.model} is a file; give a registered model name (`treeattn list`), a saved "
+            "model folder (holding config.json) or a shipped model (`treeattn list --pretrained`)"
+        )
+    saved = (
+        load_model(args.model)
+        if Path(args.model).is_dir() or args.model in list_pretrained()
+        else None
+    )
     if saved is None:
         model = create_model(args.model, device="meta", backend="math")
     else:

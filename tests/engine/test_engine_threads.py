@@ -7,7 +7,7 @@ import torch
 from engine_testlib import TinyNet
 
 from treeattn.engine import parse_config, prepare_run
-from treeattn.engine.threads import available_cores, local_process_count, resolve_threads
+from treeattn.threads import available_cores, local_process_count, resolve_threads
 
 
 def test_explicit_threads_win():

@@ -91,3 +91,18 @@ def test_export_refuses_wrong_suffix_or_folder(gray_model, tmp_path, name):
 def test_export_adds_suffix_to_a_bare_name(gray_model, tmp_path):
     path = export_model(gray_model, tmp_path / "bare", format="pt2", size=(16, 16))
     assert path == Path(tmp_path / "bare.pt2") and path.is_file()
+
+
+def test_export_refuses_a_float_size(tmp_path):
+    model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1)
+    with pytest.raises(TypeError, match=r"size\[0\]"):
+        export_model(model, tmp_path / "m", format="pt2", size=(2.5, 3))
+
+
+def test_info_on_an_image_file_says_it_is_a_file(tmp_path, capsys):
+    from treeattn.cli import main
+
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"not really")
+    assert main(["info", str(image)]) == 2
+    assert "is a file" in capsys.readouterr().err

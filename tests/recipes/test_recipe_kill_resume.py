@@ -13,8 +13,20 @@ from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = [
-    "--smoke", "--max-steps", "40", "--checkpointing-steps", "2", "--keep-checkpoints", "50",
-    "--val-every", "0", "--save-images", "0", "--no-with-tracking", "--threads", "1",
+    "--smoke",
+    "--max-steps",
+    "40",
+    "--checkpointing-steps",
+    "2",
+    "--keep-checkpoints",
+    "50",
+    "--val-every",
+    "0",
+    "--save-images",
+    "0",
+    "--no-with-tracking",
+    "--threads",
+    "1",
 ]  # fmt: skip (one thread: tiny tensors, and immune to a busy second core)
 
 

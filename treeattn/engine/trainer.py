@@ -47,7 +47,7 @@ from treeattn.engine.rundir import (
     write_run,
 )
 from treeattn.engine.task import TaskSpec
-from treeattn.engine.threads import resolve_threads
+from treeattn.threads import resolve_threads
 
 __all__ = ["Progress", "Run", "fit", "prepare_run"]
 

@@ -16,6 +16,7 @@ import torch
 from treeattn.inference.export import EXPORT_FORMATS, export_model
 from treeattn.inference.files import restore_files
 from treeattn.inference.loading import load_model
+from treeattn.threads import resolve_threads
 
 __all__ = ["add_export_command", "add_restore_command"]
 
@@ -60,8 +61,7 @@ def _device(text: str) -> torch.device:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(resolve_threads(args.threads))
     model = load_model(args.model, device=args.device)
     summary = restore_files(
         model,
@@ -105,7 +105,9 @@ def add_restore_command(commands: argparse._SubParsersAction) -> None:
         "--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× time)"
     )
     parser.add_argument("--device", type=_device, help="cpu (default), cuda, cuda:1, mps, ...")
-    parser.add_argument("--threads", type=_non_negative, default=0, help="CPU threads (0: torch)")
+    parser.add_argument(
+        "--threads", type=_non_negative, default=0, help="CPU threads (0: every available core)"
+    )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--suffix", default="", help="append to output names, e.g. _restored")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")

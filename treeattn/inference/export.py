@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from treeattn.inference.api import model_meta
+from treeattn.validate import check_int
 
 __all__ = ["EXPORT_FORMATS", "export_model"]
 
@@ -89,8 +90,9 @@ def export_model(
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"{format=} is not an export format; use one of {list(EXPORT_FORMATS)}")
-    if len(size) != 2 or min(size) < 1:
+    if len(size) != 2 or any(isinstance(v, int) and v < 1 for v in size):
         raise ValueError(f"{size=} must be two positive numbers (H, W)")
+    size = (check_int("size[0]", size[0]), check_int("size[1]", size[1]))
     suffix, exporter = EXPORT_FORMATS[format]
     path = Path(path)
     path = path if path.suffix or path.is_dir() else path.with_suffix(suffix)
