@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.model is None and not args.bm3d_only:
         parser.error("no shipped gray denoiser found; pass --model")
-    from treeattn.engine.threads import resolve_threads
+    from treeattn.threads import resolve_threads
 
     threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
