@@ -109,7 +109,13 @@ def _markdown(rows: list[dict], *, model: str, threads: int) -> str:
     for set_name in sets:
         for sigma in sigmas:
             ref, ours = by.get(("bm3d", set_name, sigma)), by.get(("treeattn", set_name, sigma))
-            if ref is None or ours is None:
+            if ref is None:
+                continue
+            if ours is None:  # --bm3d-only
+                lines.append(
+                    f"| {set_name} | {sigma:g} | {ref['psnr']:.2f} / {ref['ssim']:.4f} | — | — | "
+                    f"{ref['seconds_per_image']:.2f} | — |"
+                )
                 continue
             lines.append(
                 f"| {set_name} | {sigma:g} | {ref['psnr']:.2f} / {ref['ssim']:.4f} | "
