@@ -29,7 +29,8 @@ import torch
 
 from treeattn.data.benchmark import evaluate_folder
 from treeattn.data.degradations import build_degradation
-from treeattn.models import from_pretrained, list_pretrained
+from treeattn.inference.loading import load_model
+from treeattn.models import list_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "test"
@@ -60,14 +61,6 @@ def _limited(folder: Path, count: int | None, scratch: Path) -> Path:
         if not link.exists():
             link.symlink_to(path.resolve())
     return target
-
-
-def _load(model: str) -> tuple[torch.nn.Module, str]:
-    path = Path(model)
-    if (path / "model" / "config.json").is_file():
-        path = path / "model"
-    loaded = from_pretrained(path if path.is_dir() else model)
-    return loaded.eval(), model
 
 
 def _row(
@@ -153,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = resolve_threads(args.threads)
     torch.set_num_threads(threads)
-    model, name = (None, "none") if args.bm3d_only else _load(args.model)
+    model = None if args.bm3d_only else load_model(args.model).eval()
+    name = "none" if args.bm3d_only else args.model
     count = 2 if args.quick else None
     bm3d_version = version("bm3d")
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
