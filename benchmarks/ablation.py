@@ -65,18 +65,19 @@ BASE = MappingProxyType(
 _DEPTH1 = tuple(tree[:1] for tree in BASE["patch_sizes"])
 _DEPTH3 = tuple((*tree, 2 * tree[-1]) for tree in BASE["patch_sizes"])  # as the registry's tree3
 
-#: The grid's one budget. The steps were set from ``--measure`` (1 thread, a busy machine):
-#: depth 2 took ≈1.1 s per step of this batch (v2, v4 and depth 3 about twice that), and the
-#: final Set12 + BSD68 evaluation ≈250 s per row; 300 steps keep the ten rows near 2 h.
+#: The grid's one budget. The steps were set from ``--measure`` (2 threads, a quiet machine):
+#: the ten rows take 5.6 s for one step each (swin8 0.38, depth 1 0.41, depth 2 ≈0.5, depth 3
+#: 0.78 s), so 600 steps, the validation curves and the final Set12 + BSD68 evaluations keep
+#: the grid near 1.5 h.
 SETTINGS = MappingProxyType(
     {
         "sigma": 25,
         "patch_size": 128,  # every row's trees fit the patch at every level: no padding
         "batch_size": 2,
         "lr": 1e-3,
-        "warmup_steps": 30,
+        "warmup_steps": 50,
         "min_lr_ratio": 0.01,
-        "max_steps": 300,
+        "max_steps": 600,
         "val_points": 10,
         "threads": 2,
     }
@@ -290,10 +291,10 @@ def _train_seconds(stamps: list[float], *, every: int) -> float:
 def measure(rows: Sequence[Row], settings: Mapping[str, Any], *, steps: int = 3) -> dict:
     """Seconds per training step (forward, backward, AdamW) of each row, after one warm-up step.
 
-    Runs on one thread at the grid's batch and patch, on random data: a quick, conservative
-    basis for :data:`SETTINGS` ``max_steps`` (a busy machine makes it slower, never faster).
+    Runs with the grid's threads, batch and patch, on random data: a quick basis for
+    :data:`SETTINGS` ``max_steps`` (a busy machine makes it slower, never faster).
     """
-    torch.set_num_threads(1)
+    torch.set_num_threads(settings["threads"])
     shape = (settings["batch_size"], 1, settings["patch_size"], settings["patch_size"])
     result = {}
     for row in rows:

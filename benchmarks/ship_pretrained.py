@@ -13,6 +13,8 @@ The model card (``README.md`` in the same folder) is written by hand from these 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -38,8 +40,17 @@ def read_log(path: Path) -> list[dict]:
     return records
 
 
-def draw_curves(records: list[dict], path: Path, *, title: str) -> None:
-    """Training loss and validation PSNR against step, with wall-clock hours on a top axis."""
+def _smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average (the first points average what exists so far)."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def draw_curves(records: list[dict], path: Path, *, title: str, val_label: str) -> None:
+    """Training loss and validation PSNR against step, with the wall time in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,25 +61,43 @@ def draw_curves(records: list[dict], path: Path, *, title: str) -> None:
     psnr_keys = sorted({k for r in val for k in r if k.endswith("/psnr")})
     fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     steps = [r["step"] for r in train]
-    ax_loss.plot(steps, [r["loss"] for r in train], lw=0.6, color="tab:blue", label="L1 loss")
+    losses = [r["loss"] for r in train]
+    ax_loss.plot(steps, losses, lw=0.4, color="tab:blue", alpha=0.35, label="L1 loss")
+    ax_loss.plot(steps, _smooth(losses, 50), lw=1.2, color="tab:blue", label="moving average")
     ax_loss.set(xlabel="optimizer step", ylabel="training L1 loss (0-1 scale)", yscale="log")
     ax_lr = ax_loss.twinx()
     ax_lr.plot(steps, [r["lr"] for r in train], color="tab:gray", ls="--", label="learning rate")
     ax_lr.set_ylabel("learning rate")
-    ax_loss.legend(loc="upper right")
+    handles = ax_loss.get_legend_handles_labels()
+    extra = ax_lr.get_legend_handles_labels()
+    ax_loss.legend(handles[0] + extra[0], handles[1] + extra[1], loc="upper right")
     ax_loss.set_title("training loss and learning rate")
     for key in psnr_keys:
         points = [(r["step"], r[key]) for r in val if key in r]
         ax_psnr.plot(*zip(*points, strict=True), marker="o", ms=3, label=key.split("/")[0])
     ax_psnr.set(xlabel="optimizer step", ylabel="validation PSNR (dB)")
-    ax_psnr.set_title("validation (test σ)")
+    ax_psnr.set_title(val_label)
     ax_psnr.grid(alpha=0.3)
     if psnr_keys:
         ax_psnr.legend()
     hours = train[-1]["wall_s"] / 3600 if train else 0
-    fig.suptitle(f"{title} — {steps[-1] if steps else 0} steps, {hours:.2f} h of training")
+    pieces = 1 + sum(b["time_s"] < a["time_s"] for a, b in itertools.pairwise(records))
+    fig.suptitle(
+        f"{title}: {steps[-1] if steps else 0} steps, {hours:.2f} h of wall time"
+        + (f" in {pieces} resumed pieces" if pieces > 1 else "")
+    )
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _run_settings(run: Path) -> dict:
+    """The run's resolved settings (``config.yaml``), or nothing for runs that predate it."""
+    path = run / "config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,8 +134,20 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data,
             steps=train[-1]["step"],
         )
-    save_pretrained(model, target)
+    else:  # the recipe records its folder; a shipped model says what the data is
+        model.provenance = dataclasses.replace(model.provenance, data=args.data)
+    if list(model.provenance.level) != args.sigma_range:
+        parser.error(
+            f"--sigma-range {args.sigma_range} differs from the run's training levels "
+            f"{list(model.provenance.level)}"
+        )
     bench = json.loads(args.bench.read_text())
+    if Path(bench["model"]).resolve() not in {args.run.resolve(), model_dir.resolve()}:
+        parser.error(
+            f"{args.bench} scores {bench['model']!r}, not {args.run}; run "
+            f"`python benchmarks/denoise_vs_bm3d.py --model {args.run}` first"
+        )
+    save_pretrained(model, target)
     benchmark = {
         "summary": args.summary,
         "sigma_range": [int(v) if v.is_integer() else v for v in args.sigma_range],
@@ -116,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": bench["rows"],
     }
     (target / "benchmark.json").write_text(json.dumps(benchmark, indent=2) + "\n")
-    draw_curves(records, target / "curves.png", title=args.name)
+    levels = _run_settings(args.run).get("test_level") or []
+    val_label = "validation" + (f" at σ = {', '.join(f'{v:g}' for v in levels)}" if levels else "")
+    draw_curves(records, target / "curves.png", title=args.name, val_label=val_label)
     print(f"shipped {args.name} in {target}")
     return 0
 

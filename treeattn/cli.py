@@ -156,11 +156,13 @@ def _info(args: argparse.Namespace) -> int:
 def _pretrained_lines(name: str) -> list[str]:
     info = pretrained_info(name)
     bm3d, ours = info.scores("bm3d"), info.scores("treeattn")
+    ensemble = info.scores("treeattn_x8")
     lines = [f"{name}: {info.summary}" if info.summary else name]
     for (test_set, level), (psnr, ssim) in ours.items():
-        ref = bm3d.get((test_set, level))
+        ref, x8 = bm3d.get((test_set, level)), ensemble.get((test_set, level))
+        also = f", {x8[0]:.2f} dB with --self-ensemble" if x8 else ""
         versus = f" (BM3D {ref[0]:.2f} dB)" if ref else ""
-        lines.append(f"  {test_set} σ={level:g}: {psnr:.2f} dB / SSIM {ssim:.4f}{versus}")
+        lines.append(f"  {test_set} σ={level:g}: {psnr:.2f} dB / SSIM {ssim:.4f}{also}{versus}")
     return lines
 
 
