@@ -9,7 +9,7 @@ enough to draw often). Results go to one JSON file with the exact command; rows 
 skipped, so the grid can run in pieces. Each row's final weights are saved as float16
 safetensors next to it (for the gradient receptive-field maps of ``notebooks/depth_ablation``)::
 
-    python benchmarks/ablation.py                        # the whole grid (≈2 h on 2 cores)
+    python benchmarks/ablation.py                        # the whole grid (≈1.5 h on 2 cores)
     python benchmarks/ablation.py --rows depth1 depth3   # some rows (others stay as they are)
     python benchmarks/ablation.py --measure              # seconds per step of each row
     python benchmarks/ablation.py --quick                # every row, 2 steps, embedded data

@@ -1,0 +1,84 @@
+"""``benchmarks/ship_pretrained.py``: a run folder becomes a shipped model folder, or is refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from treeattn.models import TrainingRecord, create_model, from_pretrained, save_pretrained
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    path = ROOT / "benchmarks" / "ship_pretrained.py"
+    spec = importlib.util.spec_from_file_location("ship_pretrained", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ship = _load()
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """A finished run folder of two resumed pieces, and its benchmark file."""
+    model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1, dims=(8, 16, 32, 64))
+    model.provenance = TrainingRecord(
+        task="denoise",
+        in_chans=1,
+        out_chans=1,
+        degradation="awgn",
+        level_name="sigma",
+        level=(0.0, 50.0),
+        data="../shared/data/train/Train400",
+        steps=40,
+    )
+    run = tmp_path / "run"
+    save_pretrained(model, run / "model")
+    records = [
+        {"kind": "train", "step": 10, "time_s": 5.0, "loss": 0.2, "lr": 1e-3},
+        {"kind": "train", "step": 20, "time_s": 10.0, "loss": 0.1, "lr": 1e-3},
+        {"kind": "val", "step": 20, "time_s": 12.0, "Set12/psnr": 27.0},
+        {"kind": "train", "step": 30, "time_s": 4.0, "loss": 0.09, "lr": 5e-4},  # resumed
+        {"kind": "train", "step": 40, "time_s": 8.0, "loss": 0.08, "lr": 1e-4},
+        {"kind": "val", "step": 40, "time_s": 9.0, "Set12/psnr": 28.0},
+    ]
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run / "config.yaml").write_text("test_level:\n- 25.0\n")
+    rows = [{"method": "bm3d", "set": "Set12", "level": 25.0, "psnr": 29.9, "ssim": 0.85}]
+    bench = {"model": str(run), "command": "python benchmarks/denoise_vs_bm3d.py", "rows": rows}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    monkeypatch.setattr(ship, "ROOT", tmp_path / "repo")
+    argv = ["--run", str(run), "--name", "shipped", "--summary", "a test model"]
+    return [*argv, "--bench", str(tmp_path / "bench.json")], tmp_path / "repo"
+
+
+def test_a_run_is_shipped_with_record_benchmark_and_curves(run):
+    argv, repo = run
+    assert ship.main([*argv, "--sigma-range", "0", "50", "--data", "Train400 (test)"]) == 0
+    target = repo / "treeattn" / "pretrained" / "shipped"
+    model = from_pretrained(target)
+    assert model.provenance.data == "Train400 (test)"
+    assert list(model.provenance.level) == [0.0, 50.0]
+    benchmark = json.loads((target / "benchmark.json").read_text())
+    assert benchmark["sigma_range"] == [0, 50] and benchmark["steps"] == 40
+    # wall time sums the pieces: 12 s before the resume, then 8 s to the last training step
+    records = ship.read_log(Path(argv[1]) / "log.jsonl")
+    assert [r["wall_s"] for r in records][-3:] == [16.0, 20.0, 21.0]
+    assert (target / "curves.png").stat().st_size > 0
+
+
+def test_wrong_sigma_range_or_benchmark_of_another_model_is_refused(run, tmp_path):
+    argv, repo = run
+    with pytest.raises(SystemExit):
+        ship.main([*argv, "--sigma-range", "0", "75"])
+    other = json.loads((tmp_path / "bench.json").read_text()) | {"model": "hiir_dn_gray_cpu"}
+    (tmp_path / "bench.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit):
+        ship.main([*argv, "--sigma-range", "0", "50"])
+    assert not (repo / "treeattn" / "pretrained" / "shipped").exists()
