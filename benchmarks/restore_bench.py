@@ -1,6 +1,7 @@
 """Time and peak memory of restoring large gray images, whole vs tiled (not a test).
 
-The tiny U-shape denoiser (``hiir_unet_tiny``, 1 channel, random weights) restores one image of
+The tiny U-shape denoiser (``hiir_unet_tiny``, 1 channel, random weights) — or any gray model
+given with ``--model`` (a shipped name, a saved folder or a run folder) — restores one image of
 each size through :func:`treeattn.restore_image`, once as a whole and once in overlapping tiles.
 Each case reports the wall time of one run and the peak activation memory (live tensor storages,
 see :mod:`treeattn.analysis.memory`, measured in a second run; the input and the weights are not
@@ -12,6 +13,7 @@ Usage::
     python benchmarks/restore_bench.py                          # 512², 2048², 3840×2160
     python benchmarks/restore_bench.py --sizes 64x96 --tile 32 --overlap 8   # smoke run
     python benchmarks/restore_bench.py --modes tiled --json benchmarks/results/restore.json
+    python benchmarks/restore_bench.py --model hiir_dn_gray_cpu --sizes 2160x3840 --modes whole
 
 The 3840×2160 whole-image case needs several GB and minutes on a laptop CPU.
 """
@@ -28,6 +30,7 @@ import torch
 
 from treeattn import create_model, restore_image
 from treeattn.analysis.memory import LiveTensorTracker
+from treeattn.inference import load_model
 
 DEFAULT_SIZES = ("512x512", "2048x2048", "2160x3840")
 
@@ -58,6 +61,9 @@ def main() -> None:
     parser.add_argument(
         "--modes", nargs="+", choices=("whole", "tiled"), default=("whole", "tiled")
     )
+    parser.add_argument(
+        "--model", help="gray model to run: shipped name or folder (default: random hiir_unet_tiny)"
+    )
     parser.add_argument("--tile", type=int, default=512, help="tile side (input pixels)")
     parser.add_argument("--overlap", type=int, default=32, help="tile overlap")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -65,7 +71,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1).eval()
+    if args.model:
+        model, name = load_model(args.model).eval(), args.model
+        if model.meta.in_chans != 1:
+            parser.error(f"{args.model} takes {model.meta.in_chans} channels; give a gray model")
+    else:
+        model, name = create_model("hiir_unet_tiny", in_chans=1, out_chans=1).eval(), None
     rows = []
     print(f"{'size':>11}  {'mode':<6} {'time':>9}  {'peak memory':>12}")
     for size in (parse_size(s) if isinstance(s, str) else s for s in args.sizes):
@@ -82,7 +93,11 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         machine = {"platform": platform.platform(), "threads": torch.get_num_threads()}
-        settings = {"tile": args.tile, "overlap": args.overlap, "model": "hiir_unet_tiny (gray)"}
+        settings = {
+            "tile": args.tile,
+            "overlap": args.overlap,
+            "model": name or "hiir_unet_tiny (gray, random weights)",
+        }
         args.json.write_text(json.dumps({**machine, **settings, "rows": rows}, indent=2) + "\n")
 
 
