@@ -142,3 +142,29 @@ def test_bias_gradient_path_matches_math_for_any_chunking(monkeypatch, chunk_byt
         strict=True,
     ):
         torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("dqk", "dv"), [(15, 30), (16, 32), (8, 16), (5, 7)]
+)  # spare padding columns in q/k and dO/v, or none
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float64, 1e-10), (torch.bfloat16, 3e-2)])
+def test_bias_gradient_path_folds_lse_and_delta_exactly(dqk, dv, dtype, tolerance):
+    """The backward rebuilds maps from the forward's log-sum-exp, folded into the GEMMs' spare
+    padding columns when there are any (not in bf16, whose columns would round it); every case
+    gives the math reference's gradients."""
+    import treeattn.ops.biased_sdpa as biased
+
+    torch.manual_seed(dqk + dv)
+    q, k = (torch.randn(3, 2, 24, dqk, dtype=dtype, requires_grad=True) for _ in range(2))
+    v = torch.randn(3, 2, 24, dv, dtype=dtype, requires_grad=True)
+    bias = torch.randn(1, 2, 24, 24, dtype=dtype, requires_grad=True)
+    inputs = (q, k, v, bias)
+    out = biased.sdpa_with_bias_grad(q, k, v, bias, dqk**-0.5)
+    ref = attention_math(*(t.double() for t in inputs), dqk**-0.5)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, inputs, grad_out)
+    ref_grads = torch.autograd.grad(ref, inputs, grad_out.double())
+    _close(out.double(), ref, tolerance)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert g.dtype == dtype
+        _close(g.double(), r.double(), tolerance)

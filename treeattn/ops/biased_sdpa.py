@@ -2,13 +2,16 @@
 
 ``scaled_dot_product_attention`` drops to its slow math path when ``attn_mask`` requires grad (a
 learnable position bias), materialising every window's attention map for backward. Here the
-forward runs the fused kernel with the bias detached and saves only ``q, k, v, out``; the backward
-recomputes the attention maps a few windows (or, for huge windows, a few query rows) at a time —
-small enough to stay in cache — and returns
-the gradients of ``q``, ``k``, ``v`` and the bias (summed over the windows that share it).
+forward runs the fused kernel with the bias detached and saves only ``q, k, v, out`` and each
+row's log-sum-exp; the backward rebuilds the attention maps a few windows (or, for huge windows,
+a few query rows) at a time — small enough to stay in cache — as ``exp(logits − lse)``, with no
+softmax pass, and returns the gradients of ``q``, ``k``, ``v`` and the bias (summed over the
+windows that share it).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,45 +37,77 @@ def padded_sdpa(
 class _SDPAWithBiasGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, bias, scale):
-        out = padded_sdpa(q, k, v, bias.detach().to(q.dtype), scale)
-        ctx.save_for_backward(q, k, v, bias, out)
+        qp, kp = _pad_to(q, v.shape[-1]), _pad_to(k, v.shape[-1])
+        # the fused CPU kernel, called directly for its row log-sum-exp (SDPA drops it)
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            qp, kp, v, 0.0, False, attn_mask=bias.detach().to(q.dtype), scale=scale
+        )
+        ctx.save_for_backward(q, k, v, bias, out, lse)
         ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, bias, out = ctx.saved_tensors
+        q, k, v, bias, out, lse = ctx.saved_tensors
         scale = ctx.scale
         n, heads, tokens, width = q.shape
         windows, queries = _chunks(heads, tokens, q.element_size())
-        # The scale folded into q once; zero columns (up to a multiple of 16) change no dot
-        # product but keep the many small GEMMs on the fast path (15-wide halved heads are slow).
-        q, k = _pad_head_dim(q * scale), _pad_head_dim(k)
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        # rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij, the softmax backward's correction term.
+        delta = (grad_out * out).sum(-1, keepdim=True)
+        # The attention maps are rebuilt as exp(q·kᵀ·scale + bias − lse): no softmax pass. With
+        # the scale folded into q, q and k are zero-padded to a multiple of 16 (zero columns
+        # change no dot product, and 16-wide GEMMs run ~2× faster than 15-wide); when that
+        # leaves a spare column, −lse rides in it (against a column of ones in k), so the GEMM
+        # subtracts it. Likewise −delta rides in a spare column of dO against ones in v.
+        exact = lse.dtype == q.dtype  # a float32 lse rounded into bf16 columns would be off
+        q_lse = _with_column(q * scale, -lse if exact else None)
+        k_ones = _with_column(k, torch.ones_like(lse) if q_lse.folded else None)
+        go_delta = _with_column(grad_out, -delta[..., 0] if exact else None)
+        v_ones = _with_column(v, torch.ones_like(lse) if go_delta.folded else None)
+        qx, kx, gox, vx = q_lse.tensor, k_ones.tensor, go_delta.tensor, v_ones.tensor
+        grad_q, grad_k, grad_v = torch.empty_like(qx), torch.empty_like(kx), torch.empty_like(v)
         # Summed over every window: accumulate in at least float32 (float64 stays float64).
         acc_dtype = torch.promote_types(bias.dtype, torch.float32)
         grad_bias = torch.zeros(bias.shape, dtype=acc_dtype, device=bias.device)
-        # rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij, the softmax backward's correction term.
-        delta = (grad_out * out).sum(-1, keepdim=True)
         for w in range(0, n, windows):
             ws = slice(w, w + windows)
-            kc, vc = k[ws], v[ws]
+            kc, vc = kx[ws], vx[ws]
             for r in range(0, tokens, queries):
                 rs = slice(r, r + queries)
-                qc, go = q[ws, :, rs], grad_out[ws, :, rs]
+                qc = qx[ws, :, rs]
                 logits = torch.matmul(qc, kc.transpose(-2, -1)).add_(bias[:, :, rs])
-                probs = torch.softmax(logits, dim=-1)
-                _matmul_into(grad_v[ws], probs.transpose(-2, -1), go, accumulate=r > 0)
-                grad_logits = torch.matmul(go, vc.transpose(-2, -1))
-                grad_logits = grad_logits.sub_(delta[ws, :, rs]).mul_(probs)
+                if not q_lse.folded:
+                    logits.sub_(lse[ws, :, rs, None])
+                probs = logits.exp_()
+                _matmul_into(grad_v[ws], probs.transpose(-2, -1), grad_out[ws, :, rs], r > 0)
+                grad_logits = torch.matmul(gox[ws, :, rs], vc.transpose(-2, -1))
+                if not go_delta.folded:
+                    grad_logits.sub_(delta[ws, :, rs])
+                grad_logits = grad_logits.mul_(probs)
                 grad_q[ws, :, rs] = torch.matmul(grad_logits, kc)
-                _matmul_into(grad_k[ws], grad_logits.transpose(-2, -1), qc, accumulate=r > 0)
+                _matmul_into(grad_k[ws], grad_logits.transpose(-2, -1), qc, r > 0)
                 grad_bias[:, :, rs] += grad_logits.sum(0, keepdim=True, dtype=acc_dtype)
         grad_q, grad_k = grad_q[..., :width] * scale, grad_k[..., :width]
         return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype), None
 
 
-def _matmul_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, accumulate: bool) -> None:
+class _Padded(NamedTuple):
+    tensor: torch.Tensor
+    folded: bool  # whether the extra column holds the given values
+
+
+def _with_column(x: torch.Tensor, column: torch.Tensor | None) -> _Padded:
+    """``x`` zero-padded to a multiple of :data:`_HEAD_DIM_MULTIPLE` on the last axis, with
+    ``column`` (shape ``x.shape[:-1]``) written just after the data when padding leaves room."""
+    width = x.shape[-1]
+    padded = _pad_to(x, -(-width // _HEAD_DIM_MULTIPLE) * _HEAD_DIM_MULTIPLE)
+    if column is None or padded.shape[-1] == width:
+        return _Padded(padded, False)
+    padded[..., width] = column
+    return _Padded(padded, True)
+
+
+def _matmul_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, accumulate: bool) -> None:
     """``out = a @ b`` (no zero-fill, no extra pass), or ``out += a @ b`` for later query chunks."""
     if accumulate:
         out.add_(torch.matmul(a, b))
@@ -80,10 +115,10 @@ def _matmul_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, accumul
         torch.matmul(a, b, out=out)
 
 
-def _pad_head_dim(x: torch.Tensor) -> torch.Tensor:
-    """Zero-pad the last axis to a multiple of :data:`_HEAD_DIM_MULTIPLE` (no copy if it is)."""
-    extra = -x.shape[-1] % _HEAD_DIM_MULTIPLE
-    return F.pad(x, (0, extra)) if extra else x
+def _pad_to(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Zero-pad the last axis to ``width`` (no copy if it is that wide already)."""
+    extra = width - x.shape[-1]
+    return F.pad(x, (0, extra)) if extra > 0 else x
 
 
 def _chunks(heads: int, tokens: int, itemsize: int) -> tuple[int, int]:
