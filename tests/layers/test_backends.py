@@ -58,7 +58,7 @@ _PRECISIONS = [(torch.float32, 2e-4), (torch.float64, 1e-9)]
 
 
 def _close(actual, expected, tolerance):
-    scale = max(1.0, float(expected.abs().max()))
+    scale = max(1.0, float(expected.detach().abs().max()))
     torch.testing.assert_close(actual, expected, atol=tolerance * scale, rtol=0)
 
 
