@@ -180,8 +180,7 @@ def _markdown(rows: list[dict], *, model: str) -> str:
     )
     lines += [
         "",
-        "Time: seconds per megapixel of the timed images, reading and scoring included; "
-        f"{notes}.",
+        f"Time: seconds per megapixel of the timed images, reading and scoring included; {notes}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -14,29 +14,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import sys
 from pathlib import Path
 
+from treeattn.engine.curves import read_log as engine_read_log
+from treeattn.engine.rundir import CONFIG_FILE
 from treeattn.models import TrainingRecord, from_pretrained, save_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read_log(path: Path) -> list[dict]:
-    """The run's records, each with ``wall_s``: seconds of training summed over resumed pieces.
+def read_log(run: Path) -> list[dict]:
+    """The run's log records, each with ``piece`` (0 for the first, +1 at each resume) and
+    ``wall_s``: seconds of training summed over the resumed pieces.
 
     A resumed piece restarts ``time_s`` at 0 (its logger starts anew); pieces are told apart by
     ``time_s`` going down.
     """
-    records, offset, last = [], 0.0, 0.0
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
+    records, offset, last, piece = [], 0.0, 0.0, 0
+    for record in engine_read_log(run):
         if record["time_s"] < last:
-            offset += last
+            offset, piece = offset + last, piece + 1
         last = record["time_s"]
-        records.append({**record, "wall_s": offset + record["time_s"]})
+        records.append({**record, "piece": piece, "wall_s": offset + record["time_s"]})
     return records
 
 
@@ -81,7 +82,7 @@ def draw_curves(records: list[dict], path: Path, *, title: str, val_label: str) 
     if psnr_keys:
         ax_psnr.legend()
     hours = train[-1]["wall_s"] / 3600 if train else 0
-    pieces = 1 + sum(b["time_s"] < a["time_s"] for a, b in itertools.pairwise(records))
+    pieces = records[-1]["piece"] + 1 if records else 1
     fig.suptitle(
         f"{title}: {steps[-1] if steps else 0} steps, {hours:.2f} h of wall time"
         + (f" in {pieces} resumed pieces" if pieces > 1 else "")
@@ -92,7 +93,7 @@ def draw_curves(records: list[dict], path: Path, *, title: str, val_label: str) 
 
 def _run_settings(run: Path) -> dict:
     """The run's resolved settings (``config.yaml``), or nothing for runs that predate it."""
-    path = run / "config.yaml"
+    path = run / CONFIG_FILE
     if not path.is_file():
         return {}
     import yaml
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / "model.safetensors").is_file():
         parser.error(f"{model_dir} holds no final model; finish (or resume) the run first")
     target = ROOT / "treeattn" / "pretrained" / args.name
-    records = read_log(args.run / "log.jsonl")
+    records = read_log(args.run)
     train = [r for r in records if r["kind"] == "train"]
     model = from_pretrained(model_dir)
     if model.provenance is None:  # runs of treeattn before training records

@@ -43,8 +43,9 @@ SPEC = TaskSpec(
         "val_every": 300,
     },
     presets={
-        # The shipped `hiir_dn_gray_cpu`: one blind gray model for σ 0-50, sized and scheduled for
-        # about 2.2 hours on a quiet 2-core CPU (see treeattn/pretrained/hiir_dn_gray_cpu/README.md).
+        # The shipped `hiir_dn_gray_cpu`: one blind gray model for σ 0-50, sized and scheduled
+        # for about 2.2 hours on a quiet 2-core CPU (its model card:
+        # treeattn/pretrained/hiir_dn_gray_cpu/README.md).
         "cpu_gray": {
             "model": "hiir_unet_tiny_dn_gray",
             "channels": 1,

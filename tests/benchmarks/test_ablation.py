@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_scripts import load_benchmark
 
 from treeattn.models import from_pretrained
 
 pytest.importorskip("accelerate")
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_ablation():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
-
-
-ablation = _load_ablation()
+ablation = load_benchmark("ablation")
 
 
 def test_rows_share_the_base_width_and_change_one_thing():

@@ -6,29 +6,17 @@ the bookkeeping is tested wherever the test extra is installed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from bench_scripts import load_benchmark
 
 from treeattn.data import embedded
 from treeattn.data.io import list_images, read_image, write_image
 from treeattn.models import create_model, save_pretrained
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    path = ROOT / "benchmarks" / "denoise_vs_bm3d.py"
-    spec = importlib.util.spec_from_file_location("denoise_vs_bm3d", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_benchmark("denoise_vs_bm3d")
 
 
 @pytest.fixture

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from bench_scripts import load_benchmark
 
 from treeattn.models import TrainingRecord, create_model, from_pretrained, save_pretrained
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    path = ROOT / "benchmarks" / "ship_pretrained.py"
-    spec = importlib.util.spec_from_file_location("ship_pretrained", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ship = _load()
+ship = load_benchmark("ship_pretrained")
 
 
 @pytest.fixture
@@ -68,7 +57,7 @@ def test_a_run_is_shipped_with_record_benchmark_and_curves(run):
     benchmark = json.loads((target / "benchmark.json").read_text())
     assert benchmark["sigma_range"] == [0, 50] and benchmark["steps"] == 40
     # wall time sums the pieces: 12 s before the resume, then 8 s to the last training step
-    records = ship.read_log(Path(argv[1]) / "log.jsonl")
+    records = ship.read_log(Path(argv[1]))
     assert [r["wall_s"] for r in records][-3:] == [16.0, 20.0, 21.0]
     assert (target / "curves.png").stat().st_size > 0
 

@@ -28,9 +28,7 @@ def padded_sdpa(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, scale: float
 ) -> torch.Tensor:
     """SDPA that zero-pads narrower q/k to v's head dim (fused kernels need one head dim)."""
-    extra = v.shape[-1] - q.shape[-1]
-    if extra > 0:
-        q, k = F.pad(q, (0, extra)), F.pad(k, (0, extra))
+    q, k = _pad_to(q, v.shape[-1]), _pad_to(k, v.shape[-1])
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
 
 
