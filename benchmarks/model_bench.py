@@ -13,6 +13,8 @@ counted as 3× the forward MACs), peak RSS of the warm-up run (the high-water ma
 each run on Linux), the forward cost per pixel relative to the first size, and per size the time
 ratio model/peer, the MAC ratio and the per-MAC ratio (time ratio ÷ MAC ratio). MACs are the
 algorithm's (``math`` attention backend, whole maps, :func:`treeattn.analysis.count_macs`).
+Every forward size runs before the first training step, whose GiBs the allocator keeps. Results go
+to ``model_bench.json`` (``model_bench_bands_off.json`` with ``--bands off``).
 
 Training at LR 256² needs tens of GB for Hi-IR-B, so ``--train-sizes`` defaults to 64 and 128.
 On a shared 2-core machine prefer ``--threads 1`` and compare ratios, not absolute times.
@@ -84,22 +86,27 @@ def bench_mode(runs: dict, *, repeats: int) -> dict[str, dict]:
     return rows
 
 
-def bench_size(size: int, args: argparse.Namespace, models: dict, macs: dict) -> dict:
-    torch.manual_seed(0)
+def bench_sizes(args: argparse.Namespace, models: dict, macs: dict) -> dict[str, dict]:
+    """Every forward size first, then every training size: a training step leaves the allocator
+    holding GiBs, which would hide the band-wise forward's own peak RSS if it ran after it."""
     scale = next(iter(models.values())).meta.scale
-    x = torch.rand(1, 3, size, size)
-    result: dict[str, dict] = {"macs": {name: macs[name][size] for name in models}}
-    modes = {"fwd": lambda m: forward_run(m, x, BANDS[args.bands])}
-    if size in args.train_sizes:
-        target = torch.rand(1, 3, size * scale, size * scale)
-        modes["train"] = lambda m: train_run(m, x, target)
-    for mode, make in modes.items():
-        rows = bench_mode({name: make(m) for name, m in models.items()}, repeats=args.repeats)
-        flops_per_mac = 2 if mode == "fwd" else 6
-        for name, row in rows.items():
-            row["gflops"] = flops_per_mac * macs[name][size] / row["median_s"] / 1e9
-        result[mode] = rows
-    return result
+    results: dict[str, dict] = {}
+    for mode, sizes in (("fwd", args.sizes), ("train", args.train_sizes)):
+        for size in sizes:
+            torch.manual_seed(0)
+            x = torch.rand(1, 3, size, size)
+            if mode == "fwd":
+                runs = {name: forward_run(m, x, BANDS[args.bands]) for name, m in models.items()}
+            else:
+                target = torch.rand(1, 3, size * scale, size * scale)
+                runs = {name: train_run(m, x, target) for name, m in models.items()}
+            rows = bench_mode(runs, repeats=args.repeats)
+            flops_per_mac = 2 if mode == "fwd" else 6
+            for name, row in rows.items():
+                row["gflops"] = flops_per_mac * macs[name][size] / row["median_s"] / 1e9
+            result = results.setdefault(str(size), {"macs": {n: macs[n][size] for n in models}})
+            result[mode] = rows
+    return results
 
 
 def add_ratios(results: dict, model: str, peer: str) -> None:
@@ -144,6 +151,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    if extra := sorted(set(args.train_sizes) - set(args.sizes)):
+        parser.error(f"--train-sizes {extra} must also be in --sizes {args.sizes}")
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
@@ -156,13 +165,14 @@ def main() -> None:
         }
         for name in names
     }
-    results = {str(size): bench_size(size, args, models, macs) for size in args.sizes}
+    results = bench_sizes(args, models, macs)
     add_ratios(results, *names)
     meta = {**machine_meta(load_before), "model": args.model, "peer": args.peer}
     meta["bands"] = args.bands
     report_load(meta, f"median seconds; ratios = {args.model} / {args.peer}")
     print_table(results, *names)
-    save_results(args.out, "model_bench", meta, results)
+    name = "model_bench" if args.bands == "auto" else f"model_bench_bands_{args.bands}"
+    save_results(args.out, name, meta, results)
 
 
 if __name__ == "__main__":
