@@ -25,7 +25,7 @@ def test_model_bench_writes_every_size_mode_and_ratio(tmp_path):
     results = data["results"]
     assert list(results) == ["16", "32"]
     assert "train" in results["16"] and "train" not in results["32"]
-    for size, res in results.items():
+    for res in results.values():
         for mode in [m for m in ("fwd", "train") if m in res]:
             ratios = res["ratios"]
             model = res[mode]["hiir_sr_tiny_x2"]["median_s"]
