@@ -18,8 +18,8 @@ Whether a module runs band-wise is decided per call by :func:`bands_wanted`: onl
 ``min_pixels`` pixels and does not fit in one tile. :func:`band_execution` changes the threshold
 and tile size for a block of code (or switches bands off); tiles themselves always run whole.
 
-``BAND_MIN_PIXELS`` and ``BAND_TILE_PIXELS`` are provisional: picked from a short one-thread
-measurement on a busy 2-core machine (see ``docs/performance.md``); re-measure on a quiet one.
+``BAND_MIN_PIXELS`` and ``BAND_TILE_PIXELS`` were read off ``benchmarks/band_bench.py`` on a quiet
+2-core machine (see ``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ __all__ = [
     "tile_shape",
 ]
 
-# Provisional (busy machine, 1 thread): a map of 128² or more runs band-wise, in tiles of about
-# 128² pixels (two 64-pixel blocks each way); whole maps up to 96² cost no more per pixel.
+# Measured (benchmarks/band_bench.py, HiIRLayer(180, 6, (16, 64)) inference, quiet 2-core Xeon,
+# 2 threads): tiles of one 64² block were the cheapest at every size — 0.96 / 0.88 / 0.77 / 0.66 /
+# 0.68 of the whole-map time at 128² / 192² / 256² / 384² / 512² (128² tiles: 0.96 / 0.77 / 0.73 /
+# 0.91 at 192²–512²), so a map of 128² or more runs band-wise, in tiles of about 64² pixels.
 BAND_MIN_PIXELS: Final[int] = 128 * 128
-BAND_TILE_PIXELS: Final[int] = 128 * 128
+BAND_TILE_PIXELS: Final[int] = 64 * 64
 
 Size2 = tuple[int, int]
 MapFn = Callable[[torch.Tensor], torch.Tensor]
