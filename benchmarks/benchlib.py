@@ -11,7 +11,7 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,14 +34,16 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
-def abba_times(runs: dict[str, Callable[[], None]], *, repeats: int) -> dict[str, list[float]]:
+def abba_times(
+    runs: dict[Hashable, Callable[[], None]], *, repeats: int
+) -> dict[Hashable, list[float]]:
     """Time each run ``repeats`` times, alternating the order every round (A B, B A, ...).
 
     Alternation spreads slow drifts of a shared machine (another job, thermal state) evenly over
     the runs being compared, so their ratios stay meaningful even when absolute times do not.
     """
     names = list(runs)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[Hashable, list[float]] = {name: [] for name in names}
     for round_ in range(repeats):
         for name in names if round_ % 2 == 0 else reversed(names):
             start = time.perf_counter()

@@ -13,8 +13,9 @@ counted as 3× the forward MACs), peak RSS of the warm-up run (the high-water ma
 each run on Linux), the forward cost per pixel relative to the first size, and per size the time
 ratio model/peer, the MAC ratio and the per-MAC ratio (time ratio ÷ MAC ratio). MACs are the
 algorithm's (``math`` attention backend, whole maps, :func:`treeattn.analysis.count_macs`).
-Every forward size runs before the first training step, whose GiBs the allocator keeps. Results go
-to ``model_bench.json`` (``model_bench_bands_off.json`` with ``--bands off``).
+All runs of a mode (every size of both models) are ABBA-interleaved together, and every forward
+size runs before the first training step, whose GiBs the allocator keeps. Results go to
+``model_bench.json`` (``model_bench_bands_off.json`` with ``--bands off``).
 
 Training at LR 256² needs tens of GB for Hi-IR-B, so ``--train-sizes`` defaults to 64 and 128.
 On a shared 2-core machine prefer ``--threads 1`` and compare ratios, not absolute times.
@@ -74,7 +75,7 @@ def train_run(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor):
     return run
 
 
-def bench_mode(runs: dict, *, repeats: int) -> dict[str, dict]:
+def bench_mode(runs: dict, *, repeats: int) -> dict:
     """Warm up each run (measuring its peak RSS), then time them ABBA-interleaved."""
     rows = {}
     for name, run in runs.items():
@@ -87,25 +88,29 @@ def bench_mode(runs: dict, *, repeats: int) -> dict[str, dict]:
 
 
 def bench_sizes(args: argparse.Namespace, models: dict, macs: dict) -> dict[str, dict]:
-    """Every forward size first, then every training size: a training step leaves the allocator
-    holding GiBs, which would hide the band-wise forward's own peak RSS if it ran after it."""
+    """Time every (size, model) of a mode ABBA-interleaved together, so that the per-pixel cost of
+    one size against another is as robust to machine drift as the model/peer ratio. Every forward
+    size runs first, then every training size: a training step leaves the allocator holding GiBs,
+    which would hide the band-wise forward's own peak RSS if it ran after it."""
     scale = next(iter(models.values())).meta.scale
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {
+        str(size): {"macs": {name: macs[name][size] for name in models}} for size in args.sizes
+    }
     for mode, sizes in (("fwd", args.sizes), ("train", args.train_sizes)):
+        runs = {}
         for size in sizes:
             torch.manual_seed(0)
             x = torch.rand(1, 3, size, size)
-            if mode == "fwd":
-                runs = {name: forward_run(m, x, BANDS[args.bands]) for name, m in models.items()}
-            else:
-                target = torch.rand(1, 3, size * scale, size * scale)
-                runs = {name: train_run(m, x, target) for name, m in models.items()}
-            rows = bench_mode(runs, repeats=args.repeats)
-            flops_per_mac = 2 if mode == "fwd" else 6
-            for name, row in rows.items():
-                row["gflops"] = flops_per_mac * macs[name][size] / row["median_s"] / 1e9
-            result = results.setdefault(str(size), {"macs": {n: macs[n][size] for n in models}})
-            result[mode] = rows
+            target = torch.rand(1, 3, size * scale, size * scale)
+            for name, model in models.items():
+                if mode == "fwd":
+                    runs[size, name] = forward_run(model, x, BANDS[args.bands])
+                else:
+                    runs[size, name] = train_run(model, x, target)
+        flops_per_mac = 2 if mode == "fwd" else 6
+        for (size, name), row in bench_mode(runs, repeats=args.repeats).items():
+            row["gflops"] = flops_per_mac * macs[name][size] / row["median_s"] / 1e9
+            results[str(size)].setdefault(mode, {})[name] = row
     return results
 
 

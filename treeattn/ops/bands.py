@@ -49,11 +49,13 @@ __all__ = [
     "tile_shape",
 ]
 
-# Measured (benchmarks/band_bench.py, HiIRLayer(180, 6, (16, 64)) inference, quiet 2-core Xeon,
-# 2 threads): tiles of one 64² block were the cheapest at every size — 0.96 / 0.88 / 0.77 / 0.66 /
-# 0.68 of the whole-map time at 128² / 192² / 256² / 384² / 512² (128² tiles: 0.96 / 0.77 / 0.73 /
-# 0.91 at 192²–512²), so a map of 128² or more runs band-wise, in tiles of about 64² pixels.
-BAND_MIN_PIXELS: Final[int] = 128 * 128
+# Measured with benchmarks/band_bench.py on a quiet 2-core Xeon, 2 threads, ABBA in one process.
+# Tiles of one 64² block were the cheapest: HiIRLayer(180, 6, (16, 64)) inference took 0.96 /
+# 0.88 / 0.77 / 0.66 / 0.68 of the whole-map time at 128² / 192² / 256² / 384² / 512² (128² tiles:
+# 0.96 / 0.77 / 0.73 / 0.91 at 192²–512²); the whole hiir_b_sr_x2 took 1.10 / 0.79 / 0.77 at LR
+# 128² / 192² / 256² (128² tiles: 0.84 at 256²). So maps of 192² or more run band-wise, in tiles
+# of about 64² pixels.
+BAND_MIN_PIXELS: Final[int] = 192 * 192
 BAND_TILE_PIXELS: Final[int] = 64 * 64
 
 Size2 = tuple[int, int]
