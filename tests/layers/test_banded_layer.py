@@ -62,3 +62,24 @@ def test_layer_bands_only_in_inference(tile_counter):
         with torch.no_grad():
             layer.eval()(x)
     assert tile_counter["tiles"] > 0
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_residual_blocks_run_tile_by_tile(norm):
+    """Band-wise, the norms and residual adds see tiles, never the whole map."""
+    torch.manual_seed(0)
+    layer = HiIRLayer(16, 2, (4, 16), norm=norm, shift=True, data_format="BHWC").eval()
+    x = torch.randn(1, 70, 45, 16)
+    seen = []
+    for module in (layer.attn.norm, layer.ffn.norm):
+        module.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[1:3]))
+    with torch.no_grad():
+        with band_execution(enabled=False):
+            whole = layer(x)
+        assert seen == [(70, 45), (70, 45)]
+        seen.clear()
+        with band_execution(min_pixels=0, tile_pixels=16 * 16):
+            banded = layer(x)
+    assert len(seen) > 4
+    assert all(h * w < 70 * 45 / 2 for h, w in seen)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)

@@ -24,7 +24,7 @@ from torch import nn
 
 from treeattn.layers.pos_bias import build_pos_bias
 from treeattn.ops.attention import resolve_backend
-from treeattn.ops.bands import apply_on_grid, bands_wanted
+from treeattn.ops.bands import MapFn, apply_on_grid, bands_wanted
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
@@ -161,10 +161,15 @@ class _GridAttention(nn.Module, ABC):
         ]
         ops.windows(levels, self.multiple[axis], self.offset[axis])
 
+    def in_tiles(self, fn: MapFn, x: torch.Tensor) -> torch.Tensor:
+        """``fn`` — :meth:`mix`, possibly composed with per-pixel maps — run tile by tile on the
+        padded grid of ``x`` and cropped back: exactly ``fn`` on the whole padded map."""
+        return apply_on_grid(fn, x, multiple=self.multiple, offset=self.offset)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` of any size → ``(B, H, W, C)`` (band-wise for large inference maps)."""
         if bands_wanted(self, x.shape[1], x.shape[2]):
-            return apply_on_grid(self.mix, x, multiple=self.multiple, offset=self.offset)
+            return self.in_tiles(self.mix, x)
         padded, size = pad_to_multiple(x, self.multiple, offset=self.offset, data_format="BHWC")
         return crop_to(self.mix(padded), size, offset=self.offset, data_format="BHWC")
 

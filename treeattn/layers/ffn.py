@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from treeattn.ops.bands import apply_with_halo, bands_wanted
+from treeattn.ops.bands import MapFn, apply_with_halo, bands_wanted
 from treeattn.validate import check_choice, check_float, check_int
 
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn"]
@@ -61,10 +61,15 @@ class _LocalFFN(nn.Module, ABC):
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """The FFN on a ``(B, H, W, C)`` map."""
 
+    def in_tiles(self, fn: MapFn, x: torch.Tensor) -> torch.Tensor:
+        """``fn`` — :meth:`mix`, possibly composed with per-pixel maps — run on tiles read with a
+        halo of :attr:`reach`, keeping their interiors: exactly ``fn`` on the whole map."""
+        return apply_with_halo(fn, x, reach=self.reach)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` → ``(B, H, W, C)`` (tile-wise for large inference maps)."""
         if bands_wanted(self, x.shape[1], x.shape[2]):
-            return apply_with_halo(self.mix, x, reach=self.reach)
+            return self.in_tiles(self.mix, x)
         return self.mix(x)
 
 

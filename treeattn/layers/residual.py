@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from treeattn.layers.drop import DropPath
+from treeattn.ops.bands import MapFn, bands_wanted
 
 __all__ = ["NORM_WIRINGS", "PostNormResidual", "PreNormResidual", "Residual"]
 
@@ -46,10 +47,12 @@ class Residual(nn.Module, ABC):
         self.fn = fn
         self.drop_path = DropPath(drop_path)
         self.register_buffer("scale", torch.ones((), device=device, dtype=dtype))
+        # A branch that can run its ``mix`` tile by tile (Hi-IR/Swin attention, the local FFNs).
+        self._tile_local = callable(getattr(fn, "in_tiles", None))
 
     @abstractmethod
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual branch's output for ``x`` (before scale and drop-path)."""
+    def branch(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
+        """The residual branch's output for ``x`` through ``fn`` (before scale and drop-path)."""
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -61,21 +64,30 @@ class Residual(nn.Module, ABC):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.branch(x) * self.scale)
+        if self._tile_local and bands_wanted(self, x.shape[1], x.shape[2]):
+            # The norm, the scale and the residual add act pixel by pixel, so the whole block runs
+            # tile by tile (band-wise inference): only its output is a whole map, while the norm's
+            # output and the branch's stay tile-sized — fewer passes over, and fresh pages of,
+            # maps larger than the cache.
+            return self.fn.in_tiles(lambda tile: self._block(tile, self.fn.mix), x)
+        return self._block(x, self.fn)
+
+    def _block(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
+        return x + self.drop_path(self.branch(x, fn) * self.scale)
 
 
 class PreNormResidual(Residual):
     """``x + f(LN(x))``."""
 
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(self.norm(x))
+    def branch(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
+        return fn(self.norm(x))
 
 
 class PostNormResidual(Residual):
     """``x + LN(f(x))`` (res-post-norm, as in Swin v2 / GRL)."""
 
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.fn(x))
+    def branch(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
+        return self.norm(fn(x))
 
 
 NORM_WIRINGS: dict[str, type[Residual]] = {"pre": PreNormResidual, "post": PostNormResidual}

@@ -41,6 +41,7 @@ __all__ = [
     "BAND_MIN_PIXELS",
     "BAND_TILE_PIXELS",
     "BandSettings",
+    "MapFn",
     "apply_on_grid",
     "apply_with_halo",
     "band_execution",
