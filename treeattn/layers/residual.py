@@ -50,9 +50,14 @@ class Residual(nn.Module, ABC):
         # A branch that can run its ``mix`` tile by tile (Hi-IR/Swin attention, the local FFNs).
         self._tile_local = callable(getattr(fn, "in_tiles", None))
 
+    def branch(self, x: torch.Tensor, fn: MapFn | None = None) -> torch.Tensor:
+        """The residual branch's output for ``x`` (before scale and drop-path), through ``fn``
+        instead of :attr:`fn` when given (band-wise tiles pass its ``mix``)."""
+        return self.wire(x, self.fn if fn is None else fn)
+
     @abstractmethod
-    def branch(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
-        """The residual branch's output for ``x`` through ``fn`` (before scale and drop-path)."""
+    def wire(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
+        """``fn`` and the norm, wired in this wrapper's order."""
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -79,14 +84,14 @@ class Residual(nn.Module, ABC):
 class PreNormResidual(Residual):
     """``x + f(LN(x))``."""
 
-    def branch(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
+    def wire(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
         return fn(self.norm(x))
 
 
 class PostNormResidual(Residual):
     """``x + LN(f(x))`` (res-post-norm, as in Swin v2 / GRL)."""
 
-    def branch(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
+    def wire(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
         return self.norm(fn(x))
 
 
