@@ -15,9 +15,11 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+from benchlib import abba_times
 
 from treeattn import HiIRLayer, SwinLayer
 from treeattn.layers.ffn import GatedDWConvFFN
@@ -37,18 +39,14 @@ def main() -> None:
     for size in (64, 128):
         x = torch.randn(1, 180, size, size)
 
-        def run(name: str, x: torch.Tensor = x) -> float:
+        def run(name: str, x: torch.Tensor = x) -> None:
             GatedDWConvFFN.mix = mix_before if name == "before" else mix_now
-            start = clock()
             (swin if name == "swin" else layer)(x).square().mean().backward()
-            return clock() - start
 
-        times: dict[str, list[float]] = {"before": [], "now": [], "swin": []}
-        for name in times:
-            run(name)
-        for rep in range(6):
-            for name in list(times) if rep % 2 == 0 else reversed(list(times)):
-                times[name].append(run(name))
+        runs = {name: partial(run, name) for name in ("before", "now", "swin")}
+        for warm_up in runs.values():
+            warm_up()
+        times = abba_times(runs, repeats=6, clock=clock)
         med = {k: statistics.median(v) for k, v in times.items()}
         print(
             f"HiIRLayer fwd+bwd {size}²: before {med['before'] * 1e3:.0f} ms, "

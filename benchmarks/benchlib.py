@@ -35,9 +35,15 @@ _STATUS = Path("/proc/self/status")
 
 
 def abba_times(
-    runs: dict[Hashable, Callable[[], None]], *, repeats: int
+    runs: dict[Hashable, Callable[[], None]],
+    *,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[Hashable, list[float]]:
     """Time each run ``repeats`` times, alternating the order every round (A B, B A, ...).
+
+    ``clock`` is wall time by default; ``time.thread_time`` (CPU time of the thread) is much
+    steadier for one-thread comparisons on a shared machine.
 
     Alternation spreads slow drifts of a shared machine (another job, thermal state) evenly over
     the runs being compared, so their ratios stay meaningful even when absolute times do not.
@@ -46,9 +52,9 @@ def abba_times(
     times: dict[Hashable, list[float]] = {name: [] for name in names}
     for round_ in range(repeats):
         for name in names if round_ % 2 == 0 else reversed(names):
-            start = time.perf_counter()
+            start = clock()
             runs[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
