@@ -28,25 +28,25 @@ from treeattn.models import create_model
 from treeattn.ops.bands import band_execution
 
 
-def forward_run(layer: torch.nn.Module, x: torch.Tensor, settings: dict):
+def forward_run(module: torch.nn.Module, x: torch.Tensor, settings: dict):
     def run() -> None:
         with torch.no_grad(), band_execution(**settings):
-            layer(x)
+            module(x)
 
     return run
 
 
-def bench_size(size: int, layer: torch.nn.Module, args: argparse.Namespace) -> dict:
+def bench_size(size: int, module: torch.nn.Module, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     if args.model:
-        x = torch.rand(1, layer.meta.in_chans, size, size)
+        x = torch.rand(1, module.meta.in_chans, size, size)
     else:
         x = torch.randn(1, size, size, args.dim)
     settings = {"whole": {"enabled": False}}
     for tile in args.tiles:
         if tile < size:  # a tile as large as the map is the whole map
             settings[f"tile{tile}"] = {"min_pixels": 0, "tile_pixels": tile * tile}
-    runs = {name: forward_run(layer, x, s) for name, s in settings.items()}
+    runs = {name: forward_run(module, x, s) for name, s in settings.items()}
     for run in runs.values():
         run()  # warm-up
     rows = {name: summarise(t) for name, t in abba_times(runs, repeats=args.repeats).items()}
@@ -71,12 +71,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     if args.model:
-        layer = create_model(args.model).eval()
+        module = create_model(args.model).eval()
         meta = {"model": args.model}
     else:
-        layer = HiIRLayer(args.dim, args.heads, (16, 64), data_format="BHWC").eval()
+        module = HiIRLayer(args.dim, args.heads, (16, 64), data_format="BHWC").eval()
         meta = {"layer": f"HiIRLayer({args.dim}, {args.heads}, (16, 64))"}
-    results = {str(size): bench_size(size, layer, args) for size in args.sizes}
+    results = {str(size): bench_size(size, module, args) for size in args.sizes}
     meta = {**machine_meta(load_before), **meta}
     report_load(meta, "µs per pixel; vs whole = time / whole-map time")
     print(f"{'size':>5} " + " ".join(f"{name:>16}" for name in ["whole", *map(str, args.tiles)]))

@@ -101,12 +101,12 @@ def bench_sizes(args: argparse.Namespace, models: dict, macs: dict) -> dict[str,
         for size in sizes:
             torch.manual_seed(0)
             x = torch.rand(1, 3, size, size)
-            target = torch.rand(1, 3, size * scale, size * scale)
+            if mode == "fwd":
+                make = partial(forward_run, x=x, bands=BANDS[args.bands])
+            else:
+                make = partial(train_run, x=x, target=torch.rand(1, 3, size * scale, size * scale))
             for name, model in models.items():
-                if mode == "fwd":
-                    runs[size, name] = forward_run(model, x, BANDS[args.bands])
-                else:
-                    runs[size, name] = train_run(model, x, target)
+                runs[size, name] = make(model)
         flops_per_mac = 2 if mode == "fwd" else 6
         for (size, name), row in bench_mode(runs, repeats=args.repeats).items():
             row["gflops"] = flops_per_mac * macs[name][size] / row["median_s"] / 1e9
