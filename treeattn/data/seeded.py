@@ -6,6 +6,7 @@ mod-crop, padding of small images, generators seeded by ``(seed, epoch, index)``
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -57,6 +58,18 @@ class SeededFolder(Dataset):
 
     def __len__(self) -> int:
         return self.num_images * self.repeat
+
+    def with_patch_size(self, patch_size: int) -> SeededFolder:
+        """A copy of this dataset (same files, seed and options) that crops ``patch_size``.
+
+        Raises:
+            ValueError: If ``patch_size`` is not a positive integer.
+        """
+        if check_int("patch_size", patch_size) < 1:
+            raise ValueError(f"{patch_size=} must be a positive integer")
+        clone = copy.copy(self)
+        clone.patch_size = patch_size
+        return clone
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random crops and degradations ``__getitem__`` returns."""

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from treeattn.engine.phases import crop_phases
+
 if TYPE_CHECKING:
     from treeattn.engine.task import TaskSpec
 
@@ -82,6 +84,14 @@ class TrainConfig:
         48, "training crop side of the network input (×scale for the SR ground truth)", type=int
     )
     batch_size: int = _opt(8, "batch size per process", type=int)
+    patch_schedule: list[str] = field(
+        default_factory=list,
+        metadata=_meta(
+            "later crop phases as STEP:PATCH:BATCH ... (e.g. 8000:128:2 16000:176:1); the phase "
+            "at step 0 is --patch-size / --batch-size",
+            nargs="+",
+        ),
+    )
     repeat: int = _opt(1, "repeat the training set this often per epoch", type=int)
     num_workers: int = _opt(0, "data-loader worker processes", type=int)
     # model
@@ -385,6 +395,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         )
     if cfg.keep_checkpoints < 1:
         raise ValueError(f"--keep-checkpoints must be >= 1, got {cfg.keep_checkpoints}")
+    crop_phases(
+        patch_size=cfg.patch_size,
+        batch_size=cfg.batch_size,
+        schedule=cfg.patch_schedule,
+        max_steps=cfg.max_steps,
+    )
     if len(cfg.level) > 2:
         raise ValueError(f"degradation level {cfg.level} must be one value or LOW HIGH")
     if len(cfg.level) == 2 and cfg.level[0] > cfg.level[1]:

@@ -29,6 +29,7 @@ __all__ = [
     "build_data",
     "degradation_for",
     "make_loaders",
+    "make_train_loader",
 ]
 
 _TEST_SEED = 0  # test-set degradations are the same in every run
@@ -256,18 +257,23 @@ def _paired(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
     )
 
 
-def make_loaders(cfg: TrainConfig, data: TaskData) -> tuple[DataLoader, list[DataLoader]]:
-    """The shuffled training loader (full batches) and one whole-image loader per test set."""
-    # Explicit generators: iterating a loader then draws nothing from the global RNG, which
+def make_train_loader(dataset: Dataset, *, batch_size: int, cfg: TrainConfig) -> DataLoader:
+    """The shuffled training loader of ``dataset`` (full batches of ``batch_size``)."""
+    # An explicit generator: iterating the loader then draws nothing from the global RNG, which
     # keeps a resumed run's random stream identical to a straight run's.
-    train = DataLoader(
-        data.train,
-        batch_size=cfg.batch_size,
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
         shuffle=True,
         drop_last=True,
         num_workers=cfg.num_workers,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
+
+
+def make_loaders(cfg: TrainConfig, data: TaskData) -> tuple[DataLoader, list[DataLoader]]:
+    """The shuffled training loader (full batches) and one whole-image loader per test set."""
+    train = make_train_loader(data.train, batch_size=cfg.batch_size, cfg=cfg)
     tests = [
         DataLoader(t.dataset, batch_size=1, generator=torch.Generator().manual_seed(cfg.seed))
         for t in data.tests

@@ -45,6 +45,8 @@ def run_recipe(spec: TaskSpec, argv: Sequence[str] | None = None) -> dict[str, d
         f"device {run.accelerator.device}, {torch.get_num_threads()} thread(s) per process, "
         f"output {cfg.output_dir}"
     )
+    for phase in run.phases[1:]:
+        run.accelerator.print(f"{spec.name}: from step {phase.start}, {phase.describe()}")
     fit(run)
     means = final_report(run)
     run.accelerator.print(f"done in {time.perf_counter() - start:.0f} s")

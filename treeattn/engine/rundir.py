@@ -54,6 +54,7 @@ RUN_SETTINGS = (
     "level",
     "dual_pixel",
     "patch_size",
+    "patch_schedule",
     "batch_size",
     "repeat",
     "model",

@@ -30,13 +30,14 @@ from treeattn.engine.checkpoint import (
     verify_checkpoint,
 )
 from treeattn.engine.config import TrainConfig, dump_yaml
-from treeattn.engine.data import TaskData, build_data, make_loaders
+from treeattn.engine.data import TaskData, build_data, make_loaders, make_train_loader
 from treeattn.engine.ema import ModelEMA
 from treeattn.engine.evaluate import make_restorer, metrics_for, validate
 from treeattn.engine.logs import RunLogger, tensorboard_available
 from treeattn.engine.losses import build_loss
 from treeattn.engine.model import build_model, check_model_fits, check_scale
 from treeattn.engine.optim import build_optimizer, build_scheduler
+from treeattn.engine.phases import Phase, crop_phases, phase_at
 from treeattn.engine.rundir import (
     CONFIG_FILE,
     RunPlan,
@@ -73,7 +74,7 @@ class Run:
     loss: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
-    train_loader: DataLoader
+    train_loaders: tuple[DataLoader, ...]
     test_loaders: list[DataLoader]
     metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
     logger: RunLogger
@@ -81,6 +82,17 @@ class Run:
     progress: Progress = field(default_factory=Progress)
     run_id: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    phases: tuple[Phase, ...] = ()
+
+    @property
+    def phase(self) -> int:
+        """Index of the crop phase (:mod:`treeattn.engine.phases`) that trains the next step."""
+        return phase_at(self.phases, self.progress.step)
+
+    @property
+    def train_loader(self) -> DataLoader:
+        """The training loader of the current crop phase."""
+        return self.train_loaders[self.phase]
 
     @property
     def eval_model(self) -> nn.Module:
@@ -130,13 +142,20 @@ def prepare_run(
         check_scale(spec, model.meta.scale, model=model.meta.name)
     precision = accelerator.mixed_precision
     views = 2 if cfg.dual_pixel else 1
-    check_model_fits(
-        model.meta,
+    phases = crop_phases(
         patch_size=cfg.patch_size,
-        mixed_precision=precision,
-        in_chans=cfg.channels * views,
-        out_chans=cfg.channels,
+        batch_size=cfg.batch_size,
+        schedule=cfg.patch_schedule,
+        max_steps=cfg.max_steps,
     )
+    for phase in phases:
+        check_model_fits(
+            model.meta,
+            patch_size=phase.patch_size,
+            mixed_precision=precision,
+            in_chans=cfg.channels * views,
+            out_chans=cfg.channels,
+        )
     resume, state = None, None
     if cfg.resume_from_checkpoint:
         resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
@@ -156,13 +175,14 @@ def prepare_run(
         data = build_data(spec, cfg, scale=model.meta.scale)
     metrics = metrics_for(spec.protocol_for(model.meta.scale))
     train_loader, test_loaders = make_loaders(cfg, data)
-    per_step = cfg.batch_size * accelerator.num_processes
-    if len(data.train) < per_step:
-        raise ValueError(
-            f"the training set has {len(data.train)} items, fewer than one batch of "
-            f"{per_step} (--batch-size {cfg.batch_size} × {accelerator.num_processes} "
-            "processes); add images, raise --repeat or lower --batch-size"
+    train_loaders = [train_loader] + [
+        make_train_loader(
+            data.train.with_patch_size(phase.patch_size), batch_size=phase.batch_size, cfg=cfg
         )
+        for phase in phases[1:]
+    ]
+    for phase, loader in zip(phases, train_loaders, strict=True):
+        _check_batch(len(loader.dataset), phase, num_processes=accelerator.num_processes)
     loss = build_loss(
         cfg.loss, perceptual_weight=cfg.perceptual_weight, vgg_weights=cfg.vgg_weights
     )
@@ -182,9 +202,12 @@ def prepare_run(
         milestones=cfg.milestones,
         gamma=cfg.gamma,
     )
-    model, optimizer, train_loader, *test_loaders = accelerator.prepare(
-        model, optimizer, train_loader, *test_loaders
+    # Every phase's loader is prepared up front, in phase order, so a resumed run registers
+    # the same loaders with the accelerator as a straight run.
+    model, optimizer, *loaders = accelerator.prepare(
+        model, optimizer, *train_loaders, *test_loaders
     )
+    train_loaders, test_loaders = loaders[: len(phases)], loaders[len(phases) :]
     loss = loss.to(accelerator.device)
     # The schedule counts optimizer steps; it is stepped by the loop, not by accelerate.
     accelerator.register_for_checkpointing(scheduler)
@@ -201,13 +224,14 @@ def prepare_run(
         loss=loss,
         optimizer=optimizer,
         scheduler=scheduler,
-        train_loader=train_loader,
+        train_loaders=tuple(train_loaders),
         test_loaders=test_loaders,
         metrics=metrics,
         ema=ema,
         logger=RunLogger(accelerator, cfg.output_dir),
         run_id=run_id,
         settings=settings,
+        phases=phases,
     )
     if resume is not None and state is not None:
         load_checkpoint(accelerator, resume)
@@ -219,6 +243,18 @@ def prepare_run(
         scalars = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float)}
         accelerator.init_trackers(spec.name, config=scalars)
     return run
+
+
+def _check_batch(items: int, phase: Phase, *, num_processes: int) -> None:
+    """Refuse a phase whose training set holds fewer items than one batch of all processes."""
+    per_step = phase.batch_size * num_processes
+    if items < per_step:
+        where = f" (the phase from step {phase.start})" if phase.start else ""
+        raise ValueError(
+            f"the training set has {items} items, fewer than one batch of {per_step}{where} "
+            f"(batch {phase.batch_size} × {num_processes} processes); add images, raise "
+            "--repeat or lower the batch size"
+        )
 
 
 def _start(run: Run, plan: RunPlan) -> None:
@@ -313,11 +349,13 @@ def fit(run: Run, *, on_step_end: Callable[[Run], None] | None = None) -> Progre
     running, seen = torch.zeros((), device=accelerator.device), 0
     start, last = time.perf_counter(), False
     while not last and progress.step < cfg.max_steps:
-        run.data.train.set_epoch(progress.epoch)
-        run.train_loader.set_epoch(progress.epoch)
-        loader = run.train_loader
+        train_loader = run.train_loader
+        train_loader.dataset.set_epoch(progress.epoch)
+        train_loader.set_epoch(progress.epoch)
+        loader = train_loader
         if progress.batch:
-            loader = skip_first_batches(run.train_loader, progress.batch)
+            loader = skip_first_batches(train_loader, progress.batch)
+        phase = run.phase
         for batch in loader:
             progress.batch += 1
             with accelerator.accumulate(model):
@@ -336,6 +374,11 @@ def fit(run: Run, *, on_step_end: Callable[[Run], None] | None = None) -> Progre
             if run.ema is not None:
                 run.ema.update(accelerator.unwrap_model(model))
             bar.update(1)
+            new_phase = run.phase != phase
+            if new_phase:  # the next phase starts with a fresh epoch of its own loader
+                progress.epoch, progress.batch = progress.epoch + 1, 0
+                if accelerator.is_local_main_process:
+                    tqdm.write(f"step {progress.step}: {run.phases[run.phase].describe()}")
             last = progress.step >= cfg.max_steps or _out_of_time(run, start)
             if _due(progress.step, cfg.log_every, last=last):
                 mean = float(accelerator.reduce(running / seen, reduction="mean"))
@@ -349,7 +392,7 @@ def fit(run: Run, *, on_step_end: Callable[[Run], None] | None = None) -> Progre
                 _checkpoint(run)
             if on_step_end is not None:
                 on_step_end(run)
-            if last:
+            if last or new_phase:
                 break
         else:  # the epoch is exhausted (its last batch always ends an accumulation)
             progress.epoch, progress.batch = progress.epoch + 1, 0

@@ -1,0 +1,165 @@
+"""Short, equal-wall-time training sweeps for the long-range gray denoiser (issue 17).
+
+Every arm trains a blind gray denoiser (σ 0-50) on Train400 for about the same wall time on this
+CPU (its steps are set from the arm's measured seconds per step), is validated at σ 25 on Set12
+and on the Urban100 validation crops (``benchmarks/urban_split.py``: centred 256² crops of
+images 091-100, never reported on) and records its validation curve. Arms differ in one thing each
+(model width/depth, tree, crop schedule, learning rate, warm start), so the JSON says what won::
+
+    python benchmarks/urban_split.py --out ../runs/data/Urban100_val
+    python benchmarks/denoise_sweep.py --arms tiny w32 --runs ../runs/sweep17
+    python benchmarks/denoise_sweep.py --summary            # the table of what is recorded
+
+Runs are resumable arm by arm: a finished arm (its ``model/`` exists) is only re-read.
+Results go to ``benchmarks/results/denoise_longrange_sweep.json`` (with each arm's command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "denoise_longrange_sweep.json"
+URBAN_VAL = ROOT.parent / "runs" / "data" / "Urban100_val"
+
+# Shared by every arm: blind σ 0-50, validation at σ 25, AdamW cosine with a short warm-up.
+COMMON = [
+    "--channels", "1", "--sigma", "0", "50", "--test-sigma", "25",
+    "--warmup-steps", "100", "--min-lr-ratio", "0.01", "--max-minutes", "0",
+    "--save-images", "0", "--threads", "2", "--ema-decay", "0", "--no-with-tracking",
+]
+_TINY = "hiir_unet_tiny_dn_gray"
+_W24 = "dims=[24,48,96,192]"
+_W32 = "dims=[32,64,128,256]"
+_TREE64 = "patch_sizes=[[8,64],[8,64],[8,32],[8,32]]"
+
+# Arm → (flags, steps). Steps give each arm ≈ 8 minutes of training at 2 threads (seconds per
+# step measured on this machine: tiny 0.33 at 64²×8, 0.44 at 128²×2; w24 0.56; w32 0.87).
+ARMS: dict[str, tuple[list[str], int]] = {
+    "tiny": (["--model", _TINY, "--patch-size", "64", "--batch-size", "8", "--lr", "2e-3"], 1450),
+    "tiny_lr1e-3": (
+        ["--model", _TINY, "--patch-size", "64", "--batch-size", "8", "--lr", "1e-3"], 1450
+    ),
+    "w24": (
+        ["--model", _TINY, "--model-overrides", _W24, "--patch-size", "64", "--batch-size", "8",
+         "--lr", "1e-3"], 850
+    ),
+    "w32": (
+        ["--model", _TINY, "--model-overrides", _W32, "--patch-size", "64", "--batch-size", "8",
+         "--lr", "1e-3"], 550
+    ),
+    "tiny_tree64_p128": (
+        ["--model", _TINY, "--model-overrides", _TREE64, "--patch-size", "128", "--batch-size",
+         "2", "--lr", "2e-3"], 1100
+    ),
+    "tiny_p128": (
+        ["--model", _TINY, "--patch-size", "128", "--batch-size", "2", "--lr", "2e-3"], 1100
+    ),
+}
+
+
+def command(arm: str, runs: Path) -> list[str]:
+    """The ``accelerate launch`` command of ``arm`` writing to ``runs/arm``."""
+    flags, steps = ARMS[arm]
+    tests = [str(DATA / "test" / "Set12"), str(URBAN_VAL)]
+    return [
+        "accelerate", "launch", str(ROOT / "recipes" / "denoise.py"), *COMMON, *flags,
+        "--train-dir", str(DATA / "train" / "Train400"), "--test-dir", *tests,
+        "--max-steps", str(steps), "--val-every", str(steps // 4),
+        "--checkpointing-steps", str(steps // 4), "--output-dir", str(runs / arm),
+    ]
+
+
+def read_curve(run: Path) -> list[dict]:
+    """The run's validation rows (``val.csv``) as dicts of floats."""
+    with open(run / "val.csv", newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def train_seconds(run: Path) -> float:
+    """Training wall time of the run: the last ``train`` record's clock."""
+    last = 0.0
+    for line in (run / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("kind") == "train":
+            last = max(last, float(record["time_s"]))
+    return last
+
+
+def record(arm: str, runs: Path) -> dict:
+    """The arm's entry: settings, command, curve and final validation PSNR/SSIM."""
+    run = runs / arm
+    curve = read_curve(run)
+    final = curve[-1]
+    cmd = [part.replace(str(ROOT.parent), "..") for part in command(arm, runs)]
+    return {
+        "arm": arm,
+        "steps": ARMS[arm][1],
+        "command": shlex.join(cmd),
+        "train_seconds": round(train_seconds(run), 1),
+        "set12_psnr": round(final["Set12/psnr"], 3),
+        "urban_val_psnr": round(final["Urban100_val/psnr"], 3),
+        "set12_ssim": round(final["Set12/ssim"], 4),
+        "urban_val_ssim": round(final["Urban100_val/ssim"], 4),
+        "curve": [
+            {"step": int(r["step"]), "time_s": r["time_s"], "set12": round(r["Set12/psnr"], 3),
+             "urban_val": round(r["Urban100_val/psnr"], 3)}
+            for r in curve
+        ],
+    }
+
+
+def load(path: Path) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
+    return {
+        "purpose": "choose the long-range gray denoiser's design (issue 17) by equal wall time",
+        "machine": f"{platform.processor() or platform.machine()}, 2 threads",
+        "validation": "sigma 25: Set12 and Urban100 centred 256x256 crops of img_091-100",
+        "arms": {},
+    }
+
+
+def summary(results: dict) -> str:
+    lines = ["| arm | steps | train s | Set12 | Urban100 val |", "|---|---|---|---|---|"]
+    for row in results["arms"].values():
+        lines.append(
+            f"| {row['arm']} | {row['steps']} | {row['train_seconds']:.0f} | "
+            f"{row['set12_psnr']:.2f} | {row['urban_val_psnr']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="*", default=[], choices=sorted(ARMS))
+    parser.add_argument("--runs", type=Path, default=ROOT.parent / "runs" / "sweep17")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--summary", action="store_true", help="print the recorded table")
+    args = parser.parse_args(argv)
+    if args.arms and not URBAN_VAL.is_dir():
+        parser.error(f"{URBAN_VAL} is missing: run benchmarks/urban_split.py --out {URBAN_VAL}")
+    results = load(args.out)
+    for arm in args.arms:
+        run = args.runs / arm
+        if not (run / "model").is_dir():
+            resume = ["--resume-from-checkpoint", "latest"] if run.exists() else []
+            subprocess.run([*command(arm, args.runs), *resume], check=True)
+        results["arms"][arm] = record(arm, args.runs)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(summary(results), flush=True)
+    if args.summary:
+        print(summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The Urban100 split of the denoiser work: report on images 001-020, validate on crops of 091-100.
+
+The long-range denoiser is chosen by validation PSNR on regular structure (buildings, windows) and
+reported on images it was never chosen on. The split, fixed here once:
+
+* **report** — ``img_001`` … ``img_020`` (``REPORT``), whole images, the subset
+  ``docs/QUALITY.md`` and issue 17 compare DnCNN-S on;
+* **validation** — one centred 256×256 crop of each of ``img_091`` … ``img_100``
+  (``VALIDATION``), written by this script as PNGs to a folder outside the repository::
+
+    python benchmarks/urban_split.py --out ../runs/data/Urban100_val
+
+Images 021-090 are used by neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+URBAN100 = ROOT.parent / "shared" / "data" / "test" / "Urban100"
+REPORT = tuple(f"img_{i:03d}.png" for i in range(1, 21))
+VALIDATION = tuple(f"img_{i:03d}.png" for i in range(91, 101))
+CROP = 256
+
+__all__ = ["CROP", "REPORT", "URBAN100", "VALIDATION", "centre_crop", "write_validation"]
+
+
+def centre_crop(image: Image.Image, size: int = CROP) -> Image.Image:
+    """The centred ``size``×``size`` crop of ``image`` (which must be at least that large)."""
+    width, height = image.size
+    if width < size or height < size:
+        raise ValueError(f"image of {width}x{height} is smaller than the {size}x{size} crop")
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def write_validation(source: Path, out: Path) -> list[Path]:
+    """Write the validation crops of the images in ``source`` to ``out``; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in VALIDATION:
+        path = source / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: --source must be the Urban100 folder")
+        with Image.open(path) as image:
+            target = out / name
+            centre_crop(image.convert("L")).save(target)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=URBAN100, help="the Urban100 folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the crops")
+    args = parser.parse_args(argv)
+    paths = write_validation(args.source, args.out)
+    print(f"wrote {len(paths)} crops of {CROP}x{CROP} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
