@@ -1,7 +1,7 @@
 """Package a finished denoising run as a shipped pretrained model.
 
 Saves the run's final ``model/`` (with its training record) into ``treeattn/pretrained/NAME/``,
-writes its ``benchmark.json`` from a ``denoise_vs_bm3d.py`` result, and draws the training curves
+writes its ``benchmark.json`` from a ``denoise_bench.py`` result, and draws the training curves
 (loss, learning rate, validation PSNR against steps and wall time) from the run's ``log.jsonl``::
 
     python benchmarks/ship_pretrained.py --run ../runs/dn_gray_cpu --name hiir_dn_gray_cpu \\
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the training data, in words (recorded with the weights)",
     )
     parser.add_argument(
-        "--bench", type=Path, default=ROOT / "benchmarks" / "results" / "denoise_vs_bm3d.json"
+        "--bench", type=Path, default=ROOT / "benchmarks" / "results" / "denoise_bench.json"
     )
     args = parser.parse_args(argv)
     model_dir = args.run / "model"
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if Path(bench["model"]).resolve() not in {args.run.resolve(), model_dir.resolve()}:
         parser.error(
             f"{args.bench} scores {bench['model']!r}, not {args.run}; run "
-            f"`python benchmarks/denoise_vs_bm3d.py --model {args.run}` first"
+            f"`python benchmarks/denoise_bench.py --model {args.run}` first"
         )
     save_pretrained(model, target)
     benchmark = {

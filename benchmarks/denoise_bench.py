@@ -5,13 +5,13 @@ Both methods see exactly the same noisy images (AWGN, σ on the 0-255 scale, ima
 outputs). BM3D is the reference implementation (the ``bm3d`` package, ``pip install -e
 ".[bench]"``) called as ``bm3d.bm3d(noisy, σ / 255)``.
 
-Writes ``benchmarks/results/denoise_vs_bm3d.json`` and ``.md``; BM3D rows already in the JSON (same
+Writes ``benchmarks/results/denoise_bench.json`` and ``.md``; BM3D rows already in the JSON (same
 set, σ, seed, image count and bm3d version) are reused, since BM3D needs no training and takes
 minutes per set::
 
-    python benchmarks/denoise_vs_bm3d.py                          # the shipped model, Set12 + BSD68
-    python benchmarks/denoise_vs_bm3d.py --model outputs/denoise  # a run folder (its model/)
-    python benchmarks/denoise_vs_bm3d.py --quick                  # 2 images per set (smoke run)
+    python benchmarks/denoise_bench.py                          # the shipped model, Set12 + BSD68
+    python benchmarks/denoise_bench.py --model outputs/denoise  # a run folder (its model/)
+    python benchmarks/denoise_bench.py --quick                  # 2 images per set (smoke run)
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         help="time the cached BM3D rows again on the first N images of each set (on a quiet "
         "machine; the scores stay those of the full sets)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS / "denoise_vs_bm3d.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "denoise_bench.json")
     args = parser.parse_args(argv)
     if args.retime_bm3d is not None and args.retime_bm3d < 1:
         parser.error(f"--retime-bm3d needs a count of images >= 1, got {args.retime_bm3d}")
@@ -247,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         "bm3d_version": bm3d_version,
         "torch_version": torch.__version__,
         "threads": threads,
-        "command": "python benchmarks/denoise_vs_bm3d.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python benchmarks/denoise_bench.py " + " ".join(argv or sys.argv[1:]),
         "rows": rows,
     }
-    scratch = Path(tempfile.mkdtemp(prefix="denoise_vs_bm3d_"))
+    scratch = Path(tempfile.mkdtemp(prefix="denoise_bench_"))
     for set_name in args.sets:
         folder = _limited(args.data / set_name, count, scratch)
         images = len(list(folder.iterdir()))

@@ -1,4 +1,4 @@
-"""``benchmarks/denoise_vs_bm3d.py``: rows, cache, re-timing, table and exit status.
+"""``benchmarks/denoise_bench.py``: rows, cache, re-timing, table and exit status.
 
 BM3D itself (the ``bm3d`` package of the ``bench`` extra) is replaced by a stand-in restorer, so
 the bookkeeping is tested wherever the test extra is installed.
@@ -16,7 +16,7 @@ from treeattn.data import embedded
 from treeattn.data.io import list_images, read_image, write_image
 from treeattn.models import create_model, save_pretrained
 
-bench = load_benchmark("denoise_vs_bm3d")
+bench = load_benchmark("denoise_bench")
 
 
 @pytest.fixture
