@@ -1,8 +1,12 @@
 """Package a finished denoising run as a shipped pretrained model.
 
 Saves the run's final ``model/`` (with its training record) into ``treeattn/pretrained/NAME/``,
-writes its ``benchmark.json`` from a ``denoise_vs_bm3d.py`` result, and draws the training curves
-(loss, learning rate, validation PSNR against steps and wall time) from the run's ``log.jsonl``::
+writes its ``benchmark.json`` from the rows of ``denoise_bench.py``'s results that scored this model
+(found by its checksum) and of the peers on the same images (BM3D, DnCNN-S), and draws the
+training curves (loss, learning rate, validation PSNR against steps and wall time) from the run's
+``log.jsonl``::
+
+    python benchmarks/denoise_bench.py --model ../runs/dn_gray_cpu --no-shipped
 
     python benchmarks/ship_pretrained.py --run ../runs/dn_gray_cpu --name hiir_dn_gray_cpu \\
         --sigma-range 0 50 --summary "blind gray Gaussian denoiser, σ 0-50, Train400, CPU"
@@ -17,6 +21,8 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+
+from denoise_bench import TREEATTN_MODES, model_checksum, read_rows, row_group
 
 from treeattn.engine.curves import read_log as engine_read_log
 from treeattn.engine.rundir import CONFIG_FILE
@@ -101,6 +107,14 @@ def _run_settings(run: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _benchmark_rows(rows: list[dict], checksum: str) -> list[dict]:
+    """The treeattn rows of the model of ``checksum``, with the peers' rows on the same images."""
+    ours = [r for r in rows if r["method"] in TREEATTN_MODES.values() and r["checksum"] == checksum]
+    groups = {row_group(r) for r in ours}
+    peers = [r for r in rows if r["method"] in ("bm3d", "dncnn_s25") and row_group(r) in groups]
+    return [r for r in rows if r in peers or r in ours]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Copy weights, write benchmark.json and curves.png; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the training data, in words (recorded with the weights)",
     )
     parser.add_argument(
-        "--bench", type=Path, default=ROOT / "benchmarks" / "results" / "denoise_vs_bm3d.json"
+        "--bench",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "denoise_bench.json",
+        help="denoise_bench.py's results (or an older denoise_vs_bm3d.py results file)",
     )
     args = parser.parse_args(argv)
     model_dir = args.run / "model"
@@ -142,11 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             f"--sigma-range {args.sigma_range} differs from the run's training levels "
             f"{list(model.provenance.level)}"
         )
-    bench = json.loads(args.bench.read_text())
-    if Path(bench["model"]).resolve() not in {args.run.resolve(), model_dir.resolve()}:
+    rows = _benchmark_rows(read_rows(args.bench), model_checksum(model_dir))
+    if not rows:
         parser.error(
-            f"{args.bench} scores {bench['model']!r}, not {args.run}; run "
-            f"`python benchmarks/denoise_vs_bm3d.py --model {args.run}` first"
+            f"{args.bench} holds no row of {model_dir}'s model; run "
+            f"`python benchmarks/denoise_bench.py --model {args.run} --no-shipped` first"
         )
     save_pretrained(model, target)
     benchmark = {
@@ -154,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "sigma_range": [int(v) if v.is_integer() else v for v in args.sigma_range],
         "steps": train[-1]["step"],
         "training_hours": round(train[-1]["wall_s"] / 3600, 2),
-        "benchmark_command": bench["command"],
-        "rows": bench["rows"],
+        "benchmark_commands": sorted({row["command"] for row in rows}),
+        "rows": rows,
     }
     (target / "benchmark.json").write_text(json.dumps(benchmark, indent=2) + "\n")
     levels = _run_settings(args.run).get("test_level") or []

@@ -11,6 +11,23 @@ from bench_scripts import load_benchmark
 from treeattn.models import TrainingRecord, create_model, from_pretrained, save_pretrained
 
 ship = load_benchmark("ship_pretrained")
+bench = load_benchmark("denoise_bench")
+
+
+def _row(method: str, checksum: str, level: float, psnr: float) -> dict:
+    return {
+        "method": method,
+        "model": method,
+        "checksum": checksum,
+        "mode": "x8" if method.endswith("x8") else "1",
+        "set": "Set12",
+        "level": level,
+        "seed": 0,
+        "images": 12,
+        "psnr": psnr,
+        "ssim": 0.85,
+        "command": f"python benchmarks/denoise_bench.py --{method}",
+    }
 
 
 @pytest.fixture
@@ -39,9 +56,17 @@ def run(tmp_path, monkeypatch):
     ]
     (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (run / "config.yaml").write_text("test_level:\n- 25.0\n")
-    rows = [{"method": "bm3d", "set": "Set12", "level": 25.0, "psnr": 29.9, "ssim": 0.85}]
-    bench = {"model": str(run), "command": "python benchmarks/denoise_vs_bm3d.py", "rows": rows}
-    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    ours = bench.model_checksum(run / "model")
+    rows = [
+        _row("bm3d", "bm3d==4.0.3", 25.0, 29.9),
+        _row("bm3d", "bm3d==4.0.3", 50.0, 26.7),  # a σ the model was not scored at
+        _row("dncnn_s25", "dncnn", 25.0, 30.4),
+        _row("treeattn", ours, 25.0, 30.0),
+        _row("treeattn_x8", ours, 25.0, 30.1),
+        _row("treeattn", "another model", 25.0, 28.0),
+    ]
+    record = {"format": bench.FORMAT, "rows": rows}
+    (tmp_path / "bench.json").write_text(json.dumps(record))
     monkeypatch.setattr(ship, "ROOT", tmp_path / "repo")
     argv = ["--run", str(run), "--name", "shipped", "--summary", "a test model"]
     return [*argv, "--bench", str(tmp_path / "bench.json")], tmp_path / "repo"
@@ -56,6 +81,15 @@ def test_a_run_is_shipped_with_record_benchmark_and_curves(run):
     assert list(model.provenance.level) == [0.0, 50.0]
     benchmark = json.loads((target / "benchmark.json").read_text())
     assert benchmark["sigma_range"] == [0, 50] and benchmark["steps"] == 40
+    # this model's rows and the peers' on the same images, read as `treeattn list` reads them
+    assert [(r["method"], r["psnr"]) for r in benchmark["rows"]] == [
+        ("bm3d", 29.9),
+        ("dncnn_s25", 30.4),
+        ("treeattn", 30.0),
+        ("treeattn_x8", 30.1),
+    ]
+    assert len(benchmark["benchmark_commands"]) == 4
+    assert bench.model_checksum(target) == bench.model_checksum(Path(argv[1]) / "model")
     # wall time sums the pieces: 12 s before the resume, then 8 s to the last training step
     records = ship.read_log(Path(argv[1]))
     assert [r["wall_s"] for r in records][-3:] == [16.0, 20.0, 21.0]
@@ -66,7 +100,9 @@ def test_wrong_sigma_range_or_benchmark_of_another_model_is_refused(run, tmp_pat
     argv, repo = run
     with pytest.raises(SystemExit):
         ship.main([*argv, "--sigma-range", "0", "75"])
-    other = json.loads((tmp_path / "bench.json").read_text()) | {"model": "hiir_dn_gray_cpu"}
+    other = json.loads((tmp_path / "bench.json").read_text())
+    ours = bench.model_checksum(Path(argv[1]) / "model")
+    other["rows"] = [r for r in other["rows"] if r["checksum"] != ours]
     (tmp_path / "bench.json").write_text(json.dumps(other))
     with pytest.raises(SystemExit):
         ship.main([*argv, "--sigma-range", "0", "50"])
