@@ -15,6 +15,14 @@ on a laptop CPU::
         --train-dir ../shared/data/train/Train400 \
         --test-dir ../shared/data/test/Set12 ../shared/data/test/BSD68
 
+``--preset cpu_gray_mid`` trains the long-range blind gray denoiser ``hiir_dn_gray_mid`` (σ 0-50;
+about 6 hours on 2 cores, resumable); validate it on long-range structure too::
+
+    python benchmarks/urban_split.py --out ../runs/data/Urban100_val
+    accelerate launch recipes/denoise.py --preset cpu_gray_mid \
+        --train-dir ../shared/data/train/Train400 --output-dir ../runs/dn_gray_mid \
+        --test-dir ../shared/data/test/Set12 ../shared/data/test/BSD68 ../runs/data/Urban100_val
+
 ``--preset paper`` (GPU users): the Hi-IR U-shape denoiser (``hiir_unet_dn_color``; its channels
 follow ``--channels``), 128² patches, batch 8 per GPU (8 GPUs), AdamW at 3e-4, 50k linear warm-up
 then cosine to 1e-6 over 500k iterations, L1 loss — our reading of the Hi-IR/GRL papers; check it
@@ -63,6 +71,29 @@ SPEC = TaskSpec(
             "checkpointing_steps": 500,
             "save_images": 2,
             "output_dir": "outputs/denoise_cpu_gray",
+        },
+        # The long-range gray denoiser `hiir_dn_gray_mid` (issue 17): the mid-width U-shape with
+        # 64 px level-1 regions, crops of 64² then 128² (same pixels per step), a gentler peak LR;
+        # about 6 hours on a quiet 2-core CPU, in resumable pieces. Chosen by the equal-time
+        # sweep in benchmarks/results/denoise_longrange_sweep.json.
+        "cpu_gray_mid": {
+            "model": "hiir_unet_mid_dn_gray",
+            "channels": 1,
+            "level": [0.0, 50.0],
+            "test_level": [25.0],
+            "patch_size": 64,
+            "batch_size": 8,
+            "patch_schedule": ["6000:128:2"],
+            "lr": 1e-3,
+            "warmup_steps": 1000,
+            "min_lr_ratio": 0.01,
+            "max_steps": 36_000,
+            "max_minutes": 0,
+            "ema_decay": 0.999,
+            "val_every": 4000,
+            "checkpointing_steps": 1000,
+            "save_images": 2,
+            "output_dir": "outputs/denoise_cpu_gray_mid",
         },
         "paper": paper_preset(
             model="hiir_unet_dn_color", patch_size=128, batch_size=8, max_steps=500_000

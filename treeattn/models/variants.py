@@ -2,7 +2,8 @@
 
 * Paper models: ``hiir_b_sr_x{2,3,4}`` (C=180, 6×6 layers, h=6, p=16, P=64),
   ``hiir_l_sr_x{2,3,4}`` (C=224, 8×8 layers, h=8), and the U-shape ``hiir_unet_*`` per task.
-* CPU sizes: ``hiir_sr_tiny_x*``, ``hiir_sr_small_x*``, ``hiir_unet_tiny``, ``hiir_unet_small``.
+* CPU sizes: ``hiir_sr_tiny_x*``, ``hiir_sr_small_x*``, ``hiir_unet_tiny``, ``hiir_unet_small``,
+  and the gray denoisers ``hiir_unet_tiny_dn_gray`` / ``hiir_unet_mid_dn_gray``.
 * Ablations of ``hiir_b_sr_x2`` and ``hiir_sr_tiny_x2``, named ``<base>_<suffix>`` (see
   :data:`ABLATIONS`). ``v4`` and ``tree3`` use a 3-level tree that adds a level of twice the
   region size on top of the base tree (``(16, 64, 128)`` for B): the L1/L2 windows stay those of
@@ -49,6 +50,11 @@ _UNET_TINY = {
     "num_heads": (1, 2, 4, 8),
     "patch_sizes": ((8, 32), (8, 32), (8, 16), (8, 16)),
 }
+_UNET_MID = {
+    **_UNET_TINY,
+    "dims": (24, 48, 96, 192),
+    "patch_sizes": ((8, 64), (8, 64), (8, 32), (8, 32)),
+}
 _UNET_SMALL = {
     **_UNET_TINY,
     "dims": (32, 64, 128, 256),
@@ -82,6 +88,12 @@ NAMED_CONFIGS: dict[str, LayerConfig] = {
     # The shipped CPU-trained gray denoiser's architecture (recipes/denoise.py --preset cpu_gray).
     "hiir_unet_tiny_dn_gray": UNetConfig(
         **{**_UNET_TINY, "task": "denoise"}, in_chans=1, out_chans=1
+    ),
+    # The long-range gray denoiser (recipes/denoise.py --preset cpu_gray_mid): 1.5x the tiny
+    # width, and trees whose coarse regions span 128 px (levels 1-2) and 128 / 256 px (levels 3-4)
+    # at full resolution.
+    "hiir_unet_mid_dn_gray": UNetConfig(
+        **{**_UNET_MID, "task": "denoise"}, in_chans=1, out_chans=1
     ),
 }
 
