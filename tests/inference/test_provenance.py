@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -9,7 +10,7 @@ import pytest
 from inference_testlib import tiny_denoiser
 
 from treeattn.cli import main
-from treeattn.models import CheckpointError, TrainingRecord, from_pretrained
+from treeattn.models import CheckpointError, InitRecord, TrainingRecord, from_pretrained
 from treeattn.models.hub import CONFIG_NAME
 
 BLIND = TrainingRecord(
@@ -86,3 +87,51 @@ def test_info_on_a_folder_saved_without_a_record(tmp_path, capsys):
     assert main(["info", str(_saved(tmp_path, None)), "--size", "16", "16"]) == 0
     out = capsys.readouterr().out
     assert "not recorded" in out and "MACs" in out
+
+
+FINE_TUNED = dataclasses.replace(
+    BLIND,
+    data="clean images in microscope/",
+    steps=200,
+    init_from=InitRecord(source="hiir_dn_gray_cpu", kind="shipped", model="hiir_unet_tiny_dn_gray",
+                         weights_sha256="ab" * 32, training=BLIND),
+)  # fmt: skip
+
+
+def test_a_chain_of_records_round_trips(tmp_path):
+    grandchild = dataclasses.replace(
+        FINE_TUNED, init_from=InitRecord(source="run_a", kind="run", model="m", training=FINE_TUNED)
+    )
+    loaded = from_pretrained(_saved(tmp_path, grandchild)).provenance
+    assert loaded == grandchild
+    assert loaded.init_from.training.init_from.training == BLIND
+    saved = json.loads((tmp_path / CONFIG_NAME).read_text())["training"]
+    assert saved["init_from"]["training"]["init_from"]["source"] == "hiir_dn_gray_cpu"
+    assert "init_from" not in saved["init_from"]["training"]["init_from"]["training"]
+
+
+@pytest.mark.parametrize(
+    ("init_from", "match"),
+    [
+        ({"source": "x", "kind": "url", "model": "m"}, "kind='url' must be one of"),
+        ({"source": "", "kind": "run", "model": "m"}, "source='' must be"),
+        ({"source": "x", "kind": "run"}, "incomplete init_from record"),
+        ({"source": "x", "kind": "run", "model": "m", "training": {"task": "x"}},
+         "incomplete training record"),
+    ],
+)  # fmt: skip
+def test_an_invalid_init_from_record_is_a_checkpoint_error(tmp_path, init_from, match):
+    path = _saved(tmp_path, BLIND)
+    config = json.loads((path / CONFIG_NAME).read_text())
+    config["training"]["init_from"] = init_from
+    (path / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f'invalid "training" record: .*{match}'):
+        from_pretrained(path)
+
+
+def test_info_prints_the_chain(tmp_path, capsys):
+    assert main(["info", str(_saved(tmp_path, FINE_TUNED))]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\ninitialised from +hiir_dn_gray_cpu \(shipped model hiir_unet_tiny_", out)
+    assert re.search(r"\n  trained on +clean images in DFWB\n  steps +1,200\n", out)
+    assert re.search(r"\ntrained on +clean images in microscope/\nsteps +200\n", out)

@@ -99,6 +99,11 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(
         default_factory=dict, metadata=_meta("model settings as key=value ...", nargs="+")
     )
+    init_from: str | None = _opt(
+        None,
+        "start from trained weights (weights only): a shipped model name, a save_pretrained "
+        "folder, a run folder or RUN/step_N; without --model the run takes its architecture",
+    )
     # optimisation
     max_steps: int = _opt(1200, "optimizer steps of the whole run", type=int)
     max_minutes: float = _opt(

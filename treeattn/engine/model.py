@@ -9,7 +9,7 @@ from torch import nn
 
 from treeattn.engine.config import TrainConfig
 from treeattn.engine.task import TaskSpec
-from treeattn.models.provenance import TrainingRecord
+from treeattn.models.provenance import InitRecord, TrainingRecord
 
 __all__ = ["build_model", "check_model_fits", "check_scale", "training_record"]
 
@@ -120,7 +120,14 @@ def _training_data(spec: TaskSpec, cfg: TrainConfig) -> str:
     return f"treeattn's embedded {colour} '{spec.embedded}' training images{made}"
 
 
-def training_record(spec: TaskSpec, cfg: TrainConfig, meta: Any, *, steps: int) -> TrainingRecord:
+def training_record(
+    spec: TaskSpec,
+    cfg: TrainConfig,
+    meta: Any,
+    *,
+    steps: int,
+    init_from: InitRecord | None = None,
+) -> TrainingRecord:
     """How the run's model was trained, for ``model.provenance`` (see ``treeattn info DIR``).
 
     Args:
@@ -128,6 +135,7 @@ def training_record(spec: TaskSpec, cfg: TrainConfig, meta: Any, *, steps: int) 
         cfg: The run's settings (level, channels, dual-pixel, data folders).
         meta: The model's :class:`treeattn.models.meta.ModelMeta`.
         steps: Optimizer steps done.
+        init_from: The weights the run started from (``--init-from``), with their own record.
     """
     has_level = spec.level is not None and bool(cfg.level)
     return TrainingRecord(
@@ -143,4 +151,5 @@ def training_record(spec: TaskSpec, cfg: TrainConfig, meta: Any, *, steps: int) 
         gray_method=spec.gray_method,
         data=_training_data(spec, cfg),
         steps=steps,
+        init_from=init_from,
     )

@@ -39,6 +39,7 @@ def run_recipe(spec: TaskSpec, argv: Sequence[str] | None = None) -> dict[str, d
         run = prepare_run(spec, cfg)
     except (ValueError, FileNotFoundError) as err:
         raise InputError(str(err)) from err
+    cfg = run.cfg  # the architecture built (--init-from may take the source's)
     run.accelerator.print(
         f"{spec.name}: model {cfg.model}, {cfg.max_steps} steps, batch {cfg.batch_size} x "
         f"{run.accelerator.num_processes} process(es), patch {cfg.patch_size}, "

@@ -82,7 +82,9 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
         save_curves(cfg.output_dir, folder)
         accelerator.print(f"report written to {folder}")
         if hasattr(model, "save_pretrained"):  # registry models: safetensors + JSON config
-            model.provenance = training_record(run.spec, cfg, model.meta, steps=run.progress.step)
+            model.provenance = training_record(
+                run.spec, cfg, model.meta, steps=run.progress.step, init_from=run.init_from
+            )
             model.save_pretrained(Path(cfg.output_dir) / RUN_MODEL_FOLDER)
             accelerator.print(
                 f"weights in {Path(cfg.output_dir) / RUN_MODEL_FOLDER} "

@@ -1,9 +1,9 @@
 """The training loop on HuggingFace Accelerate.
 
 :func:`prepare_run` builds everything and checks the user's input *before* any training step
-(folders, model name, patch size, checkpoint compatibility); :func:`fit` trains with gradient
-accumulation, clipping, EMA, periodic validation and atomic ``step_N`` checkpoints, and resumes
-bit-exactly from one.
+(folders, model name, patch size, checkpoint compatibility, ``--init-from`` weights);
+:func:`fit` trains with gradient accumulation, clipping, EMA, periodic validation and atomic
+``step_N`` checkpoints, and resumes bit-exactly from one.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from treeattn.engine.config import TrainConfig, dump_yaml
 from treeattn.engine.data import TaskData, build_data, make_loaders, make_train_loader
 from treeattn.engine.ema import ModelEMA
 from treeattn.engine.evaluate import make_restorer, metrics_for, validate
+from treeattn.engine.init_from import load_init_weights, plan_init
 from treeattn.engine.logs import RunLogger, tensorboard_available
 from treeattn.engine.losses import build_loss
 from treeattn.engine.model import build_model, check_model_fits, check_scale
@@ -48,6 +49,7 @@ from treeattn.engine.rundir import (
     write_run,
 )
 from treeattn.engine.task import TaskSpec
+from treeattn.models.provenance import InitRecord
 from treeattn.threads import resolve_threads
 
 __all__ = ["Progress", "Run", "fit", "prepare_run"]
@@ -83,6 +85,7 @@ class Run:
     run_id: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     phases: tuple[Phase, ...] = ()
+    init_from: InitRecord | None = None
 
     @property
     def phase(self) -> int:
@@ -112,10 +115,14 @@ def prepare_run(
             right after seeding); the model needs a ``meta``
             (:class:`treeattn.models.meta.ModelMeta`).
 
+    With ``cfg.init_from`` the built model starts from those weights (see
+    :mod:`treeattn.engine.init_from`); the returned run's ``cfg`` is the architecture built and
+    the ``init_from`` recorded, which may differ from the ``cfg`` given.
+
     Raises:
         FileNotFoundError: Missing folder or checkpoint.
         ValueError: Empty folder, unknown model, unsuitable patch size, foreign checkpoint, an
-            output folder holding another run, ...
+            output folder holding another run, ``--init-from`` weights that do not fit, ...
         CheckpointError: A damaged checkpoint (a ``ValueError``).
     """
     check_output_dir(cfg.output_dir)
@@ -134,12 +141,21 @@ def prepare_run(
             "(pip install 'treeattn[recipes]', or --no-with-tracking)"
         )
     torch.set_num_threads(resolve_threads(cfg.threads))
+    resume, state = None, None
+    if cfg.resume_from_checkpoint:
+        resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
+    if resume is not None:
+        state = verify_checkpoint(resume, process_index=accelerator.process_index)
+    init = plan_init(spec, cfg, state=state, derive_model=model_fn is None)
+    cfg = init.cfg
     set_seed(cfg.seed)
     if model_fn is None:
         model = build_model(spec, cfg)
     else:
         model = model_fn()
         check_scale(spec, model.meta.scale, model=model.meta.name)
+    if init.source is not None:
+        load_init_weights(model, init.source, cfg=cfg)
     precision = accelerator.mixed_precision
     views = 2 if cfg.dual_pixel else 1
     phases = crop_phases(
@@ -156,11 +172,6 @@ def prepare_run(
             in_chans=cfg.channels * views,
             out_chans=cfg.channels,
         )
-    resume, state = None, None
-    if cfg.resume_from_checkpoint:
-        resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
-    if resume is not None:
-        state = verify_checkpoint(resume, process_index=accelerator.process_index)
     settings = run_settings(
         cfg, task=spec.name, mixed_precision=precision, num_processes=accelerator.num_processes
     )
@@ -232,13 +243,16 @@ def prepare_run(
         run_id=run_id,
         settings=settings,
         phases=phases,
+        init_from=init.record,
     )
     if resume is not None and state is not None:
         load_checkpoint(accelerator, resume)
         run.progress = Progress(step=state["step"], epoch=state["epoch"], batch=state["batch"])
     _start(run, plan)
     if resume is not None:
-        accelerator.print(f"resumed from {resume} at step {run.progress.step}")
+        accelerator.print(f"resumed from {resume} at step {run.progress.step}{init.notice}")
+    elif init.notice:
+        accelerator.print(init.notice)
     if tracking:
         scalars = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float)}
         accelerator.init_trackers(spec.name, config=scalars)
@@ -304,6 +318,7 @@ def _checkpoint(run: Run) -> None:
             "task": run.spec.name,
             "run_id": run.run_id,
             "settings": run.settings,
+            "init_from": run.init_from.to_dict() if run.init_from is not None else None,
         },
         keep=cfg.keep_checkpoints,
     )

@@ -16,7 +16,7 @@ from treeattn.models.factory import create_model
 from treeattn.models.hub import CheckpointError, from_pretrained, save_pretrained
 from treeattn.models.meta import ModelMeta
 from treeattn.models.pretrained import list_pretrained, pretrained_info
-from treeattn.models.provenance import TrainingRecord
+from treeattn.models.provenance import InitRecord, TrainingRecord
 from treeattn.models.registry import (
     build_model,
     list_models,
@@ -30,6 +30,7 @@ __all__ = [
     "ColumnarConfig",
     "HiIRColumnar",
     "HiIRUNet",
+    "InitRecord",
     "LayerConfig",
     "ModelMeta",
     "RestorationModel",

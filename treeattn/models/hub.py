@@ -13,6 +13,10 @@ truncated or edited weights file, an edited config, weights that do not fit the 
 :class:`CheckpointError` (a ``ValueError``) or ``FileNotFoundError`` naming the file and the
 problem — never a bare ``KeyError``. :func:`save_pretrained` never overwrites a ``config.json`` that
 is not a treeattn config.
+
+:func:`read_pretrained` reads and verifies a saved model without building it (the weights to
+start a training run from, ``--init-from``); :func:`fit_problems` and :func:`load_weights` are the
+fit check and the load that :func:`from_pretrained` applies.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +39,7 @@ from treeattn.models.architectures import (
     build_model,
     model_architecture,
 )
-from treeattn.models.configs import config_from_dict, config_to_dict
+from treeattn.models.configs import LayerConfig, config_from_dict, config_to_dict
 from treeattn.models.pretrained import list_pretrained, pretrained_path
 from treeattn.models.provenance import TrainingRecord
 
@@ -47,7 +52,11 @@ __all__ = [
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
     "CheckpointError",
+    "SavedWeights",
+    "fit_problems",
     "from_pretrained",
+    "load_weights",
+    "read_pretrained",
     "save_pretrained",
 ]
 
@@ -221,7 +230,18 @@ def _saved_before(key: str) -> bool:
     return key.endswith(".scale")
 
 
-def _check_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+def fit_problems(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
+    """What keeps ``weights`` from loading into ``model``, empty when they fit.
+
+    Args:
+        model: The model to load into.
+        weights: A state dict (e.g. read from a ``model.safetensors``).
+
+    Returns:
+        One entry per kind of problem: the count and the first names of the missing keys, the
+        unexpected keys and the shape mismatches (``key: file SHAPE vs model SHAPE``).
+        Residual-branch scales that older files lack are not missing (see :func:`load_weights`).
+    """
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(k for k in set(expected) - set(weights) if not _saved_before(k))
     unexpected = sorted(set(weights) - set(expected))
@@ -230,7 +250,7 @@ def _check_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], source:
         for k in sorted(set(expected) & set(weights))
         if tuple(weights[k].shape) != expected[k]
     ]
-    problems = [
+    return [
         f"{len(items)} {label} {_first(items)}"
         for label, items in (
             ("missing keys", missing),
@@ -239,11 +259,27 @@ def _check_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], source:
         )
         if items
     ]
+
+
+def _check_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    problems = fit_problems(model, weights)
     if problems:
         raise CheckpointError(
             f"the weights in {source} do not fit the model its config describes: "
             + "; ".join(problems)
         )
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Copy ``weights`` (checked with :func:`fit_problems`) into ``model``.
+
+    Residual-branch scales that older files lack keep the values the model's config set.
+    """
+    weights = dict(weights)
+    for key, value in model.state_dict().items():
+        if _saved_before(key):
+            weights.setdefault(key, value)
+    model.load_state_dict(weights)
 
 
 def _resolve(directory: str | os.PathLike) -> Path:
@@ -287,6 +323,19 @@ def from_pretrained(
             longer matches the digest recorded when it was saved.
     """
     path = _resolve(directory)
+    record, config, weights, weights_sha256 = _read_saved(path)
+    model = build_model(config, name=record["name"], device=device, dtype=dtype)
+    _check_fit(model, weights, path / WEIGHTS_NAME)
+    _check_digests(record, weights_sha256, path)
+    load_weights(model, weights)
+    model.provenance = _read_provenance(record, path)
+    return model.eval()
+
+
+def _read_saved(
+    path: Path,
+) -> tuple[dict[str, Any], LayerConfig, dict[str, torch.Tensor], str]:
+    """The record, config, weights and weights digest of a folder (digests not yet compared)."""
     record = _read_record(path)
     config_cls, _ = ARCHITECTURES[record["architecture"]]
     try:
@@ -294,12 +343,51 @@ def from_pretrained(
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path / CONFIG_NAME} holds an invalid config: {error}") from error
     weights, weights_sha256 = _read_weights(path)
-    model = build_model(config, name=record["name"], device=device, dtype=dtype)
-    _check_fit(model, weights, path / WEIGHTS_NAME)
+    return record, config, weights, weights_sha256
+
+
+@dataclass(frozen=True)
+class SavedWeights:
+    """A saved model read without building it (see :func:`read_pretrained`).
+
+    Attributes:
+        path: Its ``save_pretrained`` folder.
+        name: The saved model's name (``config.json``'s ``"name"``).
+        config: Its architecture's config.
+        weights: Its state dict.
+        weights_sha256: SHA-256 of ``model.safetensors``.
+        training: Its training record (``None`` when saved without one).
+    """
+
+    path: Path
+    name: str
+    config: LayerConfig
+    weights: dict[str, torch.Tensor] = field(repr=False)
+    weights_sha256: str
+    training: TrainingRecord | None
+
+
+def read_pretrained(directory: str | os.PathLike) -> SavedWeights:
+    """Read and verify a model saved by :func:`save_pretrained` without building it.
+
+    The same checks as :func:`from_pretrained` except the fit to a model: the config, the
+    weights file, both recorded digests and the training record.
+
+    Args:
+        directory: The checkpoint directory, or the name of a shipped pretrained model.
+
+    Raises:
+        FileNotFoundError: As :func:`from_pretrained`.
+        CheckpointError: As :func:`from_pretrained` (the fit to a model is the caller's).
+    """
+    path = _resolve(directory)
+    record, config, weights, weights_sha256 = _read_saved(path)
     _check_digests(record, weights_sha256, path)
-    for key, value in model.state_dict().items():  # scales the config's init set (older files)
-        if _saved_before(key):
-            weights.setdefault(key, value)
-    model.load_state_dict(weights)
-    model.provenance = _read_provenance(record, path)
-    return model.eval()
+    return SavedWeights(
+        path=path,
+        name=record["name"],
+        config=config,
+        weights=weights,
+        weights_sha256=weights_sha256,
+        training=_read_provenance(record, path),
+    )
