@@ -14,6 +14,12 @@ safetensors next to it (for the gradient receptive-field maps of ``notebooks/dep
     python benchmarks/ablation.py --measure              # seconds per step of each row
     python benchmarks/ablation.py --quick                # every row, 2 steps, embedded data
 
+The long budget (issue 18; ``ablation_long.py``): 5× the steps, several seeds, Urban100, paired
+intervals; a pilot first plans steps × seeds for the power wanted::
+
+    python benchmarks/ablation.py --pilot --work ../runs/ablation_pilot   # prints the command
+    python benchmarks/ablation.py --budget long --work ../runs/ablation_long   # the defaults
+
 Training runs through :mod:`treeattn.engine` with the task of ``recipes/denoise.py``:
 ``parse_config`` → ``prepare_run`` → ``fit`` → ``final_report``.
 """
@@ -331,17 +337,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--measure", action="store_true", help="time a few steps of each row")
     parser.add_argument("--steps", type=int, help="override the steps per row")
     parser.add_argument("--results", type=Path, help="results JSON (default benchmarks/results/)")
-    parser.add_argument("--work", type=Path, help="engine run folders (default outputs/ablation)")
+    parser.add_argument("--work", type=Path, help="engine run folders (default outputs/<stem>)")
+    long = parser.add_argument_group("long budget (ablation_long.py)")
+    long.add_argument(
+        "--budget",
+        choices=("short", "long"),
+        default="short",
+        help="the 600-step grid or the long study",
+    )
+    long.add_argument("--seeds", nargs="+", metavar="ROW=N", help="seeds 0..N-1 of a row")
+    long.add_argument(
+        "--patch-schedule", nargs="+", metavar="TOKEN", help="crop schedule for the engine's flag"
+    )
+    long.add_argument("--pilot", action="store_true", help="two depth2 runs, then plan the study")
+    long.add_argument("--pilot-steps", type=int, help="steps of each pilot run (1000)")
+    long.add_argument("--hours", type=float, default=7.0, help="CPU budget of pilot + study")
+    long.add_argument("--target", type=float, default=0.1, help="interval half-width to reach, dB")
+    long.add_argument("--seed-sd", type=float, help="plan with this seed sd (dB), not the pilot's")
     return parser
+
+
+def _long_only(args: argparse.Namespace) -> list[str]:
+    """The long-budget flags given to a short-budget run."""
+    given = {
+        "--seeds": args.seeds,
+        "--patch-schedule": args.patch_schedule,
+        "--pilot-steps": args.pilot_steps,
+        "--seed-sd": args.seed_sd,
+    }
+    return [flag for flag, value in given.items() if value is not None]
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run (or resume) the grid; returns the results."""
     args = build_parser().parse_args(argv)
+    for flag in ("steps", "pilot_steps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    command = shlex.join(["python", "benchmarks/ablation.py", *(argv or sys.argv[1:])])
+    if args.pilot or args.budget == "long":
+        import ablation_long  # the long study builds on this module
+
+        other = [r for r in args.rows or () if _BY_NAME[r].group == "seed"]
+        if other:
+            raise SystemExit(f"--rows {other}: the long study gives seeds with --seeds, not rows")
+        return ablation_long.run(args, command=command)
+    if _long_only(args):
+        raise SystemExit(f"{', '.join(_long_only(args))} belong to --budget long or --pilot")
     settings = dict(QUICK if args.quick else SETTINGS)
     if args.steps is not None:
-        if args.steps < 1:
-            raise SystemExit(f"--steps must be >= 1, got {args.steps}")
         settings["max_steps"] = args.steps
     rows = [_BY_NAME[name] for name in args.rows] if args.rows else list(ROWS)
     if args.measure:
@@ -356,7 +401,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{path} was made with other settings ({results['meta']['settings']}); "
             "give another --results file or delete it"
         )
-    command = shlex.join(["python", "benchmarks/ablation.py", *(argv or sys.argv[1:])])
     results["meta"] = {
         "settings": settings,
         "commands": sorted({*results["meta"].get("commands", []), command}),

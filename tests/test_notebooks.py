@@ -66,13 +66,46 @@ def _committed_results() -> Path:
     return full if full.is_file() else RESULTS / "ablation_quick.json"
 
 
+LONG_RESULTS = RESULTS / "ablation_long.json"
+#: A verdict line of the long study: one per comparison and test set
+LONG_VERDICT = re.compile(
+    r" = [+-][\d.]+ dB, 95 % \[[+-][\d.]+, [+-][\d.]+\] \(.*\): "
+    r"(better|worse|no difference at this power|no verdict: seed spread not measured)",
+)
+
+
+def _long_figures(present: bool) -> int:
+    """Figures of the long-study section: one (curves against time, PSNR against MACs)."""
+    return 1 if present else 0
+
+
+def _check_long_section(text: str, path: Path | None) -> None:
+    """The long section says it has not run, or states one verdict per comparison and set."""
+    import json
+
+    if path is None or not path.is_file():
+        assert "long study: not run yet" in text
+        assert not LONG_VERDICT.search(text)
+        return
+    results = json.loads(path.read_text())
+    rows = results["rows"]
+    runs = sum(len(row["seeds"]) for row in rows.values())
+    assert f"long results file: {path.name}, {runs} runs of {len(rows)} rows" in text
+    tests = {t for row in rows.values() for run in row["seeds"].values() for t in run["test"]}
+    pairs = [(a, b) for a, b, *_ in results["meta"]["comparisons"] if a in rows and b in rows]
+    assert len(LONG_VERDICT.findall(text)) == len(pairs) * len(tests)
+    assert len(re.findall(r"^  \S+/psnr: at \d+ s: .* -> \w+ ahead$", text, re.MULTILINE)) >= 1
+
+
 def test_saved_depth_ablation_notebook_holds_its_outputs():
     notebook = nbformat.read(DEPTH_ABLATION, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(cell.execution_count is not None for cell in code)
     assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
-    assert f"results file: {_committed_results().name}" in _text(notebook)
-    assert _images(notebook) == 4
+    text = _text(notebook)
+    assert f"results file: {_committed_results().name}" in text
+    _check_long_section(text, LONG_RESULTS)
+    assert _images(notebook) == 4 + _long_figures(LONG_RESULTS.is_file())
 
 
 @pytest.mark.slow
@@ -81,7 +114,14 @@ def test_depth_ablation_notebook_executes_on_the_committed_results(tmp_path, mon
 
     path = _committed_results()
     results = json.loads(path.read_text())
-    notebook = _execute(DEPTH_ABLATION, tmp_path, monkeypatch, ABLATION_RESULTS=str(path))
+    long = LONG_RESULTS if LONG_RESULTS.is_file() else tmp_path / "absent" / "ablation_long.json"
+    notebook = _execute(
+        DEPTH_ABLATION,
+        tmp_path,
+        monkeypatch,
+        ABLATION_RESULTS=str(path),
+        ABLATION_LONG_RESULTS=str(long),
+    )
     text = _text(notebook)
     assert f"results file: {path.name}, {len(results['rows'])} rows" in text
     for name, row in results["rows"].items():  # one table line per row, with its test PSNR
@@ -94,7 +134,36 @@ def test_depth_ablation_notebook_executes_on_the_committed_results(tmp_path, mon
     assert all(v.startswith(("within noise", "depth", "v4")) for v in verdicts)
     assert len(re.findall(r"half of the gradient mass within", text)) == 4
     assert ("QUICK RESULTS" in text) == (path.name == "ablation_quick.json")
-    assert _images(notebook) == 4
+    _check_long_section(text, long)
+    assert _images(notebook) == 4 + _long_figures(long.is_file())
+
+
+@pytest.mark.slow
+def test_depth_ablation_notebook_states_the_long_studys_verdicts(tmp_path, monkeypatch):
+    """The long section on a --quick long study: verdicts with intervals, equal-time winners."""
+    import subprocess
+    import sys
+
+    long = tmp_path / "results" / "ablation_long_quick.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--budget", "long"]
+    command += ["--quick", "--rows", "depth1", "depth2", "swin8"]
+    command += ["--seeds", "depth1=2", "depth2=1", "swin8=1"]
+    command += ["--results", str(long), "--work", str(tmp_path / "work")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    notebook = _execute(
+        DEPTH_ABLATION,
+        tmp_path,
+        monkeypatch,
+        ABLATION_RESULTS=str(_committed_results()),
+        ABLATION_LONG_RESULTS=str(long),
+    )
+    text = _text(notebook)
+    _check_long_section(text, long)
+    assert "QUICK LONG RESULTS" in text
+    assert re.search(r"^seed spread, gray_test: sd [\d.]+ dB \(1 degrees of freedom\)", text, re.M)
+    assert _images(notebook) == 4 + _long_figures(True)
 
 
 def test_saved_tree_ablation_notebook_holds_its_outputs():
