@@ -42,6 +42,7 @@ import ablation
 import ablation_stats
 import numpy as np
 import torch
+import urban_split
 
 from treeattn.data.embedded import test_dir
 from treeattn.engine import Run, TrainConfig, fit, parse_config, prepare_run
@@ -101,10 +102,10 @@ LONG_QUICK = MappingProxyType(
 #: Steps of each of the pilot's two runs (under the long settings otherwise).
 PILOT_STEPS = 1000
 #: The Urban100 report subset (whole images; the same noise as when the whole folder is scored).
-URBAN_REPORT = tuple(f"img_{i:03d}.png" for i in range(1, 21))
+URBAN_REPORT = urban_split.REPORT
 #: Urban100 images whose centred crops validate during training (never reported on).
-URBAN_VAL = tuple(f"img_{i:03d}.png" for i in range(91, 101))
-URBAN_CROP = 256
+URBAN_VAL = urban_split.VALIDATION
+URBAN_CROP = urban_split.CROP
 URBAN100 = ablation.DATA / "test" / "Urban100"
 BUDGET_HOURS = 7.0
 TARGET_DB = 0.1
@@ -196,28 +197,13 @@ class StepClock:
 
 def _urban_folders(work: Path) -> tuple[Path, Path]:
     """``<work>/data/Urban100_20`` (links to the report images) and ``Urban100_val`` (crops)."""
-    from PIL import Image
-
-    missing = [name for name in URBAN_REPORT + URBAN_VAL if not (URBAN100 / name).is_file()]
-    if missing:
-        raise SystemExit(f"{URBAN100} lacks {missing[:3]}...: the long study needs Urban100 there")
-    report, val = work / "data" / "Urban100_20", work / "data" / "Urban100_val"
-    report.mkdir(parents=True, exist_ok=True)
-    val.mkdir(parents=True, exist_ok=True)
-    for name in URBAN_REPORT:
-        link = report / name
-        if not link.exists():
-            link.symlink_to((URBAN100 / name).resolve())
-    for name in URBAN_VAL:
-        target = val / name
-        if target.is_file():
-            continue
-        with Image.open(URBAN100 / name) as image:
-            width, height = image.size
-            left, top = (width - URBAN_CROP) // 2, (height - URBAN_CROP) // 2
-            crop = image.convert("L").crop((left, top, left + URBAN_CROP, top + URBAN_CROP))
-            crop.save(target)
-    return report, val
+    data = work / "data"
+    try:
+        report = urban_split.link_report(URBAN100, data / "Urban100_20")
+        urban_split.write_validation(URBAN100, data / "Urban100_val")
+    except FileNotFoundError as err:
+        raise SystemExit(f"{err}: the long study needs Urban100 there") from err
+    return report, data / "Urban100_val"
 
 
 def _sets(work: Path, *, quick: bool) -> tuple[list[str], list[str]]:

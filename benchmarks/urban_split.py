@@ -26,7 +26,15 @@ REPORT = tuple(f"img_{i:03d}.png" for i in range(1, 21))
 VALIDATION = tuple(f"img_{i:03d}.png" for i in range(91, 101))
 CROP = 256
 
-__all__ = ["CROP", "REPORT", "URBAN100", "VALIDATION", "centre_crop", "write_validation"]
+__all__ = [
+    "CROP",
+    "REPORT",
+    "URBAN100",
+    "VALIDATION",
+    "centre_crop",
+    "link_report",
+    "write_validation",
+]
 
 
 def centre_crop(image: Image.Image, size: int = CROP) -> Image.Image:
@@ -46,11 +54,25 @@ def write_validation(source: Path, out: Path) -> list[Path]:
         path = source / name
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: --source must be the Urban100 folder")
-        with Image.open(path) as image:
-            target = out / name
-            centre_crop(image.convert("L")).save(target)
+        target = out / name
+        if not target.is_file():
+            with Image.open(path) as image:
+                centre_crop(image.convert("L")).save(target)
         written.append(target)
     return written
+
+
+def link_report(source: Path, out: Path) -> Path:
+    """A folder ``out`` of links to the report images of ``source`` (scored whole); return it."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in REPORT:
+        path = source / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: --source must be the Urban100 folder")
+        link = out / name
+        if not link.exists():
+            link.symlink_to(path.resolve())
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
