@@ -1,4 +1,4 @@
-"""``benchmarks/denoise_sweep.py`` and ``urban_split.py``: arms are valid runs, the split is fixed."""
+"""The denoiser sweep and the Urban100 split: arms are valid runs, the split is fixed."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_every_arm_is_a_valid_run_of_the_recipe(arm, tmp_path) -> None:
     cmd = sweep.command(arm, tmp_path)
     assert cmd[:3] == ["accelerate", "launch", str(ROOT / "recipes" / "denoise.py")]
     cfg = parse_config(SPEC, cmd[3:])  # every flag known, every value in range
-    flags, steps, quiet_seconds = sweep.ARMS[arm]
+    _, steps, quiet_seconds = sweep.ARMS[arm]
     assert cfg.max_steps == steps and cfg.level == [0.0, 50.0] and cfg.test_level == [25.0]
     assert cfg.output_dir == str(tmp_path / arm)
     assert 400 < quiet_seconds < 600  # arms are sized for about the same wall time
