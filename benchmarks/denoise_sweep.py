@@ -58,6 +58,13 @@ ARMS: dict[str, tuple[str, int, float]] = {
         1350,
         1000 * 0.33 + 350 * 0.44,
     ),
+    # Warm start (issue 22): the shipped 20k-step model with the 64 px tree, against the same
+    # run from scratch (tiny_tree64_p128) at equal steps.
+    "warm_tree64_p128": (
+        f"{_TREE64} {_P128} --init-from hiir_dn_gray_cpu --lr 2e-4",
+        1100,
+        1100 * 0.44,
+    ),
     "tiny_tree64_prog": (
         f"{_TREE64} {_P64} --patch-schedule 400:128:2 --lr 2e-3",
         1000,

@@ -95,6 +95,31 @@ SPEC = TaskSpec(
             "save_images": 2,
             "output_dir": "outputs/denoise_cpu_gray_mid",
         },
+        # Fine-tune the shipped `hiir_dn_gray_cpu` for long range: its weights with 64 px level-1
+        # regions (the position-bias MLP fits any window), 128² crops, a tenth of its peak LR and
+        # a short warm-up (issue 22; measured against scratch in
+        # benchmarks/results/denoise_longrange_sweep.json, arms warm_tree64_p128 and
+        # tiny_tree64_p128).
+        "cpu_gray_warm": {
+            "init_from": "hiir_dn_gray_cpu",
+            "model": "hiir_unet_tiny_dn_gray",
+            "model_overrides": {"patch_sizes": [[8, 64], [8, 64], [8, 32], [8, 32]]},
+            "channels": 1,
+            "level": [0.0, 50.0],
+            "test_level": [25.0],
+            "patch_size": 128,
+            "batch_size": 2,
+            "lr": 2e-4,
+            "warmup_steps": 100,
+            "min_lr_ratio": 0.01,
+            "max_steps": 6000,
+            "max_minutes": 0,
+            "ema_decay": 0.999,
+            "val_every": 1000,
+            "checkpointing_steps": 500,
+            "save_images": 2,
+            "output_dir": "outputs/denoise_cpu_gray_warm",
+        },
         "paper": paper_preset(
             model="hiir_unet_dn_color", patch_size=128, batch_size=8, max_steps=500_000
         ),
