@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from treeattn.models.base import RestorationModel
-from treeattn.models.hub import CONFIG_NAME, CheckpointError, from_pretrained
+from treeattn.models.hub import CONFIG_NAME, from_pretrained
+from treeattn.models.names import did_you_mean
+from treeattn.models.pretrained import list_pretrained
+from treeattn.models.registry import list_models
+from treeattn.validate import check_device, check_path
 
 __all__ = ["RUN_MODEL_FOLDER", "load_model"]
 
@@ -37,11 +40,15 @@ def load_model(
         The model in eval mode.
 
     Raises:
+        TypeError: for a ``source`` that is not a path or name, or a ``device`` that is not a
+            device name.
         FileNotFoundError: for a folder that holds no model (e.g. a run still training).
-        ValueError: for a file, or a name that is neither a folder nor a shipped model.
+        ValueError: for a file, a name that is neither a folder nor a shipped model (the
+            message suggests close names), or a ``device`` not available here.
         CheckpointError: for a model folder that cannot be loaded (the message says why).
     """
-    path = Path(source)
+    path = check_path("source", source)
+    check_device("device", device)
     for folder in (path, path / RUN_MODEL_FOLDER):
         if (folder / CONFIG_NAME).is_file():
             return from_pretrained(folder, device=device, dtype=dtype)
@@ -56,14 +63,19 @@ def load_model(
             f"folder) or in {RUN_MODEL_FOLDER}/ (a recipe run folder; its model is written when "
             "the run finishes)"
         )
-    try:
-        return from_pretrained(str(source), device=device, dtype=dtype)
-    except CheckpointError:
-        raise
-    except (FileNotFoundError, ValueError) as error:
+    name = str(source)
+    if name in list_pretrained():
+        return from_pretrained(name, device=device, dtype=dtype)
+    if name in list_models():
         raise ValueError(
-            f"model {str(source)!r} not found: it is not a folder holding {CONFIG_NAME} "
-            f"(save_pretrained), not a run folder holding {RUN_MODEL_FOLDER}/{CONFIG_NAME} "
-            f"(e.g. outputs/denoise), nor a shipped pretrained model "
-            f"(`treeattn list --pretrained` shows their names) [{error}]"
-        ) from error
+            f"model {name!r} is an untrained architecture (`treeattn list`), not a trained "
+            f"model: train it with a recipe and pass its run folder (e.g. outputs/denoise), or "
+            f"use a shipped model: {list_pretrained()}"
+        )
+    hint = did_you_mean(name, registered=(), shipped=list_pretrained())  # trained ones only
+    raise ValueError(
+        f"model {name!r} not found: it is not a folder holding {CONFIG_NAME} (save_pretrained), "
+        f"not a run folder holding {RUN_MODEL_FOLDER}/{CONFIG_NAME} (e.g. outputs/denoise), nor "
+        f"a shipped pretrained model {list_pretrained()} (`treeattn list --pretrained`)"
+        + (f"; {hint}" if hint else "")
+    )
