@@ -41,6 +41,13 @@ junk = st.one_of(
     st.tuples(st.integers(0, 9), st.integers(0, 9)),
 )
 
+
+def _or_junk(valid: st.SearchStrategy) -> st.SearchStrategy:
+    """``valid`` three times in four, else junk (``st.one_of`` would flatten junk's branches and
+    draw a valid value only one time in eight)."""
+    return st.integers(0, 3).flatmap(lambda pick: junk if pick == 0 else valid)
+
+
 torch.manual_seed(0)
 _MODEL = create_model(
     "hiir_unet_tiny",
@@ -61,24 +68,36 @@ _DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.int64, torch.uint
     shape=st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(0, 9), st.integers(0, 9)),
     batched=st.booleans(),
     dtype=st.sampled_from(_DTYPES),
-    tile=st.one_of(st.none(), st.integers(-1, 12), junk),
-    overlap=st.one_of(st.integers(-1, 6), junk),
-    self_ensemble=st.one_of(st.booleans(), junk),
-    bf16=st.one_of(st.just(False), junk),
+    tile=st.one_of(st.none(), st.integers(-1, 12)),
+    overlap=st.integers(-1, 6),
+    self_ensemble=st.booleans(),
 )
-def test_restore_image(shape, batched, dtype, tile, overlap, self_ensemble, bf16):
+def test_restore_image(shape, batched, dtype, tile, overlap, self_ensemble):
     img = torch.rand(shape if batched else shape[1:])
     img = (img * 255).to(dtype) if not dtype.is_floating_point else img.to(dtype)
     try:
-        out = restore_image(
-            _MODEL, img, tile=tile, overlap=overlap, self_ensemble=self_ensemble, bf16=bf16
-        )
+        out = restore_image(_MODEL, img, tile=tile, overlap=overlap, self_ensemble=self_ensemble)
     except CLEAR:
         return
-    assert isinstance(self_ensemble, bool) and isinstance(bf16, bool)
     assert dtype.is_floating_point and img.shape[-3] == 1 and min(img.shape) > 0
     assert out.shape == img.shape and out.dtype == img.dtype
     assert torch.isfinite(out.float()).all()
+
+
+_IMAGE_ARGS = {"tile": None, "overlap": 32, "self_ensemble": False, "bf16": False}
+
+
+@given(field=st.sampled_from(sorted(_IMAGE_ARGS)), value=junk)
+def test_restore_image_one_argument_replaced(field, value):
+    """One argument replaced by anything: a clear error, or a value of the right kind."""
+    img = torch.rand(1, 7, 9)
+    try:
+        out = restore_image(_MODEL, img, **{**_IMAGE_ARGS, field: value})
+    except CLEAR:
+        return
+    if field in ("self_ensemble", "bf16"):
+        assert isinstance(value, bool)
+    assert out.shape == img.shape and torch.isfinite(out).all()
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -86,9 +105,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 # Inputs and outputs as a user might name them, relative to a fresh folder holding in/a.png,
-# in/b.png and in/notes.txt; None and numbers stand for the wrong types.
-_INPUTS = st.one_of(
-    junk,
+# in/b.png and in/notes.txt (junk stands for the wrong types).
+_INPUTS = _or_junk(
     st.sampled_from(
         [
             "in",
@@ -102,11 +120,9 @@ _INPUTS = st.one_of(
             [None],
             ["in", "in/a.png"],
         ]
-    ),
+    )
 )
-_OUTPUTS = st.one_of(
-    junk, st.sampled_from(["out", "out.png", "in/a.png/out", "in", "in/notes.txt", "deep/out"])
-)
+_OUTPUTS = st.sampled_from(["out", "out.png", "in/a.png/out", "in", "in/notes.txt", "deep/out"])
 
 
 def _absolute(value: object, root: Path) -> object:
@@ -118,20 +134,9 @@ def _absolute(value: object, root: Path) -> object:
     return value
 
 
-@given(
-    inputs=_INPUTS,
-    output=_OUTPUTS,
-    suffix=st.one_of(st.sampled_from(["", "_x", "a/b"]), junk),
-    tile=st.one_of(st.none(), st.integers(-1, 12), junk),
-    overlap=st.one_of(st.integers(-1, 6), junk),
-    flags=st.fixed_dictionaries(
-        {
-            name: st.one_of(st.booleans(), junk)
-            for name in ("recursive", "overwrite", "self_ensemble", "quiet")
-        }
-    ),
-)
-def test_restore_files(inputs, output, suffix, tile, overlap, flags):
+def _restore_in_fresh_folder(inputs, output, **kwargs):
+    """restore_files in a fresh folder holding in/a.png, in/b.png and in/notes.txt: the summary
+    (``None`` for a clear error); the inputs are checked untouched."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         write_image(root / "in" / "a.png", torch.rand(1, 9, 13))
@@ -141,13 +146,7 @@ def test_restore_files(inputs, output, suffix, tile, overlap, flags):
         try:
             with contextlib.redirect_stderr(io.StringIO()):
                 summary = restore_files(
-                    _MODEL,
-                    _absolute(inputs, root),
-                    _absolute(output, root),
-                    suffix=suffix,
-                    tile=tile,
-                    overlap=overlap,
-                    **flags,
+                    _MODEL, _absolute(inputs, root), _absolute(output, root), **kwargs
                 )
         except FILE_CLEAR:
             summary = None
@@ -156,10 +155,56 @@ def test_restore_files(inputs, output, suffix, tile, overlap, flags):
         assert {name: after[name] for name in before} == before
         if summary is None:
             assert after.keys() == before.keys()
-            return
+            return None
         assert summary.ok and summary.written
         for path in summary.written:
             assert path.suffix == ".png" and read_image(path).shape[0] == 1
+        return summary
+
+
+@given(
+    inputs=_INPUTS,
+    output=_OUTPUTS,
+    suffix=st.sampled_from(["", "_x", "a/b"]),
+    tile=st.one_of(st.none(), st.integers(-1, 12)),
+    overlap=st.integers(-1, 6),
+    recursive=st.booleans(),
+    overwrite=st.booleans(),
+)
+def test_restore_files(inputs, output, suffix, tile, overlap, recursive, overwrite):
+    _restore_in_fresh_folder(
+        inputs,
+        output,
+        suffix=suffix,
+        tile=tile,
+        overlap=overlap,
+        recursive=recursive,
+        overwrite=overwrite,
+        quiet=True,
+    )
+
+
+_FILES_ARGS = {
+    "inputs": "in",
+    "output": "out",
+    "suffix": "",
+    "tile": None,
+    "overlap": 32,
+    "recursive": False,
+    "overwrite": False,
+    "self_ensemble": False,
+    "quiet": True,
+}
+
+
+@given(field=st.sampled_from(sorted(_FILES_ARGS)), value=junk)
+def test_restore_files_one_argument_replaced(field, value):
+    arguments = {**_FILES_ARGS, field: value}
+    summary = _restore_in_fresh_folder(
+        arguments.pop("inputs"), arguments.pop("output"), **arguments
+    )
+    if summary is not None and field in ("recursive", "overwrite", "self_ensemble", "quiet"):
+        assert isinstance(value, bool)
 
 
 _CLI_FLAGS = ["--tile", "--tile-overlap", "--threads", "--device", "--suffix", "-o"]
@@ -201,11 +246,9 @@ def test_cli_restore_arguments(tokens, model):
 
 
 @given(
-    name=st.one_of(
-        junk, st.sampled_from([SHIPPED, SHIPPED + "x", "hiir_unet_tiny", "hiir_b_sr_x5"])
-    ),
-    pretrained=st.one_of(st.booleans(), junk),
-    device=st.one_of(st.none(), junk),
+    name=_or_junk(st.sampled_from([SHIPPED, SHIPPED + "x", "hiir_unet_tiny", "hiir_b_sr_x5"])),
+    pretrained=_or_junk(st.booleans()),
+    device=_or_junk(st.sampled_from([None, "cpu", "meta"])),
 )
 def test_create_model_name_pretrained_and_device(name, pretrained, device):
     try:
@@ -216,7 +259,10 @@ def test_create_model_name_pretrained_and_device(name, pretrained, device):
     assert name in list_pretrained() if pretrained else model.meta.name == name
 
 
-@given(source=st.one_of(junk, st.sampled_from(["MODEL", SHIPPED, SHIPPED[:-1]])), device=junk)
+@given(
+    source=_or_junk(st.sampled_from(["MODEL", SHIPPED, SHIPPED[:-1]])),
+    device=_or_junk(st.sampled_from([None, "cpu", "meta"])),
+)
 def test_load_model_source_and_device(source, device):
     source = str(_MODEL_DIR) if source == "MODEL" else source
     try:
@@ -227,10 +273,10 @@ def test_load_model_source_and_device(source, device):
 
 
 @given(
-    format=st.one_of(st.sampled_from(["pt2", "tflite", "PT2"]), junk),
-    size=st.one_of(st.tuples(st.integers(-1, 1), st.integers(-1, 1)), junk),
-    name=st.one_of(st.sampled_from(["m.pt2", "m.onnx", "m.png", "sub/"]), junk),
-    overwrite=st.one_of(st.booleans(), junk),
+    format=_or_junk(st.sampled_from(["pt2", "tflite", "PT2"])),
+    size=_or_junk(st.tuples(st.integers(-1, 1), st.integers(-1, 1))),
+    name=_or_junk(st.sampled_from(["m.pt2", "m.onnx", "m.png", "sub/"])),
+    overwrite=_or_junk(st.booleans()),
 )
 def test_export_model_arguments(format, size, name, overwrite):
     """Only (1, 1) is a valid size here, so that few examples export (ONNX, slow, is left to

@@ -106,6 +106,14 @@ def test_meta_weights_are_refused_by_the_api(photos, tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.pt2").exists()
 
 
+def test_loading_weights_onto_meta_is_refused(gray_model_dir):
+    from treeattn.inference import load_model
+
+    for load in (from_pretrained, load_model):
+        with pytest.raises(ValueError, match="device='meta' holds shapes only"):
+            load(gray_model_dir, device="meta")
+
+
 def test_more_threads_than_cores_is_refused(gray_model_dir, photos, tmp_path, capsys):
     cores = available_cores()
     assert _restore(gray_model_dir, photos, "-o", tmp_path / "o", "--threads", cores + 1) == 2

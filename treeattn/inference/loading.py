@@ -48,7 +48,7 @@ def load_model(
         CheckpointError: for a model folder that cannot be loaded (the message says why).
     """
     path = check_path("source", source)
-    check_device("device", device)
+    check_device("device", device, allow_meta=False)
     for folder in (path, path / RUN_MODEL_FOLDER):
         if (folder / CONFIG_NAME).is_file():
             return from_pretrained(folder, device=device, dtype=dtype)

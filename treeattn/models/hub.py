@@ -37,7 +37,7 @@ from treeattn.models.architectures import (
 from treeattn.models.configs import config_from_dict, config_to_dict
 from treeattn.models.pretrained import list_pretrained, pretrained_path
 from treeattn.models.provenance import TrainingRecord
-from treeattn.validate import check_path
+from treeattn.validate import check_device, check_path
 
 if TYPE_CHECKING:
     from treeattn.models.base import RestorationModel
@@ -281,6 +281,8 @@ def from_pretrained(
 
     Raises:
         TypeError: if ``directory`` is not a path or name (e.g. ``None``).
+        ValueError: if ``device`` is not available here, or is ``meta`` (which holds no
+            weights; build with ``create_model(..., device="meta")`` for shapes).
         FileNotFoundError: if the directory (and no shipped model of that name) or one of its two
             files is missing.
         CheckpointError: if the config is not a treeattn config, of a newer format, or invalid,
@@ -289,6 +291,7 @@ def from_pretrained(
             longer matches the digest recorded when it was saved.
     """
     path = _resolve(directory)
+    check_device("device", device, allow_meta=False)  # meta would drop the weights silently
     record = _read_record(path)
     config_cls, _ = ARCHITECTURES[record["architecture"]]
     try:
