@@ -33,10 +33,11 @@ def site(tmp_path_factory):
 
 def test_api_reference_documents_the_public_api(site):
     import treeattn.engine
+    import treeattn.inference
     import treeattn.layers
     import treeattn.models
 
-    for package in (treeattn.layers, treeattn.models, treeattn.engine):
+    for package in (treeattn.layers, treeattn.models, treeattn.engine, treeattn.inference):
         page = (site / "api" / package.__name__.split(".")[-1] / "index.html").read_text()
         ids = {f'id="{package.__name__}.{name}"' for name in package.__all__}
         missing = sorted(i for i in ids if i not in page)

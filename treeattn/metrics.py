@@ -239,14 +239,25 @@ def psnr_b(
         crop_border: Pixels removed at each border.
         y_channel: Measure on the Y channel of RGB input.
         round_uint8: Clamp and round to uint8 levels first.
-        block_size: Coding block size (8 for JPEG).
+        block_size: Coding block size (8 for JPEG), at least 2.
 
     Returns:
         0-d tensor for ``(C, H, W)`` input, ``(B,)`` for a batch (float64).
+
+    Raises:
+        TypeError: for non-float images or a non-integer ``block_size``.
+        ValueError: for a ``block_size`` below 2, or images (after ``crop_border``) below 2×2,
+            where the blocking-effect weight ``log2(B) / log2(min(H, W))`` is undefined.
     """
+    check_int("block_size", block_size, minimum=2)
     a, b = _prepare(
         pred, target, crop_border=crop_border, y_channel=y_channel, round_uint8=round_uint8
     )
+    if min(a.shape[-2:]) < 2:
+        raise ValueError(
+            f"psnr_b needs images of at least 2x2 pixels (after crop_border), got "
+            f"{tuple(a.shape[-2:])}; use psnr for smaller images"
+        )
     mse = (a - b).pow(2).mean(dim=(2, 3))
     values = 10.0 * torch.log10(255.0**2 / (mse + _blocking_effect_factor(a, block_size)))
     return _finish(values.mean(dim=1), pred.ndim == 4)

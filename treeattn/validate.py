@@ -24,7 +24,9 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 from collections.abc import Collection
+from pathlib import Path
 
 import torch
 
@@ -32,8 +34,10 @@ __all__ = [
     "as_compute_dtype",
     "check_bool",
     "check_choice",
+    "check_device",
     "check_float",
     "check_int",
+    "check_path",
     "check_str",
 ]
 
@@ -111,6 +115,73 @@ def check_str(name: str, value: object) -> str:
     if not value:
         raise ValueError(f"{name} must be a non-empty string")
     return value
+
+
+def check_path(name: str, value: object) -> Path:
+    """``value`` as a ``Path`` if it is a non-empty ``str`` or an ``os.PathLike``.
+
+    Raises:
+        TypeError: for anything else (``None``, numbers, lists, ...).
+        ValueError: for an empty string.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"{name}={value!r} must be a path (str or pathlib.Path), got {type(value).__name__}"
+        )
+    if isinstance(value, str) and not value:
+        raise ValueError(f"{name} must be a non-empty path")
+    return Path(value)
+
+
+def check_device(name: str, value: object, *, allow_meta: bool = True) -> torch.device | None:
+    """``value`` as a ``torch.device`` that this torch build and machine can use.
+
+    ``None`` passes through (the caller's default). Availability is tested by allocating an empty
+    tensor there, so ``"cuda"`` on a CPU-only build or a missing ``"cuda:3"`` fails here, with a
+    message naming the argument, instead of deep inside torch.
+
+    Args:
+        name: Argument name used in the messages.
+        value: A ``str`` (``"cpu"``, ``"cuda:1"``, ``"mps"``), a ``torch.device``, an
+            accelerator index (``int``, as torch takes it), or ``None``.
+        allow_meta: Accept the ``meta`` device (shapes only, no values: fine for counting,
+            useless for restoring or exporting).
+
+    Raises:
+        TypeError: if ``value`` is not a ``str``, ``torch.device``, ``int`` or ``None``.
+        ValueError: if it is not a device name, not available here, or ``meta`` when
+            ``allow_meta`` is false.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, torch.device, int)):
+        raise TypeError(
+            f"{name}={value!r} must be a device name such as 'cpu' or 'cuda:0' (or a "
+            f"torch.device), got {type(value).__name__}"
+        )
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"{name}={value!r} is not a device name ({error}); use e.g. 'cpu', 'cuda', 'cuda:1' "
+            "or 'mps'"
+        ) from None
+    if device.type == "meta":
+        if not allow_meta:
+            raise ValueError(
+                f"{name}={value!r} holds shapes only, no values; use a real device such as "
+                "'cpu' or 'cuda'"
+            )
+        return device
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{name}={value!r} is not available here ({reason}); use 'cpu' or a device this "
+            "machine has"
+        ) from None
+    return device
 
 
 def check_choice(name: str, value: object, options: Collection[str]) -> str:

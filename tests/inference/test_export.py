@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from inference_testlib import tiny_denoiser
 
 from treeattn.cli import main
-from treeattn.inference.export import export_model
+from treeattn.inference.export import export_files, export_model
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,11 @@ def test_pt2_program_matches_pytorch_for_any_batch(model, tmp_path):
 def test_onnx_file_runs_in_onnxruntime_like_pytorch(model, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     path = export_model(model, tmp_path / "m.onnx", format="onnx", size=(10, 14))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert export_files(path) == [path]  # self-contained: no m.onnx.data side file
+    alone = tmp_path / "copied" / "alone.onnx"  # the file copied alone still runs
+    alone.parent.mkdir()
+    shutil.copy(path, alone)
+    session = ort.InferenceSession(str(alone), providers=["CPUExecutionProvider"])
     x = torch.rand(2, 1, 10, 14)
     (out,) = session.run(None, {"input": x.numpy()})
     with torch.no_grad():

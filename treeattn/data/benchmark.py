@@ -187,6 +187,10 @@ def evaluate_pairs(
 
     Returns:
         The per-image table with metric columns followed by ``input_<metric>`` columns.
+
+    Raises:
+        TypeError: if ``restore`` returns anything but a tensor.
+        ValueError: if it returns a tensor of the wrong shape.
     """
     protocol = get_protocol(protocol)
     columns = [*protocol.metrics, *(f"input_{m}" for m in protocol.metrics)]
@@ -194,6 +198,11 @@ def evaluate_pairs(
     for name, lq, gt in pairs:
         with torch.no_grad():
             out = restore(lq.unsqueeze(0).to(device))
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"restore returned a {type(out).__name__} for {name}; it must return one "
+                f"torch.Tensor of shape {(1, *gt.shape)} (the restored batch)"
+            )
         out = out.detach().float().cpu()
         if out.shape != (1, *gt.shape):
             raise ValueError(

@@ -103,7 +103,8 @@ class JPEG:
     :mod:`treeattn.data.io`.
 
     Args:
-        quality: Fixed quality factor (10, 20, 30, 40 in the field's tests).
+        quality: Fixed quality factor (10, 20, 30, 40 in the field's tests), a whole number
+            (``50`` or ``50.0``; ``50.5`` is refused).
         quality_range: ``(low, high)``, an integer quality drawn uniformly per call (both ends
             included), e.g. (10, 40) for a blind model.
     """
@@ -113,6 +114,13 @@ class JPEG:
     ) -> None:
         _one_of(quality, quality_range, "quality")
         low, high = quality_range if quality_range is not None else (quality, quality)
+        for name, value in (("quality", quality), ("quality_range", quality_range)):
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if value is not None and any(float(v) != int(v) for v in values):
+                raise ValueError(
+                    f"{name}={value!r} must hold whole numbers: JPEG qualities are integers "
+                    "1-100 (a fraction would be rounded down silently)"
+                )
         if not 1 <= low <= high <= 100:
             raise ValueError(
                 f"JPEG qualities must lie in [1, 100], got {quality=}, {quality_range=}"

@@ -15,6 +15,7 @@ Gray conversion of colour files (``channels=1``) follows one of two conventions:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,8 +29,11 @@ from treeattn.metrics import rgb_to_y
 __all__ = [
     "GRAY_METHODS",
     "IMAGE_EXTENSIONS",
+    "ImageFile",
+    "image_size",
     "list_images",
     "read_image",
+    "read_image_file",
     "read_image_with_depth",
     "to_gray",
     "write_image",
@@ -134,6 +138,38 @@ def read_image_with_depth(
         FileNotFoundError: If the file does not exist.
         ValueError: If the file is empty, cannot be decoded or has an unsupported depth.
     """
+    file = read_image_file(path, channels=channels, gray_method=gray_method)
+    return file.image, file.bit_depth
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image file as read: its colour (or gray) channels, its bit depth and its alpha.
+
+    Attributes:
+        image: Float32 ``(C, H, W)`` in [0, 1], C = 1 or 3 (after the requested conversion).
+        bit_depth: 8 or 16.
+        alpha: The file's alpha (transparency) channel ``(1, H, W)`` in [0, 1], or ``None``
+            when it has none; it is never part of ``image``.
+    """
+
+    image: Tensor
+    bit_depth: int
+    alpha: Tensor | None = None
+
+
+def read_image_file(
+    path: str | Path, *, channels: int | None = None, gray_method: str = "luma"
+) -> ImageFile:
+    """Read an image file like :func:`read_image_with_depth`, keeping its alpha channel apart.
+
+    RGBA and gray+alpha files give their colour/gray channels in ``image`` and the
+    transparency in ``alpha``; other files have ``alpha=None``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the file is empty, cannot be decoded or has an unsupported depth.
+    """
     path = Path(path)
     if channels not in (None, 1, 3):
         raise ValueError(f"{channels=} must be None, 1 or 3")
@@ -163,22 +199,55 @@ def read_image_with_depth(
             f"image file {str(path)!r} has unsupported sample type {array.dtype}; "
             "only 8- and 16-bit images are supported"
         )
-    scale = _MAX_BY_DTYPE[array.dtype]
+    scale = np.float32(_MAX_BY_DTYPE[array.dtype])
     if array.ndim == 2:
         array = array[:, :, None]
-    if _is_gray_alpha_png(data) or array.shape[2] == 2:  # gray + alpha: keep the gray channel
-        array = array[:, :, :1]
-    if array.shape[2] == 4:
-        array = array[:, :, :3]
+    alpha = None
+    if array.shape[2] == 2:  # gray + alpha
+        array, alpha = array[:, :, :1], array[:, :, 1:]
+    elif array.shape[2] == 4:  # BGRA, or gray + alpha that OpenCV expanded to BGRA
+        array, alpha = array[:, :, :3], array[:, :, 3:]
+        if _is_gray_alpha_png(data):
+            array = array[:, :, :1]
     if array.shape[2] == 3:
         array = array[:, :, ::-1]  # BGR -> RGB
-    img = torch.from_numpy(np.ascontiguousarray(array).astype(np.float32) / np.float32(scale))
+    img = torch.from_numpy(np.ascontiguousarray(array).astype(np.float32) / scale)
     img = rearrange(img, "h w c -> c h w")
+    if alpha is not None:
+        alpha = rearrange(
+            torch.from_numpy(np.ascontiguousarray(alpha).astype(np.float32) / scale),
+            "h w c -> c h w",
+        )
     if channels == 1 and img.shape[0] == 3:
         img = to_gray(img, method=gray_method)
     elif channels == 3 and img.shape[0] == 1:
         img = img.expand(3, -1, -1).clone()
-    return img, 8 * array.dtype.itemsize
+    return ImageFile(image=img, bit_depth=8 * array.dtype.itemsize, alpha=alpha)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file from its header, without decoding the pixels.
+
+    Pillow reads the header; a file Pillow cannot parse (some TIFF layouts) is decoded in full
+    with :func:`read_image_with_depth`, so every file the readers accept passes. Meant for
+    checking whole folders cheaply before long work (a truncated file whose header is intact
+    still passes).
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it is not an image the readers can decode (the message names the file).
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {str(path)!r} does not exist; check the path")
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        height, width = read_image_with_depth(path)[0].shape[-2:]
+    return int(height), int(width)
 
 
 def write_image(path: str | Path, img: Tensor, *, bit_depth: int = 8) -> None:

@@ -4,6 +4,11 @@ Two kinds of data (:data:`DATA_KINDS`): ``"degraded"`` — clean images degraded
 (denoising, JPEG, SR, demosaicking) — and ``"paired"`` — degraded/ground-truth folders
 (deblurring, defocus, weather). With no folders given, the embedded images are used; paired tasks
 then get synthetic pairs written under ``<output_dir>/synthetic``.
+
+Before step 0 every file's header is read (:func:`check_files`, no pixels decoded): a file that is
+not an image, an image smaller than the SR scale, a degraded input whose size does not match its
+ground truth, or a test image too small for the validation metrics is reported then, not at the
+first batch that draws it or the first validation.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ __all__ = [
     "EvalSet",
     "TaskData",
     "build_data",
+    "check_files",
     "degradation_for",
     "make_loaders",
     "make_train_loader",
 ]
 
 _TEST_SEED = 0  # test-set degradations are the same in every run
+_METRIC_PROBE = 64  # metric size needs (window, border crop) are checked on sides up to this
+_MAX_LISTED = 10
 _GENERIC_NAMES = frozenset({"hr", "gt", "target", "groundtruth", "clean", "sharp"})
 
 
@@ -284,6 +292,95 @@ def make_loaders(cfg: TrainConfig, data: TaskData) -> tuple[DataLoader, list[Dat
 DATA_KINDS: dict[str, Callable[..., TaskData]] = {"degraded": _degraded, "paired": _paired}
 
 
+def _files_of(dataset: Dataset) -> list[tuple[list[Path], Path]]:
+    """``(degraded input files, ground-truth file)`` of a folder dataset (no inputs: degraded
+    on the fly)."""
+    pairs = getattr(dataset, "pairs", None)
+    if pairs is not None:
+        return [(list(inputs), gt) for inputs, gt in pairs]
+    return [([], Path(path)) for path in getattr(dataset, "files", [])]
+
+
+def _metric_problem(measure: Callable, size: tuple[int, int], channels: int) -> str | None:
+    """Why the validation metrics fail on a ground truth of ``size`` (probed on zeros)."""
+    probe = torch.zeros(1, channels, *(min(side, _METRIC_PROBE) for side in size))
+    try:
+        measure(probe, probe)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _file_problems(
+    inputs: list[Path], gt: Path, *, scale: int, measure: Callable | None, channels: int
+) -> list[str]:
+    """What is wrong with one item's files, from their headers."""
+    from treeattn.data.io import image_size
+
+    try:
+        height, width = image_size(gt)
+        sizes = [image_size(path) for path in inputs]
+    except (FileNotFoundError, ValueError) as error:
+        return [str(error)]
+    if min(height, width) < scale:
+        return [f"{str(gt)!r} is {height}x{width}, smaller than the x{scale} scale"]
+    expected = (height // scale, width // scale)
+    problems = [
+        f"{str(path)!r} is {size[0]}x{size[1]} but its ground truth {str(gt)!r} "
+        f"({height}x{width}) needs {expected[0]}x{expected[1]} at scale {scale}"
+        for path, size in zip(inputs, sizes, strict=True)
+        if size != expected
+    ]
+    cropped = (height - height % scale, width - width % scale)
+    reason = None if measure is None else _metric_problem(measure, cropped, channels)
+    if reason is not None:
+        problems.append(
+            f"test image {str(gt)!r} ({height}x{width}) is too small for the validation "
+            f"metrics ({reason})"
+        )
+    return problems
+
+
+def check_files(data: TaskData, *, protocol: Any, scale: int, channels: int) -> None:
+    """Read the header of every file of a run's data before step 0 (no pixels are decoded).
+
+    Refuses files that are not images the readers decode (corrupt, empty, not an image),
+    ground truths smaller than ``scale``, paired inputs whose size does not match their ground
+    truth, and test images on which the validation metrics of ``protocol`` cannot be computed
+    (e.g. a 1x1 image in an SR test set, whose border crop leaves nothing).
+
+    Args:
+        data: The run's datasets.
+        protocol: The validation protocol (a name or :class:`treeattn.data.benchmark.Protocol`).
+        scale: The model's SR factor.
+        channels: Channels of the images as trained (1 or 3).
+
+    Raises:
+        ValueError: listing every bad file (the first few, and how many) and the fix.
+    """
+    from treeattn.engine.evaluate import metrics_for
+
+    measure = metrics_for(protocol)
+    problems: list[str] = []
+    for dataset, is_test in [(data.train, False)] + [(t.dataset, True) for t in data.tests]:
+        for inputs, gt in _files_of(dataset):
+            problems += _file_problems(
+                inputs,
+                gt,
+                scale=scale,
+                measure=measure if is_test else None,
+                channels=channels,
+            )
+    if problems:
+        more = len(problems) - _MAX_LISTED
+        raise ValueError(
+            f"{len(problems)} data file problem(s), found before training: "
+            + "; ".join(problems[:_MAX_LISTED])
+            + (f"; and {more} more" if more > 0 else "")
+            + ". Fix: replace or remove those files (or point to the right folders)"
+        )
+
+
 def build_data(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
     """Build the training dataset and test sets of a run (raises on missing/empty folders).
 
@@ -294,8 +391,11 @@ def build_data(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
 
     Raises:
         FileNotFoundError: A folder does not exist.
-        ValueError: A folder holds no images, or inconsistent data flags.
+        ValueError: A folder holds no images, inconsistent data flags, or files that fail
+            :func:`check_files` (all listed).
     """
     if spec.data not in DATA_KINDS:
         raise ValueError(f"unknown data kind {spec.data!r}; choose one of {sorted(DATA_KINDS)}")
-    return DATA_KINDS[spec.data](spec, cfg, scale=scale)
+    data = DATA_KINDS[spec.data](spec, cfg, scale=scale)
+    check_files(data, protocol=spec.protocol_for(scale), scale=scale, channels=cfg.channels)
+    return data

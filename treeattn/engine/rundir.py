@@ -6,7 +6,8 @@ folder; each checkpoint carries the same run id and settings. :func:`plan_run` d
 anything is written, whether a run may use a folder:
 
 * a folder holding another run is refused unless the user resumes it or passes ``--overwrite``
-  (which clears it);
+  (which clears what runs write — :data:`RUN_FILES`, :data:`RUN_FOLDERS`, checkpoints and
+  tensorboard folders — and is refused, naming them, when the folder holds anything else);
 * a resumed checkpoint must belong to the folder's run and be resumed with the same defining
   settings (:data:`RUN_SETTINGS`) — the message names each changed setting;
 * checkpoints written before run ids existed are resumed with a one-line notice.
@@ -28,10 +29,13 @@ from treeattn.engine.config import TrainConfig
 __all__ = [
     "CONFIG_FILE",
     "RUN_FILE",
+    "RUN_FILES",
+    "RUN_FOLDERS",
     "RUN_SETTINGS",
     "RunPlan",
     "check_output_dir",
     "clear_run",
+    "foreign_entries",
     "holds_run",
     "plan_run",
     "read_run",
@@ -77,6 +81,12 @@ RUN_SETTINGS = (
     "seed",
 )
 _STEP_DIR = re.compile(r"(\.tmp-)?step_\d+")  # checkpoints, complete or not
+#: Files a run writes at the top of its folder (``<kind>.csv`` for the logged kinds).
+RUN_FILES = frozenset({RUN_FILE, CONFIG_FILE, "log.jsonl", "train.csv", "val.csv"})
+#: Folders a run writes besides its checkpoints and tensorboard folder.
+RUN_FOLDERS = frozenset({"samples", "report", "model", "synthetic"})
+_TENSORBOARD_FILE = re.compile(r"events\.out\.tfevents\..*|hparams\.yml")
+_MAX_NAMED = 10
 _PATHS = ("train_dir", "train_lq", "train_gt")  # compared as absolute paths
 _LEGACY_MODEL = {"model": "name", "model_overrides": "overrides"}  # trainer_state["model"] keys
 
@@ -171,10 +181,43 @@ def holds_run(output_dir: str | Path) -> bool:
     )
 
 
+def _is_tensorboard(folder: Path) -> bool:
+    """Whether a folder holds tensorboard logs only (what accelerate's tracker writes)."""
+    files = [p for p in folder.rglob("*") if not p.is_dir()]
+    return bool(files) and all(_TENSORBOARD_FILE.fullmatch(p.name) for p in files)
+
+
+def _written_by_run(path: Path) -> bool:
+    """Whether a top-level entry of a run folder is one a run writes."""
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return (
+            path.name in RUN_FOLDERS
+            or _STEP_DIR.fullmatch(path.name) is not None
+            or _is_tensorboard(path)
+        )
+    return path.name in RUN_FILES
+
+
+def foreign_entries(output_dir: str | Path) -> list[Path]:
+    """The top-level entries of a folder that no run writes (the user's own files), sorted."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if not _written_by_run(p))
+
+
 def clear_run(output_dir: str | Path) -> None:
-    """Remove everything inside a run folder (``--overwrite``; main process only)."""
+    """Remove what runs write in a folder (``--overwrite``; main process only).
+
+    Only the entries a run writes are removed (:func:`foreign_entries` are kept);
+    :func:`plan_run` refuses ``--overwrite`` on a folder that holds any others.
+    """
     for path in Path(output_dir).iterdir():
-        if path.is_dir() and not path.is_symlink():
+        if not _written_by_run(path):
+            continue
+        if path.is_dir():
             shutil.rmtree(path)
         else:
             path.unlink()
@@ -231,7 +274,7 @@ def plan_run(
 
     Raises:
         ValueError: The folder holds another run, or the checkpoint belongs to another run or
-            to other settings.
+            to other settings, or ``--overwrite`` meets files no run writes (named).
     """
     output_dir = cfg.output_dir
     existing = None if cfg.overwrite else read_run(output_dir)  # --overwrite: even a broken one
@@ -252,6 +295,16 @@ def plan_run(
         notice = f"no checkpoint of the run in {output_dir} yet: starting it again at step 0"
         return RunPlan(run_id=existing["run_id"], write_run=False, notices=(notice,))
     if cfg.overwrite:
+        foreign = foreign_entries(output_dir)
+        if foreign:
+            named = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:_MAX_NAMED])
+            more = f" and {len(foreign) - _MAX_NAMED} more" if len(foreign) > _MAX_NAMED else ""
+            raise ValueError(
+                f"--overwrite would clear the run in {output_dir}, but the folder also holds "
+                f"{len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} no run writes: "
+                f"{named}{more}. Fix: move them out of {output_dir}, or choose a new "
+                "--output-dir (nothing was removed)"
+            )
         return RunPlan(run_id=new_id, clear=True, notices=(f"--overwrite: cleared {output_dir}",))
     what = f"run {existing['run_id']}" if existing else "a run"
     if cfg.resume_from_checkpoint:

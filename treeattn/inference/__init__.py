@@ -6,6 +6,7 @@ extra and ``export_model`` with ``format="onnx"`` the ``[export]`` extra.
 
 from treeattn.inference.api import check_model_input, restore_image, select_runner
 from treeattn.inference.ensemble import DIHEDRAL, self_ensemble
+from treeattn.inference.export import export_files, export_model
 from treeattn.inference.files import RestoreSummary, find_inputs, plan_outputs, restore_files
 from treeattn.inference.loading import load_model
 
@@ -13,6 +14,8 @@ __all__ = [
     "DIHEDRAL",
     "RestoreSummary",
     "check_model_input",
+    "export_files",
+    "export_model",
     "find_inputs",
     "load_model",
     "plan_outputs",

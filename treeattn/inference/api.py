@@ -30,6 +30,7 @@ from treeattn.validate import check_bool
 
 __all__ = [
     "check_model_input",
+    "check_model_weights",
     "check_precision",
     "check_tiling",
     "input_views",
@@ -83,6 +84,23 @@ def check_model_input(model: nn.Module, channels: int) -> None:
         f"model {meta.name!r} takes {meta.in_chans}-channel images{how}, got {channels} channels; "
         f"convert the input (gray ↔ RGB) or use a {channels}-channel model"
     )
+
+
+def check_model_weights(model: nn.Module) -> None:
+    """Refuse a model whose weights are on the ``meta`` device (shapes only, no values).
+
+    Such a model (``create_model(..., device="meta")``, ``--device meta``) can be counted
+    (``treeattn info``) but not run: every image would fail.
+
+    Raises:
+        ValueError: naming the fix (load or build the model on a real device).
+    """
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError(
+            f"model {model_meta(model).name!r} has its weights on the meta device (shapes only, "
+            "no values) and cannot restore or export anything; load or build it on a real "
+            "device, e.g. load_model(..., device='cpu') or --device cpu"
+        )
 
 
 def check_precision(model: nn.Module, *, bf16: bool) -> None:
@@ -185,11 +203,12 @@ def restore_image(
     Raises:
         TypeError: if ``model`` is not a treeattn model, ``img`` is not a float tensor, or
             ``self_ensemble``/``bf16`` is not a bool (``"no"`` would read as true).
-        ValueError: for a wrong shape or channel count, a meta tensor, bad tiling settings
-            (a tile below ``model.meta.multiple_of``), or ``bf16`` on a model that does not
-            claim it.
+        ValueError: for a wrong shape or channel count, a meta tensor or a model with meta
+            weights, bad tiling settings (a tile below ``model.meta.multiple_of``), or ``bf16``
+            on a model that does not claim it.
     """
     model_meta(model)  # a TypeError for anything but a treeattn model comes first
+    check_model_weights(model)
     if not isinstance(img, torch.Tensor):
         raise TypeError(f"img must be a torch.Tensor (C, H, W) or (B, C, H, W), got {type(img)}")
     if not img.is_floating_point():

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import torch
 
-from treeattn.inference.export import EXPORT_FORMATS, export_model
+from treeattn.inference.export import EXPORT_FORMATS, export_files, export_model
 from treeattn.inference.files import restore_files
-from treeattn.inference.loading import load_model
-from treeattn.threads import resolve_threads
+from treeattn.inference.loading import RUN_MODEL_FOLDER, load_model
+from treeattn.threads import available_cores, resolve_threads
+from treeattn.validate import check_device
 
 __all__ = ["add_export_command", "add_restore_command"]
+
+_DEFAULT_OVERLAP = 32  # --tile-overlap with --tile
 
 _MODEL_HELP = (
     "a save_pretrained folder, a recipe run folder (its model/), or a shipped pretrained model "
@@ -50,17 +53,31 @@ def _non_negative(text: str) -> int:
 
 
 def _device(text: str) -> torch.device:
+    """A device this machine has, holding values (``meta`` holds shapes only: refused)."""
     try:
-        device = torch.device(text)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as error:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device available here ({error}); e.g. cpu, cuda:0"
-        ) from error
-    return device
+        return check_device("device", text, allow_meta=False)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error}; e.g. cpu, cuda:0") from None
+
+
+def _check_restore_settings(args: argparse.Namespace) -> None:
+    """Refuse, before the model is loaded, settings that would be ignored or hurt silently."""
+    cores = available_cores()
+    if args.threads > cores:
+        raise ValueError(
+            f"--threads {args.threads} is more than the {cores} CPU core(s) this process may "
+            f"use (more threads than cores only slows torch down); pass --threads {cores} or "
+            "fewer, or 0 for all of them"
+        )
+    if args.tile_overlap is not None and args.tile is None:
+        raise ValueError(
+            f"--tile-overlap {args.tile_overlap} only applies to tiles; add --tile N (e.g. "
+            "--tile 512) or drop --tile-overlap (whole images need no overlap)"
+        )
 
 
 def _restore(args: argparse.Namespace) -> int:
+    _check_restore_settings(args)
     torch.set_num_threads(resolve_threads(args.threads))
     model = load_model(args.model, device=args.device)
     summary = restore_files(
@@ -71,7 +88,7 @@ def _restore(args: argparse.Namespace) -> int:
         suffix=args.suffix,
         overwrite=args.overwrite,
         tile=args.tile,
-        overlap=args.tile_overlap,
+        overlap=_DEFAULT_OVERLAP if args.tile_overlap is None else args.tile_overlap,
         self_ensemble=args.self_ensemble,
         bf16=args.bf16,
         quiet=args.quiet,
@@ -93,20 +110,27 @@ def add_restore_command(commands: argparse._SubParsersAction) -> None:
         description="Restore images: one PNG per input in --output, same stem and bit depth.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
-    parser.add_argument("-o", "--output", required=True, help="output folder (created)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="output folder (created; not an image file name)"
+    )
     parser.add_argument("--recursive", action="store_true", help="include sub-folders of folders")
     parser.add_argument(
         "--tile", type=_positive, help="process overlapping tiles of this side (bounded memory)"
     )
     parser.add_argument(
-        "--tile-overlap", type=_non_negative, default=32, help="tile overlap in pixels (32)"
+        "--tile-overlap",
+        type=_non_negative,
+        help=f"tile overlap in pixels, with --tile ({_DEFAULT_OVERLAP})",
     )
     parser.add_argument(
         "--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× time)"
     )
     parser.add_argument("--device", type=_device, help="cpu (default), cuda, cuda:1, mps, ...")
     parser.add_argument(
-        "--threads", type=_non_negative, default=0, help="CPU threads (0: every available core)"
+        "--threads",
+        type=_non_negative,
+        default=0,
+        help="CPU threads, at most the cores available (0: every available core)",
     )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--suffix", default="", help="append to output names, e.g. _restored")
@@ -115,15 +139,30 @@ def add_restore_command(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_restore)
 
 
+def _export_stem(source: str, model: torch.nn.Module) -> str:
+    """The default file name stem: the model's folder (a run folder for its ``model/``), the
+    shipped model's name, else the model's registered name."""
+    path = Path(source).resolve() if Path(source).exists() else Path(source)
+    if path.name == RUN_MODEL_FOLDER and path.parent.name:
+        path = path.parent
+    return path.name or model.meta.name
+
+
 def _export(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     suffix, _ = EXPORT_FORMATS[args.format]
     height, width = args.size
-    output = args.output or f"{Path(args.model).name}_{height}x{width}{suffix}"
+    output = args.output or f"{_export_stem(args.model, model)}_{height}x{width}{suffix}"
     path = export_model(
         model, output, format=args.format, size=(height, width), overwrite=args.overwrite
     )
-    print(f"wrote {path} ({args.format}, input (B, {model.meta.in_chans}, {height}, {width}))")
+    files = export_files(path)
+    written = " and ".join(map(str, files))
+    together = " (keep the two files together: the first reads its weights from the second)"
+    print(
+        f"wrote {written} ({args.format}, input (B, {model.meta.in_chans}, {height}, {width}))"
+        + (together if len(files) > 1 else "")
+    )
     return 0
 
 
@@ -139,7 +178,11 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--size", required=True, nargs=2, type=_positive, metavar=("H", "W"), help="input size"
     )
-    parser.add_argument("-o", "--output", help="output file (default: <model>_<H>x<W>.<format>)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="output file (default: <model folder or name>_<H>x<W>.<format>, here)",
+    )
     parser.add_argument("--device", type=_device, help="device of the exported graph (cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.set_defaults(run=_export)

@@ -7,16 +7,24 @@ Existing outputs are skipped unless ``overwrite``; non-image files are skipped w
 an image that cannot be read or restored is reported by name and the others still run. Outputs
 are PNG files with the input's stem (plus ``suffix``) and bit depth, written atomically.
 
+Links: a file link is an input of its own, named by the link (a folder holding ``real.png`` and
+``link.png → real.png`` gives both outputs); with ``recursive`` folder links are followed. A link
+that leads nowhere (missing target, or a loop) with an image name, and a folder link back into
+the folders being walked, are refused before any work. An alpha channel is dropped (the outputs
+are gray or RGB), with a notice.
+
 Needs the ``[data]`` extra (OpenCV for decoding, tqdm for the progress bar).
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +32,14 @@ import torch
 from torch import nn
 
 from treeattn.inference.api import (
+    check_model_weights,
     check_precision,
     check_tiling,
     input_views,
     model_meta,
     restore_image,
 )
-from treeattn.validate import check_bool
+from treeattn.validate import check_bool, check_path
 
 __all__ = ["FileJob", "RestoreSummary", "find_inputs", "plan_outputs", "restore_files"]
 
@@ -80,43 +89,108 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def _dead_end(entry: Path) -> str:
+    """Why ``entry`` (neither a folder nor a regular file) cannot be read, in words."""
+    if entry.is_symlink():
+        try:
+            os.stat(entry)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return "a symbolic link loop"
+            return f"a symbolic link to {os.readlink(entry)!r}, which does not exist"
+    return "not a regular file (a pipe, socket or device)"
+
+
+def _check_entry(entry: Path, *, where: str) -> None:
+    """Refuse an image-named entry that is neither a folder nor a readable regular file."""
+    if not entry.is_dir() and not entry.is_file() and _is_image(entry):
+        raise FileNotFoundError(
+            f"{where} {str(entry)!r} is {_dead_end(entry)}; remove or fix it (or move it out "
+            "of the input folder)"
+        )
+
+
 def _folder_files(folder: Path, *, recursive: bool) -> list[Path]:
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in found
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    """The entries of ``folder`` that are not folders (sub-folders too with ``recursive``).
+
+    Hidden entries are left out; folder links are followed, and one that leads back into the
+    folders being walked (a loop) is refused. Image-named entries that cannot be read (dead
+    links, pipes) are refused; other non-folder entries are returned (non-images: ignored).
+    """
+    found: list[Path] = []
+
+    def walk(current: Path, chain: tuple[Path, ...]) -> None:
+        for entry in sorted(current.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if not entry.is_dir():
+                _check_entry(entry, where=f"input folder {str(folder)!r} holds")
+                found.append(entry)
+            elif recursive:
+                real = entry.resolve()
+                if real in chain:
+                    raise FileNotFoundError(
+                        f"input folder {str(folder)!r} holds {str(entry)!r}, a link back to "
+                        f"{str(real)!r} which holds it (a loop); remove the link, or restore "
+                        "without --recursive"
+                    )
+                walk(entry, (*chain, real))
+
+    walk(folder, (folder.resolve(),))
+    return sorted(found)
+
+
+def _as_inputs(inputs: object) -> list[str | os.PathLike]:
+    """``inputs`` as a list of paths: one ``str``/``Path`` is one input (not its characters)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        return [inputs]
+    if isinstance(inputs, (bytes, bytearray)) or not isinstance(inputs, Iterable):
+        raise TypeError(
+            f"inputs={inputs!r} must be a path (str or pathlib.Path) or a list of paths, got "
+            f"{type(inputs).__name__}"
+        )
+    items = list(inputs)
+    for index, item in enumerate(items):
+        check_path(f"inputs[{index}]", item)
+    if not items:
+        raise ValueError("inputs is empty; pass image files, folders or glob patterns")
+    return items
 
 
 def find_inputs(
-    inputs: Sequence[str | os.PathLike], *, recursive: bool = False
+    inputs: str | os.PathLike | Sequence[str | os.PathLike], *, recursive: bool = False
 ) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """The images named by files, folders and glob patterns, and the non-image files met.
 
     Args:
-        inputs: Image files, folders (their images; hidden files are left out) or glob patterns.
+        inputs: Image files, folders (their images; hidden files are left out) or glob patterns;
+            one ``str`` or ``Path`` is one input.
         recursive: Also take the images in sub-folders of folders (kept as sub-folders of the
-            output); ``**`` in patterns matches sub-folders.
+            output; folder links are followed); ``**`` in patterns matches sub-folders.
 
     Returns:
         ``([(image, output sub-folder relative to the output folder), ...], [non-image, ...])``,
-        each image once, in the order given (folders sorted by name).
+        each image path once, in the order given (folders sorted by name). A file link is an
+        image of its own (named by the link), even when its target is among the inputs too.
 
     Raises:
-        FileNotFoundError: for a path that does not exist or a pattern that matches nothing.
-        ValueError: if no image is found at all.
+        TypeError: if ``inputs`` is not a path or a list of paths.
+        FileNotFoundError: for a path that does not exist, a pattern that matches nothing, an
+            image-named link that leads nowhere (missing target or a loop), or a folder link
+            that loops back (with ``recursive``).
+        ValueError: if ``inputs`` is empty or no image is found at all.
     """
+    items = _as_inputs(inputs)
     images: dict[Path, tuple[Path, Path]] = {}
     ignored: list[Path] = []
 
     def take(path: Path, relative: Path) -> None:
         if not _is_image(path):
             ignored.append(path)
-        else:
-            images.setdefault(path.resolve(), (path, relative))
+        else:  # the same path given twice counts once; a link is an input of its own
+            images.setdefault(Path(os.path.abspath(path)), (path, relative))
 
-    for item in inputs:
+    for item in items:
         path = Path(item)
         if path.is_dir():
             for file in _folder_files(path, recursive=recursive):
@@ -128,17 +202,55 @@ def find_inputs(
             if not matches:
                 raise FileNotFoundError(f"input pattern {str(item)!r} matches no file")
             for match in map(Path, matches):
+                _check_entry(match, where=f"input pattern {str(item)!r} matches")
                 files = _folder_files(match, recursive=recursive) if match.is_dir() else [match]
                 for file in files:
                     take(file, Path())
+        elif path.is_symlink():
+            raise FileNotFoundError(f"input {str(item)!r} is {_dead_end(path)}; fix the link")
         else:
             raise FileNotFoundError(f"input {str(item)!r} does not exist; check the path")
     if not images:
         raise ValueError(
-            f"no image files among the inputs {[str(i) for i in inputs]}"
+            f"no image files among the inputs {[str(i) for i in items]}"
             + ("" if recursive else " (add --recursive for sub-folders)")
         )
     return list(images.values()), ignored
+
+
+def _check_output_root(root: Path) -> None:
+    """Refuse an output folder path that is a file, lies below a file or names an image."""
+    from treeattn.data.io import IMAGE_EXTENSIONS
+
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--output {str(root)!r} is a file; pass a folder")
+    for parent in root.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(
+                    f"--output {str(root)!r} lies below {str(parent)!r}, which is a file; pass "
+                    "a folder path"
+                )
+            break
+    if not root.exists() and root.suffix.lower() in IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"--output {str(root)!r} names an image file, but restoring writes a folder: one "
+            f"PNG per input, named after it; pass a folder, e.g. --output "
+            f"{str(root.with_suffix(''))!r} (or create a folder of that name first)"
+        )
+
+
+def _make_output_root(root: Path) -> None:
+    """Create the output folder and make sure a file can be written there (before any work)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"--output {str(root)!r} cannot be written ({error.strerror or error}); choose a "
+            "folder you can write to"
+        ) from None
 
 
 def plan_outputs(
@@ -147,16 +259,21 @@ def plan_outputs(
     """Output path of every image: ``output_dir/<sub-folder>/<stem><suffix>.png``.
 
     Raises:
-        ValueError: if ``suffix`` holds a path separator, if ``output_dir`` is a file, if an
-            output folder is the folder of an input and ``suffix`` is empty, if an output would
+        TypeError: if ``output_dir`` is not a path or ``suffix`` not a ``str``.
+        ValueError: if ``suffix`` holds a path separator, if ``output_dir`` is a file, lies below
+            a file or names an image file that does not exist (``-o result.png``), if an output
+            folder is the folder of an input and ``suffix`` is empty, if an output would
             replace an input, or if two inputs would write the same output (all before any
             work).
     """
-    root = Path(output_dir)
+    root = check_path("output_dir", output_dir)
+    if not isinstance(suffix, str):
+        raise TypeError(
+            f"suffix={suffix!r} must be a str ('' for none), got {type(suffix).__name__}"
+        )
     if any(sep in suffix for sep in ("/", "\\")):
         raise ValueError(f"--suffix {suffix!r} must be part of a file name, without / or \\")
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"--output {str(root)!r} is a file; pass a folder")
+    _check_output_root(root)
     sources = {source.resolve() for source, _ in images}
     jobs: dict[Path, FileJob] = {}
     for source, relative in images:
@@ -184,6 +301,7 @@ def plan_outputs(
 def _check_model(model: nn.Module) -> None:
     """Refuse, before any work, a model whose input or output no image file can hold."""
     meta = model_meta(model)
+    check_model_weights(model)
     if meta.in_chans in _FILE_CHANNELS and meta.out_chans in _FILE_CHANNELS:
         return
     views = input_views(model, meta)
@@ -221,7 +339,7 @@ def _write_atomic(path: Path, img: torch.Tensor, *, bit_depth: int) -> None:
 
 def restore_files(
     model: nn.Module,
-    inputs: Sequence[str | os.PathLike],
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
     *,
     recursive: bool = False,
@@ -237,8 +355,10 @@ def restore_files(
 
     Args:
         model: A treeattn model with 1 or 3 input and output channels.
-        inputs: Image files, folders or glob patterns (see :func:`find_inputs`).
-        output_dir: Output folder (created); one PNG per input, same stem and bit depth.
+        inputs: Image files, folders or glob patterns (see :func:`find_inputs`); one ``str`` or
+            ``Path`` is one input.
+        output_dir: Output folder (created, and checked writable, before the first image); one
+            PNG per input, same stem and bit depth, gray or RGB (an alpha channel is dropped).
         recursive: Include sub-folders of input folders.
         suffix: Appended to each output stem (needed when writing into an input folder).
         overwrite: Replace existing outputs (otherwise they are skipped and listed).
@@ -252,12 +372,13 @@ def restore_files(
         What was written, skipped, ignored and what failed (with the reasons).
 
     Raises:
-        TypeError, ValueError, FileNotFoundError: for a model no image file can feed, bad
-            settings, missing inputs or unsafe outputs — all before the first image is read.
+        TypeError, ValueError, FileNotFoundError: for a model no image file can feed (or with
+            meta weights), bad settings, missing inputs, unsafe outputs or an output folder
+            that cannot be written — all before the first image is read.
     """
     from tqdm.auto import tqdm
 
-    from treeattn.data.io import read_image_with_depth
+    from treeattn.data.io import read_image_file
 
     _check_model(model)
     meta = model_meta(model)
@@ -270,6 +391,7 @@ def restore_files(
     gray_method = record.gray_method if record is not None else "luma"
     images, ignored = find_inputs(inputs, recursive=recursive)
     jobs = plan_outputs(images, output_dir, suffix=suffix)
+    _make_output_root(Path(output_dir))
     summary = RestoreSummary(ignored=ignored)
     if ignored:
         _say(f"skipped {len(ignored)} non-image file(s): {', '.join(map(str, ignored))}")
@@ -281,11 +403,18 @@ def restore_files(
             f"skipped {len(summary.skipped)} existing output(s) (--overwrite replaces them): "
             + ", ".join(map(str, summary.skipped))
         )
-    noticed: set[tuple[int, int]] = set()
+    noticed: set[tuple[int, int] | str] = set()
     for job in tqdm(jobs, desc="restore", unit="img", disable=quiet, file=sys.stderr):
         start = time.perf_counter()
         try:
-            img, bit_depth = read_image_with_depth(job.source)
+            file = read_image_file(job.source)
+            img, bit_depth = file.image, file.bit_depth
+            if file.alpha is not None and "alpha" not in noticed:
+                noticed.add("alpha")
+                _say(
+                    f"note: the alpha (transparency) channel of {job.source} and of any other "
+                    "input with one is dropped; outputs are gray or RGB PNGs without alpha"
+                )
             change = (img.shape[0], meta.in_chans)
             if change[0] != change[1] and change not in noticed:
                 noticed.add(change)

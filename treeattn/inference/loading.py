@@ -9,7 +9,10 @@ import torch
 
 from treeattn.models.base import RestorationModel
 from treeattn.models.hub import CONFIG_NAME, from_pretrained
-from treeattn.models.pretrained import pretrained_path
+from treeattn.models.names import did_you_mean
+from treeattn.models.pretrained import list_pretrained, pretrained_path
+from treeattn.models.registry import list_models
+from treeattn.validate import check_device, check_path
 
 __all__ = ["RUN_MODEL_FOLDER", "load_model", "model_folder"]
 
@@ -25,10 +28,12 @@ def model_folder(source: str | os.PathLike) -> Path:
     of a shipped pretrained model.
 
     Raises:
+        TypeError: for a ``source`` that is not a path or name.
         FileNotFoundError: for a folder that holds no model (e.g. a run still training).
-        ValueError: for a file, or a name that is neither a folder nor a shipped model.
+        ValueError: for a file, or a name that is neither a folder nor a shipped model (the
+            message suggests close names).
     """
-    path = Path(source)
+    path = check_path("source", source)
     for folder in (path, path / RUN_MODEL_FOLDER):
         if (folder / CONFIG_NAME).is_file():
             return folder
@@ -43,15 +48,22 @@ def model_folder(source: str | os.PathLike) -> Path:
             f"folder) or in {RUN_MODEL_FOLDER}/ (a recipe run folder; its model is written when "
             "the run finishes)"
         )
-    try:
-        return pretrained_path(str(source))
-    except ValueError as error:
+    name = str(source)
+    if name in list_pretrained():
+        return pretrained_path(name)
+    if name in list_models():
         raise ValueError(
-            f"model {str(source)!r} not found: it is not a folder holding {CONFIG_NAME} "
-            f"(save_pretrained), not a run folder holding {RUN_MODEL_FOLDER}/{CONFIG_NAME} "
-            f"(e.g. outputs/denoise), nor a shipped pretrained model "
-            f"(`treeattn list --pretrained` shows their names) [{error}]"
-        ) from error
+            f"model {name!r} is an untrained architecture (`treeattn list`), not a trained "
+            f"model: train it with a recipe and pass its run folder (e.g. outputs/denoise), or "
+            f"use a shipped model: {list_pretrained()}"
+        )
+    hint = did_you_mean(name, registered=(), shipped=list_pretrained())  # trained ones only
+    raise ValueError(
+        f"model {name!r} not found: it is not a folder holding {CONFIG_NAME} (save_pretrained), "
+        f"not a run folder holding {RUN_MODEL_FOLDER}/{CONFIG_NAME} (e.g. outputs/denoise), nor "
+        f"a shipped pretrained model {list_pretrained()} (`treeattn list --pretrained`)"
+        + (f"; {hint}" if hint else "")
+    )
 
 
 def load_model(
@@ -74,8 +86,12 @@ def load_model(
         The model in eval mode.
 
     Raises:
+        TypeError: for a ``source`` that is not a path or name, or a ``device`` that is not a
+            device name.
         FileNotFoundError: for a folder that holds no model (e.g. a run still training).
-        ValueError: for a file, or a name that is neither a folder nor a shipped model.
+        ValueError: for a file, a name that is neither a folder nor a shipped model (the
+            message suggests close names), or a ``device`` not available here.
         CheckpointError: for a model folder that cannot be loaded (the message says why).
     """
+    check_device("device", device, allow_meta=False)
     return from_pretrained(model_folder(source), device=device, dtype=dtype)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from treeattn.models.configs import LayerConfig
+from treeattn.validate import check_device
 
 if TYPE_CHECKING:
     from treeattn.models.base import RestorationModel
@@ -83,8 +84,9 @@ def build_model(
     """Build the model a config describes (its class picks the architecture).
 
     Raises:
-        TypeError: if ``config`` is not a model config, ``name`` not a string, or ``dtype`` not
-            a floating-point ``torch.dtype``.
+        TypeError: if ``config`` is not a model config, ``name`` not a string, ``dtype`` not
+            a floating-point ``torch.dtype``, or ``device`` not a device name.
+        ValueError: if ``device`` is not available here (e.g. ``"cuda"`` on a CPU-only torch).
     """
     _, model_cls = ARCHITECTURES[architecture_name(config)]
     if not isinstance(name, str):
@@ -94,4 +96,5 @@ def build_model(
             f"dtype={dtype!r} must be a floating-point torch.dtype such as torch.float32 or "
             "torch.bfloat16 (or None)"
         )
+    check_device("device", device)
     return model_cls(config, name=name, device=device, dtype=dtype)

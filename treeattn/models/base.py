@@ -99,9 +99,32 @@ class RestorationModel(nn.Module, ABC):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """The network on an input whose size is already a multiple of ``meta.multiple_of``.
 
-        Not a user entry point: other sizes fail or are silently wrong. Call the model (which
-        pads and crops) or :func:`treeattn.restore_image` instead.
+        Not a user entry point: call the model (which pads and crops) or
+        :func:`treeattn.restore_image` instead. Implementations start with
+        :meth:`check_padded`, so that other sizes raise instead of failing deep inside or
+        returning a wrong size.
         """
+
+    def check_padded(self, x: torch.Tensor) -> None:
+        """Refuse an input to :meth:`forward_padded` that is not ``(B, in_chans, H, W)`` with H
+        and W multiples of ``meta.multiple_of``, naming the entry points to use instead.
+
+        Raises:
+            ValueError: for another shape or size.
+        """
+        meta = self.meta
+        multiple = meta.multiple_of
+        # Batch left out: torch.export keeps it dynamic, and comparing it would specialise it.
+        if x.dim() == 4 and x.shape[1] == meta.in_chans:
+            height, width = x.shape[-2:]
+            if height > 0 and width > 0 and height % multiple == 0 and width % multiple == 0:
+                return
+        raise ValueError(
+            f"{meta.name}.forward_padded takes (B, {meta.in_chans}, H, W) with H and W positive "
+            f"multiples of {multiple} (meta.multiple_of), got {tuple(x.shape)}; it is not an "
+            "entry point — call the model itself, model(x), or treeattn.restore_image(model, "
+            "img): both take any size (padding and cropping back)"
+        )
 
     def forward_padded_ops(self, ops: AxisOps, axis: int) -> None:
         """Report :meth:`forward_padded`'s operations along ``axis`` (default: the submodules in the

@@ -136,6 +136,7 @@ class HiIRColumnar(RestorationModel, architecture="columnar"):
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Mean-shift, shallow conv, body with residual, upsampler; input already padded."""
+        self.check_padded(x)
         feat = self.shallow(x - self.mean)
         body = self.body_end(self.norm_out(self.stages(self.norm_in(feat)))) + feat
         # ×1 with a global residual predicts a correction of the input; otherwise the image.

@@ -10,6 +10,7 @@ from treeattn.models import registry
 from treeattn.models.base import RestorationModel
 from treeattn.models.hub import from_pretrained
 from treeattn.models.pretrained import list_pretrained, pretrained_path
+from treeattn.validate import check_bool, check_str
 
 __all__ = ["create_model"]
 
@@ -35,14 +36,25 @@ def create_model(
             (not with ``pretrained=True``: the weights fix the architecture).
 
     Raises:
-        ValueError: For an unknown name, ``pretrained=True`` with overrides, an override that is
-            not a config field, or an invalid value.
+        TypeError: For a name that is not a string, or ``pretrained`` that is not a bool
+            (``"no"`` would read as true and load weights).
+        ValueError: For an unknown name, ``pretrained=True`` with overrides or with a registered
+            name that has no shipped weights, an override that is not a config field, or an
+            invalid value (an unavailable ``device`` among them).
     """
+    check_str("name", name)
+    check_bool("pretrained", pretrained)
     if pretrained:
         if overrides:
             raise ValueError(
                 f"create_model({name!r}, pretrained=True) loads fixed weights; drop the "
                 f"overrides {sorted(overrides)} or use pretrained=False"
+            )
+        if name not in list_pretrained() and name in registry.list_models():
+            raise ValueError(
+                f"{name!r} is a registered architecture with no shipped weights (shipped: "
+                f"{list_pretrained()}); build it untrained with create_model({name!r}), or load "
+                "trained weights with treeattn.from_pretrained(FOLDER)"
             )
         return from_pretrained(pretrained_path(name), device=device, dtype=dtype)
     if name in list_pretrained() and name not in registry.list_models():

@@ -42,6 +42,7 @@ from treeattn.models.architectures import (
 from treeattn.models.configs import LayerConfig, config_from_dict, config_to_dict
 from treeattn.models.pretrained import list_pretrained, pretrained_path
 from treeattn.models.provenance import TrainingRecord
+from treeattn.validate import check_device, check_path
 
 if TYPE_CHECKING:
     from treeattn.models.base import RestorationModel
@@ -105,7 +106,7 @@ def save_pretrained(model: RestorationModel, directory: str | os.PathLike) -> No
         directory: Target directory; a treeattn checkpoint already there is overwritten.
 
     Raises:
-        TypeError: if ``model`` is not a treeattn model.
+        TypeError: if ``model`` is not a treeattn model, or ``directory`` not a path.
         FileExistsError: if ``directory`` holds a ``config.json`` that is not a treeattn config,
             or ``directory`` is a file.
     """
@@ -113,7 +114,7 @@ def save_pretrained(model: RestorationModel, directory: str | os.PathLike) -> No
         model_architecture(model)
     except TypeError as error:
         raise TypeError(f"save_pretrained {error}") from None
-    path = Path(directory)
+    path = check_path("directory", directory)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} is a file; save_pretrained needs a directory")
     _refuse_foreign_config(path / CONFIG_NAME)
@@ -284,7 +285,7 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> No
 
 def _resolve(directory: str | os.PathLike) -> Path:
     """A checkpoint folder, or the folder of the shipped pretrained model of that name."""
-    path = Path(directory)
+    path = check_path("directory", directory)
     if path.is_dir():
         return path
     if isinstance(directory, str) and directory in list_pretrained():
@@ -315,6 +316,9 @@ def from_pretrained(
         for checkpoints saved without one).
 
     Raises:
+        TypeError: if ``directory`` is not a path or name (e.g. ``None``).
+        ValueError: if ``device`` is not available here, or is ``meta`` (which holds no
+            weights; build with ``create_model(..., device="meta")`` for shapes).
         FileNotFoundError: if the directory (and no shipped model of that name) or one of its two
             files is missing.
         CheckpointError: if the config is not a treeattn config, of a newer format, or invalid,
@@ -323,6 +327,7 @@ def from_pretrained(
             longer matches the digest recorded when it was saved.
     """
     path = _resolve(directory)
+    check_device("device", device, allow_meta=False)  # meta would drop the weights silently
     record, config, weights, weights_sha256 = _read_saved(path)
     model = build_model(config, name=record["name"], device=device, dtype=dtype)
     _check_fit(model, weights, path / WEIGHTS_NAME)

@@ -79,8 +79,11 @@ def pretrained_path(name: str) -> Path:
     """The ``save_pretrained`` folder of a shipped model.
 
     Raises:
+        TypeError: If ``name`` is not a string.
         ValueError: If no shipped model has that name (the message lists them).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name={name!r} must be a str, got {type(name).__name__}")
     folders = _folders()
     if name not in folders:
         close = difflib.get_close_matches(name, folders, n=3)

@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,8 @@ from treeattn.models.architectures import (
     build_model,
 )
 from treeattn.models.configs import LayerConfig
+from treeattn.models.names import did_you_mean
+from treeattn.models.pretrained import list_pretrained
 from treeattn.validate import check_str
 
 if TYPE_CHECKING:
@@ -73,13 +74,18 @@ def model_config(name: str) -> LayerConfig:
     """The registered config of ``name``.
 
     Raises:
-        ValueError: if no model of that name exists (the message suggests close names).
+        ValueError: if no model of that name exists (the message suggests close names, the
+            shipped trained models among them).
     """
     check_str("name", name)
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=5)
-        hint = f"; did you mean {close}?" if close else "; see treeattn.models.list_models()"
-        raise ValueError(f"no model named {name!r}{hint}")
+        hint = did_you_mean(name, registered=_REGISTRY, shipped=list_pretrained())
+        raise ValueError(
+            f"no model named {name!r}; "
+            + (hint or "see treeattn.models.list_models()")
+            + " (`treeattn list` shows the architectures, `treeattn list --pretrained` the "
+            "shipped trained models)"
+        )
     return _REGISTRY[name]
 
 

@@ -116,6 +116,7 @@ class HiIRUNet(RestorationModel, architecture="unet"):
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder, latent, decoder with skips, output conv and residual; input already padded."""
+        self.check_padded(x)
         feat = self.embed(x)
         skips = []
         for encoder, down in zip(self.encoders, self.downs, strict=True):

@@ -149,8 +149,9 @@ def tiled_apply(
         device (accumulated in at least float32).
 
     Raises:
-        TypeError: If ``x`` is not a tensor, ``fn`` is not callable, or ``tile``, ``overlap``,
-            ``blend`` or ``scale`` is not an int.
+        TypeError: If ``x`` is not a floating-point tensor (the blend of integer tiles would be
+            truncated), ``fn`` is not callable, or ``tile``, ``overlap``, ``blend`` or ``scale``
+            is not an int.
         ValueError: If ``x`` is not 4-D or is empty, the tile/overlap/blend/scale do not fit, or
             ``fn`` returns a tile of the wrong size (also when the image fits in one tile).
     """
@@ -158,6 +159,11 @@ def tiled_apply(
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not callable(fn):
         raise TypeError(f"fn must be callable (a model or function), got {type(fn).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"x has dtype {x.dtype}; tiles are cross-faded with fractional weights, so pass "
+            "floats (e.g. x.float() / 255 for uint8 images, or x.float() and round the result)"
+        )
     if x.ndim != 4 or min(x.shape) == 0:
         raise ValueError(f"x must be a non-empty (B, C, H, W) batch, got shape {tuple(x.shape)}")
     check_int("tile", tile, minimum=1)
