@@ -88,11 +88,17 @@ def test_an_output_named_like_an_image_is_refused(gray_model_dir, photos, tmp_pa
 # --- settings ----------------------------------------------------------------------------------
 
 
-def test_meta_device_is_refused_by_the_cli(gray_model_dir, photos, tmp_path, capsys):
-    with pytest.raises(SystemExit, match="2"):
-        _restore(gray_model_dir, photos, "-o", tmp_path / "out", "--device", "meta")
-    assert "shapes only" in capsys.readouterr().err
+@pytest.mark.parametrize(("device", "message"), [("meta", "shapes only"), ("gpu9", "device name")])
+def test_meta_or_unknown_device_is_refused_by_the_cli(
+    gray_model_dir, photos, tmp_path, capsys, device, message
+):
+    assert _restore(gray_model_dir, photos, "-o", tmp_path / "out", "--device", device) == 2
+    err = _one_error_line(capsys)
+    assert f"--device={device!r}" in err and message in err
     assert not (tmp_path / "out").exists()
+    export = ["export", str(gray_model_dir), "--format", "pt2", "--size", "8", "8"]
+    assert main([*export, "-o", str(tmp_path / "m.pt2"), "--device", device]) == 2
+    assert message in _one_error_line(capsys) and not (tmp_path / "m.pt2").exists()
 
 
 def test_meta_weights_are_refused_by_the_api(photos, tmp_path):

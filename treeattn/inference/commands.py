@@ -52,12 +52,10 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _device(text: str) -> torch.device:
-    """A device this machine has, holding values (``meta`` holds shapes only: refused)."""
-    try:
-        return check_device("device", text, allow_meta=False)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{error}; e.g. cpu, cuda:0") from None
+def _device(text: str | None) -> torch.device | None:
+    """``--device``: a device this machine has, holding values (``meta``, shapes only, is
+    refused); checked before the model is loaded, one ``ValueError`` line otherwise."""
+    return check_device("--device", text, allow_meta=False)
 
 
 def _check_restore_settings(args: argparse.Namespace) -> None:
@@ -78,8 +76,9 @@ def _check_restore_settings(args: argparse.Namespace) -> None:
 
 def _restore(args: argparse.Namespace) -> int:
     _check_restore_settings(args)
+    device = _device(args.device)
     torch.set_num_threads(resolve_threads(args.threads))
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=device)
     summary = restore_files(
         model,
         args.inputs,
@@ -125,7 +124,7 @@ def add_restore_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--self-ensemble", action="store_true", help="average the 8 flips/rotations (8× time)"
     )
-    parser.add_argument("--device", type=_device, help="cpu (default), cuda, cuda:1, mps, ...")
+    parser.add_argument("--device", help="cpu (default), cuda, cuda:1, mps, ...")
     parser.add_argument(
         "--threads",
         type=_non_negative,
@@ -149,7 +148,7 @@ def _export_stem(source: str, model: torch.nn.Module) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=_device(args.device))
     suffix, _ = EXPORT_FORMATS[args.format]
     height, width = args.size
     output = args.output or f"{_export_stem(args.model, model)}_{height}x{width}{suffix}"
@@ -183,6 +182,6 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
         "--output",
         help="output file (default: <model folder or name>_<H>x<W>.<format>, here)",
     )
-    parser.add_argument("--device", type=_device, help="device of the exported graph (cpu)")
+    parser.add_argument("--device", help="device of the exported graph (cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.set_defaults(run=_export)
