@@ -25,6 +25,7 @@ import difflib
 import math
 import numbers
 import os
+import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
@@ -39,6 +40,7 @@ __all__ = [
     "check_int",
     "check_path",
     "check_str",
+    "make_writable_dir",
 ]
 
 
@@ -131,6 +133,29 @@ def check_path(name: str, value: object) -> Path:
     if isinstance(value, str) and not value:
         raise ValueError(f"{name} must be a non-empty path")
     return Path(value)
+
+
+def make_writable_dir(flag: str, path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` if needed and make sure a file can be written there.
+
+    Args:
+        flag: How the user gave the folder, for the message (e.g. ``--output-dir``).
+        path: The folder.
+
+    Raises:
+        ValueError: If it cannot be created or written (the OS reason).
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"{flag} {str(folder)!r} cannot be written ({err.strerror or err}); choose a folder "
+            "you can write to"
+        ) from err
+    return folder
 
 
 def check_device(name: str, value: object, *, allow_meta: bool = True) -> torch.device | None:

@@ -22,15 +22,12 @@ and its record of where the run started (:func:`plan_init`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load
 from torch import nn
 
 from treeattn.engine.checkpoint import STATE_FILE, CheckpointError, verify_checkpoint
@@ -39,7 +36,12 @@ from treeattn.engine.task import TaskSpec
 from treeattn.inference.loading import model_folder
 from treeattn.models import list_models, model_config
 from treeattn.models.configs import LayerConfig, config_to_dict
-from treeattn.models.hub import WEIGHTS_NAME, fit_problems, load_weights, read_pretrained
+from treeattn.models.hub import (
+    fit_problems,
+    load_weights,
+    read_pretrained,
+    read_weights,
+)
 from treeattn.models.provenance import InitRecord
 
 __all__ = ["InitPlan", "InitSource", "load_init_weights", "plan_init", "read_init_source"]
@@ -122,23 +124,17 @@ def _from_checkpoint(source: str, path: Path) -> InitSource:
         state = verify_checkpoint(path)
     except CheckpointError as err:
         raise CheckpointError(f"--init-from {source}: {err}") from err
-    weights_path = path / WEIGHTS_NAME
-    if not weights_path.is_file():
-        raise CheckpointError(f"--init-from {source}: {path} lacks {WEIGHTS_NAME}")
-    data = weights_path.read_bytes()
     try:
-        weights = load(data)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"--init-from {source}: {weights_path} cannot be read ({err}); use another step_N"
-        ) from err
+        weights, weights_sha256 = read_weights(path)
+    except (FileNotFoundError, CheckpointError) as err:
+        raise CheckpointError(f"--init-from {source}: {err}; use another step_N") from err
     saved = state.get("model") if isinstance(state.get("model"), dict) else {}
     model, overrides = str(saved.get("name", "unknown")), dict(saved.get("overrides") or {})
     record = InitRecord(
         source=source,
         kind="checkpoint",
         model=model,
-        weights_sha256=hashlib.sha256(data).hexdigest(),
+        weights_sha256=weights_sha256,
     )
     config = _checkpoint_config(model, overrides, state.get("settings"))
     return InitSource(

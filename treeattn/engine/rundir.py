@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from treeattn.engine.config import TrainConfig
+from treeattn.validate import make_writable_dir
 
 __all__ = [
     "CONFIG_FILE",
@@ -100,15 +100,7 @@ def check_output_dir(path: str | Path) -> None:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--output-dir {folder} is a file; give a folder (new or empty)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ValueError(
-            f"--output-dir {folder} cannot be written ({err.strerror or err}); "
-            "choose a folder you can write to"
-        ) from err
+    make_writable_dir("--output-dir", folder)
 
 
 def _normalise(name: str, value: Any) -> Any:

@@ -22,7 +22,6 @@ import errno
 import glob
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from treeattn.inference.api import (
     model_meta,
     restore_image,
 )
-from treeattn.validate import check_bool, check_path
+from treeattn.validate import check_bool, check_path, make_writable_dir
 
 __all__ = ["FileJob", "RestoreSummary", "find_inputs", "plan_outputs", "restore_files"]
 
@@ -240,19 +239,6 @@ def _check_output_root(root: Path) -> None:
         )
 
 
-def _make_output_root(root: Path) -> None:
-    """Create the output folder and make sure a file can be written there (before any work)."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"--output {str(root)!r} cannot be written ({error.strerror or error}); choose a "
-            "folder you can write to"
-        ) from None
-
-
 def plan_outputs(
     images: Sequence[tuple[Path, Path]], output_dir: str | os.PathLike, *, suffix: str = ""
 ) -> list[FileJob]:
@@ -391,7 +377,7 @@ def restore_files(
     gray_method = record.gray_method if record is not None else "luma"
     images, ignored = find_inputs(inputs, recursive=recursive)
     jobs = plan_outputs(images, output_dir, suffix=suffix)
-    _make_output_root(Path(output_dir))
+    make_writable_dir("--output", Path(output_dir))
     summary = RestoreSummary(ignored=ignored)
     if ignored:
         _say(f"skipped {len(ignored)} non-image file(s): {', '.join(map(str, ignored))}")

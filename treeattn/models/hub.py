@@ -58,6 +58,7 @@ __all__ = [
     "from_pretrained",
     "load_weights",
     "read_pretrained",
+    "read_weights",
     "save_pretrained",
 ]
 
@@ -174,8 +175,13 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The tensors of the weights file and the SHA-256 of its bytes."""
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of ``path``'s weights file and the SHA-256 of its bytes.
+
+    Raises:
+        FileNotFoundError: The file is missing.
+        CheckpointError: It cannot be read as safetensors (truncated or corrupt).
+    """
     weights_path = path / WEIGHTS_NAME
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path} is missing (the weights of {path})")
@@ -347,7 +353,7 @@ def _read_saved(
         config = config_from_dict(config_cls, record["config"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path / CONFIG_NAME} holds an invalid config: {error}") from error
-    weights, weights_sha256 = _read_weights(path)
+    weights, weights_sha256 = read_weights(path)
     return record, config, weights, weights_sha256
 
 
