@@ -46,30 +46,29 @@ def centre_crop(image: Image.Image, size: int = CROP) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
+def _images(source: Path, names: tuple[str, ...], out: Path) -> list[tuple[Path, Path]]:
+    """``(source image, target in out)`` per name; ``out`` is created, every source checked."""
+    missing = [name for name in names if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{source / missing[0]} is missing: --source must be the Urban100 folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return [(source / name, out / name) for name in names]
+
+
 def write_validation(source: Path, out: Path) -> list[Path]:
     """Write the validation crops of the images in ``source`` to ``out``; return their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in VALIDATION:
-        path = source / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: --source must be the Urban100 folder")
-        target = out / name
+    for path, target in _images(source, VALIDATION, out):
         if not target.is_file():
             with Image.open(path) as image:
                 centre_crop(image.convert("L")).save(target)
-        written.append(target)
-    return written
+    return [out / name for name in VALIDATION]
 
 
 def link_report(source: Path, out: Path) -> Path:
     """A folder ``out`` of links to the report images of ``source`` (scored whole); return it."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name in REPORT:
-        path = source / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: --source must be the Urban100 folder")
-        link = out / name
+    for path, link in _images(source, REPORT, out):
         if not link.exists():
             link.symlink_to(path.resolve())
     return out
