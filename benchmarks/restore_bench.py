@@ -1,4 +1,4 @@
-"""Time and peak memory of restoring large gray images, whole vs tiled (not a test).
+"""Time and peak memory of restoring large gray images: whole vs tiled, or this code vs older code.
 
 The tiny U-shape denoiser (``hiir_unet_tiny``, 1 channel, random weights) — or any gray model
 given with ``--model`` (a shipped name, a saved folder or a run folder) — restores one image of
@@ -16,36 +16,74 @@ Usage::
     python benchmarks/restore_bench.py --model hiir_dn_gray_cpu --sizes 2160x3840 --modes whole
 
 The 3840×2160 whole-image case needs several GB and minutes on a laptop CPU.
+
+**This code against older code** (``--baseline``): the whole-image restoration of each size runs
+with this checkout's treeattn and with the treeattn of another checkout — a commit before a
+speed change, checked out beside this one::
+
+    git worktree add --detach /tmp/old 0160b40     # or: mkdir /tmp/old &&
+                                                   #     git archive 0160b40 | tar -x -C /tmp/old
+    python benchmarks/restore_bench.py --baseline /tmp/old --model hiir_dn_gray_cpu \\
+        --sizes 1024x1024 2160x3840 --repeats 3 --threads 2 \\
+        --json benchmarks/results/restore_vs_old.json
+    git worktree remove /tmp/old
+
+Every run is a fresh worker process (this script with ``--worker``) that imports treeattn from
+one checkout only (``PYTHONPATH``), so the two versions never share a module or an allocator's
+free lists; the runs of a size alternate new/old, old/new, … (ABBA), which spreads the drifts of
+a shared machine evenly over both. A worker loads the model, restores the image ``--warmup``
+times untimed and then once timed (wall clock and process CPU time), reads its process's peak
+RSS and saves its output. The table gives per size the seconds per megapixel of each version
+(median over ``--repeats``), their ratio (old / new: above 1, this code is faster), the largest
+absolute difference between the two outputs, and each version's largest peak RSS (the whole
+process: interpreter, weights, input, activations). Give a model with saved weights (the
+default is ``hiir_dn_gray_cpu``): both versions must restore with the same weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from treeattn import create_model, restore_image
-from treeattn.analysis.memory import LiveTensorTracker
-from treeattn.inference import load_model
-
 DEFAULT_SIZES = ("512x512", "2048x2048", "2160x3840")
+BASELINE_MODEL = "hiir_dn_gray_cpu"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout this script belongs to: "new"
 
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"HxW"`` → ``(H, W)``."""
     height, _, width = text.partition("x")
-    size = int(height), int(width or height)
+    try:
+        size = int(height), int(width or height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be HxW, e.g. 1024x1024") from None
     if min(size) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be HxW with positive sides")
     return size
 
 
+def gray_image(size: tuple[int, int]) -> torch.Tensor:
+    """The gray image every run restores: uniform noise from a fixed seed (the same in every
+    process and version)."""
+    return torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0))
+
+
 def measure(model: torch.nn.Module, x: torch.Tensor, tile: int | None, overlap: int) -> dict:
     """Wall time of one restoration and the peak activation memory of another."""
+    from treeattn import restore_image
+    from treeattn.analysis.memory import LiveTensorTracker
+
     start = time.perf_counter()
     restore_image(model, x, tile=tile, overlap=overlap)
     seconds = time.perf_counter() - start
@@ -55,20 +93,168 @@ def measure(model: torch.nn.Module, x: torch.Tensor, tile: int | None, overlap: 
     return {"seconds": seconds, "peak_bytes": tracker.peak}
 
 
-def main() -> None:
+# ---------------------------------------------------------------------------------------------
+# --baseline: one worker process per run, ABBA.
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    """Restore one image with whichever treeattn this process imports; print one JSON line."""
+    import treeattn
+    from treeattn import restore_image
+    from treeattn.inference import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model).eval()
+    x = gray_image(args.size)
+    for _ in range(args.warmup):
+        restore_image(model, x)
+    wall, cpu = time.perf_counter(), time.process_time()
+    y = restore_image(model, x)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if args.output is not None:
+        torch.save(y.contiguous(), args.output)
+    record = {
+        "treeattn": str(Path(treeattn.__file__).resolve().parent),
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "threads": torch.get_num_threads(),
+    }
+    print(json.dumps(record), flush=True)
+
+
+def _worker(root: Path, args: argparse.Namespace, size: tuple[int, int], output: Path | None):
+    """Run one worker with ``root``'s treeattn; its JSON record."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model", args.model]
+    command += ["--sizes", f"{size[0]}x{size[1]}", "--warmup", str(args.warmup)]
+    command += ["--threads", str(args.threads)]
+    if output is not None:
+        command += ["--output", str(output)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"worker with treeattn from {root} failed:\n{done.stderr[-4000:]}")
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    if Path(record["treeattn"]) != (root / "treeattn").resolve():
+        raise SystemExit(
+            f"the worker for {root} imported treeattn from {record['treeattn']}; an installed "
+            "treeattn shadows PYTHONPATH — run from a virtual environment without it"
+        )
+    return record
+
+
+def compare_versions(args: argparse.Namespace, baseline: Path) -> list[dict]:
+    """Per size, ``args.repeats`` ABBA pairs of worker runs (new, old); one row per size."""
+    roots = {"new": ROOT, "old": baseline}
+    rows = []
+    header = f"{'size':>11}  {'new s/MP':>9} {'old s/MP':>9} {'old/new':>8}  {'max |diff|':>10}"
+    print(f"{header}  {'new RSS':>9} {'old RSS':>9}")
+    with tempfile.TemporaryDirectory(prefix="restore_bench_") as scratch:
+        for size in args.sizes:
+            megapixels = size[0] * size[1] / 1e6
+            runs: dict[str, list[dict]] = {"new": [], "old": []}
+            outputs = {name: Path(scratch) / f"{name}.pt" for name in roots}
+            order = [
+                name
+                for repeat in range(args.repeats)
+                for name in (("new", "old") if repeat % 2 == 0 else ("old", "new"))
+            ]
+            for name in order:
+                output = outputs[name] if not runs[name] else None  # the first run's output
+                runs[name].append(_worker(roots[name], args, size, output))
+            new, old = (torch.load(outputs[name]) for name in ("new", "old"))
+            per_mp = {
+                name: statistics.median(r["seconds"] for r in runs[name]) / megapixels
+                for name in roots
+            }
+            row = {
+                "size": list(size),
+                "new_s_per_mp": per_mp["new"],
+                "old_s_per_mp": per_mp["old"],
+                "old_over_new": per_mp["old"] / per_mp["new"],
+                "max_abs_diff": float((new - old).abs().max()) if new.shape == old.shape else None,
+                "new_peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs["new"]),
+                "old_peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs["old"]),
+                "order": order,
+                "runs": runs,
+            }
+            rows.append(row)
+            diff = "shape!" if row["max_abs_diff"] is None else f"{row['max_abs_diff']:.2e}"
+            rss = (row[f"{name}_peak_rss_bytes"] / 2**30 for name in ("new", "old"))
+            print(
+                f"{size[0]:>5}×{size[1]:<5}  {per_mp['new']:9.3f} {per_mp['old']:9.3f} "
+                f"{row['old_over_new']:7.2f}×  {diff:>10}  "
+                + "  ".join(f"{gib:5.2f} GiB" for gib in rss),
+                flush=True,
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=parse_size, default=DEFAULT_SIZES)
     parser.add_argument(
         "--modes", nargs="+", choices=("whole", "tiled"), default=("whole", "tiled")
     )
     parser.add_argument(
-        "--model", help="gray model to run: shipped name or folder (default: random hiir_unet_tiny)"
+        "--model",
+        help="gray model to run: shipped name or folder (default: random hiir_unet_tiny; "
+        f"with --baseline, {BASELINE_MODEL})",
     )
     parser.add_argument("--tile", type=int, default=512, help="tile side (input pixels)")
     parser.add_argument("--overlap", type=int, default=32, help="tile overlap")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of older treeattn code (see the module docstring): time this code "
+        "against it instead of whole vs tiled",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per version (--baseline)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed restorations before the timed one"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.sizes = [parse_size(s) if isinstance(s, str) else s for s in args.sizes]
+    if args.worker:
+        args.size = args.sizes[0]
+        run_worker(args)
+        return
+    if args.baseline is not None:
+        if not (args.baseline / "treeattn" / "__init__.py").is_file():
+            parser.error(
+                f"--baseline {args.baseline} holds no treeattn/ package; give the root of a "
+                "checkout, e.g. one made by `git worktree add --detach /tmp/old 0160b40`"
+            )
+        if args.repeats < 1 or args.warmup < 0:
+            parser.error("--repeats must be >= 1 and --warmup >= 0")
+        args.model = args.model or BASELINE_MODEL
+        rows = compare_versions(args, args.baseline.resolve())
+        settings = {
+            "model": args.model,
+            "baseline": str(args.baseline.resolve()),
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+        }
+        _write_json(args, settings, rows)
+        return
+    from treeattn import create_model
+    from treeattn.inference import load_model
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.model:
@@ -79,8 +265,8 @@ def main() -> None:
         model, name = create_model("hiir_unet_tiny", in_chans=1, out_chans=1).eval(), None
     rows = []
     print(f"{'size':>11}  {'mode':<6} {'time':>9}  {'peak memory':>12}")
-    for size in (parse_size(s) if isinstance(s, str) else s for s in args.sizes):
-        x = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0))
+    for size in args.sizes:
+        x = gray_image(size)
         for mode in args.modes:
             tile = args.tile if mode == "tiled" else None
             result = {"size": list(size), "mode": mode, **measure(model, x, tile, args.overlap)}
@@ -90,15 +276,21 @@ def main() -> None:
                 f"{result['peak_bytes'] / 2**20:9.1f} MiB",
                 flush=True,
             )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"platform": platform.platform(), "threads": torch.get_num_threads()}
-        settings = {
-            "tile": args.tile,
-            "overlap": args.overlap,
-            "model": name or "hiir_unet_tiny (gray, random weights)",
-        }
-        args.json.write_text(json.dumps({**machine, **settings, "rows": rows}, indent=2) + "\n")
+    settings = {
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "model": name or "hiir_unet_tiny (gray, random weights)",
+    }
+    _write_json(args, settings, rows)
+
+
+def _write_json(args: argparse.Namespace, settings: dict, rows: list[dict]) -> None:
+    if not args.json:
+        return
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    threads = args.threads or torch.get_num_threads()
+    machine = {"platform": platform.platform(), "threads": threads}
+    args.json.write_text(json.dumps({**machine, **settings, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

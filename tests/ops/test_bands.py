@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import treeattn.ops.bands as bands
 from treeattn.ops.bands import (
     BandSettings,
     apply_on_grid,
@@ -141,3 +142,26 @@ def test_bad_band_settings_name_the_argument(options, match):
 def test_negative_reach_is_refused():
     with pytest.raises(ValueError, match="reach"):
         apply_with_halo(lambda t: t, torch.zeros(1, 4, 4, 1), reach=-1)
+
+
+@pytest.mark.parametrize(
+    ("size", "block", "offset", "gathering"),
+    [
+        (64, 16, 0, []),  # aligned: every tile is a plain slice of the map
+        (70, 16, 0, [2]),  # bottom pad: only the last tile gathers
+        (64, 16, 8, [0, 2]),  # shifted: the first tile and the last
+    ],
+)
+def test_tiles_gather_only_where_the_grid_is_padded(size, block, offset, gathering):
+    spans = bands._grid_spans(size, block, offset, 32)
+    assert [i for i, span in enumerate(spans) if span.gather is not None] == gathering
+    assert all(span.read.stop - span.read.start <= 32 for span in spans)  # never the whole axis
+
+
+def test_apply_on_grid_reads_strided_maps():
+    # A map stored channels-first, seen channels-last (what a layer gets from a BCHW model).
+    x = rearrange(torch.randn(2, 3, 37, 29, dtype=torch.float64), "b c h w -> b h w c")
+    fn = _block_mixer((4, 4))
+    contiguous = apply_on_grid(fn, x.contiguous(), multiple=(4, 4), offset=(2, 2), tile_pixels=64)
+    strided = apply_on_grid(fn, x, multiple=(4, 4), offset=(2, 2), tile_pixels=64)
+    assert torch.equal(strided, contiguous)

@@ -9,6 +9,7 @@ from treeattn.ops.partition import (
     level_geometry,
     normalize_patch_sizes,
     tree_partition,
+    tree_regroup,
     tree_reverse,
 )
 
@@ -97,3 +98,24 @@ def test_sizes_that_do_not_nest_are_rejected(bad):
 def test_unaligned_map_names_the_fix():
     with pytest.raises(ValueError, match="pad_to_multiple"):
         tree_partition(torch.zeros(1, 20, 16, 3), level_geometry((4, 16), 1))
+
+
+@given(tree=trees(), heads=st.integers(1, 3), blocks=st.integers(1, 2), data=st.data())
+def test_regroup_equals_reverse_then_partition(tree, heads, blocks, data):
+    sizes = normalize_patch_sizes(tree)
+    if len(sizes) < 2:
+        return
+    level = data.draw(st.integers(0, len(sizes) - 2))
+    here, there = level_geometry(sizes, level), level_geometry(sizes, level + 1)
+    height, width = sizes[-1][0] * blocks, sizes[-1][1]
+    x = torch.randn(2, height, width, heads * 2)
+    windows = tree_partition(x, here, num_heads=heads)
+    regrouped = tree_regroup(windows, here, there, height=height, width=width)
+    assert torch.equal(regrouped, tree_partition(x, there))
+
+
+def test_regroup_needs_consecutive_levels():
+    sizes = normalize_patch_sizes((2, 4, 8))
+    windows = tree_partition(torch.zeros(1, 8, 8, 2), level_geometry(sizes, 0), num_heads=1)
+    with pytest.raises(ValueError, match="consecutive tree levels"):
+        tree_regroup(windows, level_geometry(sizes, 0), level_geometry(sizes, 2), height=8, width=8)

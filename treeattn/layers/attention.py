@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from treeattn.layers.pos_bias import build_pos_bias
@@ -32,6 +33,7 @@ from treeattn.ops.partition import (
     level_geometry,
     normalize_patch_sizes,
     tree_partition,
+    tree_regroup,
     tree_reverse,
 )
 from treeattn.validate import check_bool, check_choice, check_int
@@ -127,10 +129,21 @@ class LevelAttend(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Attend: ``q, k`` ``(B, H, W, Dqk)``, ``v`` ``(B, H, W, Dv)`` → ``(B, H, W, Dv)``."""
         height, width = v.shape[1], v.shape[2]
-        q, k, v = (tree_partition(t, self.geometry, num_heads=self.num_heads) for t in (q, k, v))
-        q, k, scale = self.similarity(q, k)
-        out = self.kernel(q, k, v, self.pos_bias(), scale)
+        out = self.in_windows(*(self.partition(t) for t in (q, k, v)))
         return tree_reverse(out, self.geometry, height=height, width=width)
+
+    def partition(self, x: torch.Tensor) -> torch.Tensor:
+        """A ``(B, H, W, D)`` map → this level's windows with heads ``(N, heads, T, D/heads)``."""
+        return tree_partition(x, self.geometry, num_heads=self.num_heads)
+
+    def split_heads(self, windows: torch.Tensor) -> torch.Tensor:
+        """This level's windows ``(N, T, D)`` → ``(N, heads, T, D/heads)`` (a view)."""
+        return rearrange(windows, "n t (h d) -> n h t d", h=self.num_heads)
+
+    def in_windows(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attend inside windows already cut: ``(N, heads, T, D)`` each → ``(N, heads, T, Dv)``."""
+        q, k, scale = self.similarity(q, k)
+        return self.kernel(q, k, v, self.pos_bias(), scale)
 
     def extra_repr(self) -> str:
         g = self.geometry
@@ -199,6 +212,9 @@ class _QKPassValues(nn.Module):
 
 
 class _TreeLevel(nn.Module):
+    """One tree level's projection and attention (:meth:`forward` on a map; the tree runs its
+    levels window to window, see :meth:`TreeAttention.mix`)."""
+
     def __init__(self, qkv: nn.Module, attend: LevelAttend) -> None:
         super().__init__()
         self.qkv = qkv
@@ -276,9 +292,20 @@ class TreeAttention(_GridAttention):
         self._set_grid(sizes[-1], shift)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        for level in self.levels:
-            x = level(x)
-        return self.proj(x)
+        # The map is cut into level-1 windows once; each later level takes the previous level's
+        # output straight from its windows into its own (one copy, no map in between) — its
+        # projection acts token by token, so it runs on the windows as on the map.
+        height, width = x.shape[1], x.shape[2]
+        first, *later = self.levels
+        attend = first.attend
+        out = attend.in_windows(*(attend.partition(t) for t in first.qkv(x)))
+        for level in later:
+            windows = tree_regroup(
+                out, attend.geometry, level.attend.geometry, height=height, width=width
+            )
+            attend = level.attend
+            out = attend.in_windows(*(attend.split_heads(t) for t in level.qkv(windows)))
+        return self.proj(tree_reverse(out, attend.geometry, height=height, width=width))
 
 
 class LevelAttention(_GridAttention):

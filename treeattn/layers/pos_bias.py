@@ -1,8 +1,9 @@
 """Relative position biases for one attention level: continuous MLP (default), table, none.
 
 Each module is built for a fixed window ``group = (g1, g2)`` and returns a ``(1, heads, T, T)``
-additive bias (or ``None``), shared by every window of the level — computed once per forward.
-Index tables and coordinates are non-persistent buffers: built once, moved with the module.
+additive bias (or ``None``), shared by every window of the level — computed once per call, and
+once per band-wise pass however many tiles ask for it (:mod:`treeattn.ops.memo`). Index tables
+and coordinates are non-persistent buffers: built once, moved with the module.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from treeattn.ops.memo import reuse
 from treeattn.ops.position import relative_coords_table, relative_position_index
 from treeattn.validate import check_choice
 
@@ -61,6 +63,9 @@ class ContinuousPositionBias(nn.Module):
         self.tokens = group[0] * group[1]
 
     def forward(self) -> torch.Tensor:
+        return reuse(self, self._bias)
+
+    def _bias(self) -> torch.Tensor:
         table = 16.0 * torch.sigmoid(self.mlp(self.coords))  # (offsets, heads)
         bias = table[self.index]  # (T·T, heads)
         return rearrange(bias, "(q k) h -> 1 h q k", q=self.tokens)
@@ -94,6 +99,9 @@ class TablePositionBias(nn.Module):
         self.tokens = group[0] * group[1]
 
     def forward(self) -> torch.Tensor:
+        return reuse(self, self._bias)
+
+    def _bias(self) -> torch.Tensor:
         return rearrange(self.table[self.index], "(q k) h -> 1 h q k", q=self.tokens)
 
 

@@ -74,11 +74,16 @@ class Residual(nn.Module, ABC):
             # tile by tile (band-wise inference): only its output is a whole map, while the norm's
             # output and the branch's stay tile-sized — fewer passes over, and fresh pages of,
             # maps larger than the cache.
-            return self.fn.in_tiles(lambda tile: self._block(tile, self.fn.mix), x)
+            return self.fn.in_tiles(self._tile_block, x)
         return self._block(x, self.fn)
 
     def _block(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
         return x + self.drop_path(self.branch(x, fn) * self.scale)
+
+    def _tile_block(self, tile: torch.Tensor) -> torch.Tensor:
+        """:meth:`_block` on one band-wise tile (inference): the same values, computed in the
+        branch's fresh output (scale, then the residual) instead of two new tiles."""
+        return self.drop_path(self.branch(tile, self.fn.mix).mul_(self.scale)).add_(tile)
 
 
 class PreNormResidual(Residual):

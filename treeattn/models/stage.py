@@ -137,4 +137,6 @@ class Stage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` → ``(B, C, H, W)``: layers channels-last, stage end, residual."""
         y = self.layers(rearrange(x, "b c h w -> b h w c"))
-        return x + self.end(rearrange(y, "b h w c -> b c h w"))
+        out = self.end(rearrange(y, "b h w c -> b c h w"))
+        # Without autograd the residual goes into the block's fresh output: no new map.
+        return out.add_(x) if not torch.is_grad_enabled() else x + out

@@ -8,6 +8,7 @@ from treeattn.ops.partition import (
     level_geometry,
     normalize_patch_sizes,
     tree_partition,
+    tree_regroup,
     tree_reverse,
 )
 from treeattn.ops.position import relative_coords_table, relative_position_index
@@ -26,5 +27,6 @@ __all__ = [
     "relative_position_index",
     "resolve_backend",
     "tree_partition",
+    "tree_regroup",
     "tree_reverse",
 ]

@@ -52,7 +52,9 @@ def attention_math(
     """Reference attention: ``softmax(q·kᵀ·scale + bias)·v``."""
     logits = torch.matmul(q * scale, k.transpose(-2, -1))
     if bias is not None:
-        logits = logits + bias
+        # In place (matmul's backward needs its inputs, not its output), except for the
+        # compiler: its dynamic-shape lowering of the mutated matmul view fails.
+        logits = logits + bias if torch.compiler.is_compiling() else logits.add_(bias)
     return torch.matmul(logits.softmax(dim=-1), v)
 
 

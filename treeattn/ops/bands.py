@@ -24,6 +24,7 @@ and tile size for a block of code (or switches bands off); tiles themselves alwa
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +35,8 @@ from typing import Final
 import torch
 from torch import nn
 
-from treeattn.ops.padding import padded_index
+from treeattn.ops.memo import pass_cache
+from treeattn.ops.padding import pad_amount, padded_index
 from treeattn.validate import check_bool, check_int
 
 __all__ = [
@@ -162,8 +164,88 @@ def tile_shape(height: int, width: int, block: Size2, target: int) -> Size2:
     return rows * bh, cols * bw
 
 
-def _starts(length: int, tile: int) -> range:
-    return range(0, length, tile)
+@dataclass(frozen=True)
+class _Span:
+    """One tile along one axis: what to read from the map and where its kept part lands.
+
+    Attributes:
+        read: Map positions read for the tile (a view, no copy).
+        gather: Positions inside ``read`` in tile order when they are not one plain run (the
+            reflected or replicated border of a padded grid); ``None`` for a plain run.
+        keep: The tile's positions that are kept (tile coordinates).
+        dest: Where those land in the output (map coordinates).
+    """
+
+    read: slice
+    gather: tuple[int, ...] | None
+    keep: slice
+    dest: slice
+
+
+@functools.lru_cache(maxsize=512)
+def _grid_spans(size: int, block: int, offset: int, tile: int) -> tuple[_Span, ...]:
+    """Tiles of ``tile`` padded positions along an axis padded as :func:`padded_index` pads it."""
+    index = padded_index(size, block, offset=offset).tolist()
+    spans = []
+    for start in range(0, len(index), tile):
+        sources = index[start : start + tile]
+        low, high = min(sources), max(sources) + 1
+        plain = sources == list(range(low, high))
+        # Padded positions [start, start + tile) that are map positions, in map coordinates.
+        first, last = max(start, offset) - offset, min(start + tile, offset + size) - offset
+        spans.append(
+            _Span(
+                read=slice(low, high),
+                gather=None if plain else tuple(s - low for s in sources),
+                keep=slice(first + offset - start, last + offset - start),
+                dest=slice(first, last),
+            )
+        )
+    return tuple(spans)
+
+
+@functools.lru_cache(maxsize=512)
+def _halo_spans(size: int, tile: int, reach: int) -> tuple[_Span, ...]:
+    """Tiles of ``tile`` positions along an axis, each read with ``reach`` positions around it."""
+    spans = []
+    for start in range(0, size, tile):
+        stop = min(start + tile, size)
+        low, high = max(start - reach, 0), min(stop + reach, size)
+        spans.append(
+            _Span(
+                read=slice(low, high),
+                gather=None,
+                keep=slice(start - low, stop - low),
+                dest=slice(start, stop),
+            )
+        )
+    return tuple(spans)
+
+
+def _run_tiles(
+    fn: MapFn, x: torch.Tensor, rows: tuple[_Span, ...], cols: tuple[_Span, ...]
+) -> torch.Tensor:
+    """``fn`` on every (row span × column span) tile of ``x``, kept parts written into one map."""
+    gathers: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def take(tile: torch.Tensor, axis: int, span: _Span) -> torch.Tensor:
+        if span.gather is None:
+            return tile
+        if span.gather not in gathers:
+            gathers[span.gather] = torch.tensor(span.gather, device=x.device)
+        return tile.index_select(axis, gathers[span.gather])
+
+    out = None
+    # Tiles run whole, and input-independent values (position biases) are computed once.
+    with band_execution(enabled=False), pass_cache():
+        for r in rows:
+            band = x[:, r.read]
+            for c in cols:
+                y = fn(take(take(band[:, :, c.read], 1, r), 2, c))
+                if out is None:
+                    out = y.new_empty((x.shape[0], x.shape[1], x.shape[2], y.shape[-1]))
+                out[:, r.dest, c.dest] = y[:, r.keep, c.keep]
+    return out
 
 
 def apply_on_grid(
@@ -191,25 +273,10 @@ def apply_on_grid(
     """
     _, height, width, _ = x.shape
     (bh, bw), (oh, ow) = multiple, offset
-    rows = padded_index(height, bh, offset=oh, device=x.device)
-    cols = padded_index(width, bw, offset=ow, device=x.device)
+    padded = (height + oh + pad_amount(height, bh, oh), width + ow + pad_amount(width, bw, ow))
     target = _SETTINGS.get().tile_pixels if tile_pixels is None else tile_pixels
-    th, tw = tile_shape(rows.numel(), cols.numel(), (bh, bw), target)
-    out = None
-    with band_execution(enabled=False):
-        for r0 in _starts(rows.numel(), th):
-            band = x.index_select(1, rows[r0 : r0 + th])
-            # Padded rows [r0, r0 + th) that are image rows, in image coordinates.
-            top, bottom = max(r0, oh) - oh, min(r0 + th, oh + height) - oh
-            for c0 in _starts(cols.numel(), tw):
-                y = fn(band.index_select(2, cols[c0 : c0 + tw]))
-                left, right = max(c0, ow) - ow, min(c0 + tw, ow + width) - ow
-                if out is None:
-                    out = y.new_empty((x.shape[0], height, width, y.shape[-1]))
-                out[:, top:bottom, left:right] = y[
-                    :, top + oh - r0 : bottom + oh - r0, left + ow - c0 : right + ow - c0
-                ]
-    return out
+    th, tw = tile_shape(*padded, (bh, bw), target)
+    return _run_tiles(fn, x, _grid_spans(height, bh, oh, th), _grid_spans(width, bw, ow, tw))
 
 
 def apply_with_halo(
@@ -238,14 +305,4 @@ def apply_with_halo(
     _, height, width, _ = x.shape
     target = _SETTINGS.get().tile_pixels if tile_pixels is None else tile_pixels
     th, tw = tile_shape(height, width, (1, 1), target)
-    out = None
-    with band_execution(enabled=False):
-        for r0 in _starts(height, th):
-            r1, a0, a1 = min(r0 + th, height), max(r0 - reach, 0), min(r0 + th + reach, height)
-            for c0 in _starts(width, tw):
-                c1, b0, b1 = min(c0 + tw, width), max(c0 - reach, 0), min(c0 + tw + reach, width)
-                y = fn(x[:, a0:a1, b0:b1])
-                if out is None:
-                    out = y.new_empty((x.shape[0], height, width, y.shape[-1]))
-                out[:, r0:r1, c0:c1] = y[:, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
-    return out
+    return _run_tiles(fn, x, _halo_spans(height, th, reach), _halo_spans(width, tw, reach))

@@ -25,6 +25,7 @@ __all__ = [
     "level_geometry",
     "normalize_patch_sizes",
     "tree_partition",
+    "tree_regroup",
     "tree_reverse",
 ]
 
@@ -37,6 +38,10 @@ _TO_WINDOWS = "b (n1 g1 p1) (n2 g2 p2) c -> (b n1 n2 p1 p2) (g1 g2) c"
 _FROM_WINDOWS = "(b n1 n2 p1 p2) (g1 g2) c -> b (n1 g1 p1) (n2 g2 p2) c"
 _TO_HEADS = "b (n1 g1 p1) (n2 g2 p2) (h d) -> (b n1 n2 p1 p2) h (g1 g2) d"
 _FROM_HEADS = "(b n1 n2 p1 p2) h (g1 g2) d -> b (n1 g1 p1) (n2 g2 p2) (h d)"
+# From one level's windows (with heads) straight to the next level's (heads merged): the next
+# level's blocks (m1, m2) hold g1×g2 of this level's blocks, and its stride is this level's block
+# (s1 p1)×(s2 p2), this level's group being s1×s2.
+_TO_NEXT_LEVEL = "(b m1 g1 m2 g2 p1 p2) h (s1 s2) d -> (b m1 m2 s1 p1 s2 p2) (g1 g2) (h d)"
 
 
 def _as_pair(size: int | Size2, *, name: str) -> Size2:
@@ -189,3 +194,39 @@ def tree_reverse(
     blocks = {"n1": height // bh, "n2": width // bw}
     pattern = _FROM_WINDOWS if windows.dim() == 3 else _FROM_HEADS
     return rearrange(windows, pattern, **blocks, **geometry.axes())
+
+
+def tree_regroup(
+    windows: torch.Tensor,
+    geometry: LevelGeometry,
+    target: LevelGeometry,
+    *,
+    height: int,
+    width: int,
+) -> torch.Tensor:
+    """Windows (with heads) of one level straight into the windows of the next: one copy.
+
+    Equals ``tree_partition(tree_reverse(windows, geometry, ...), target)``, without the map in
+    between.
+
+    Args:
+        windows: ``(B·windows, heads, tokens, D)`` of ``geometry``.
+        geometry: The level the windows were cut for.
+        target: The next level: its stride must be ``geometry``'s block.
+        height: Height of the map they came from (a multiple of ``target.block[0]``).
+        width: Width of the map they came from.
+
+    Returns:
+        ``(B·windows', tokens', heads·D)``, the windows of ``target`` (heads merged).
+    """
+    if target.stride != geometry.block:
+        raise ValueError(
+            f"target level stride {target.stride} must be the block {geometry.block} of the "
+            "level the windows were cut for (consecutive tree levels)"
+        )
+    _check_aligned(height, width, target)
+    bh, bw = target.block
+    axes = {"m1": height // bh, "m2": width // bw, "g1": target.group[0], "g2": target.group[1]}
+    axes |= {"p1": geometry.stride[0], "p2": geometry.stride[1]}
+    axes |= {"s1": geometry.group[0], "s2": geometry.group[1]}
+    return rearrange(windows, _TO_NEXT_LEVEL, **axes)
