@@ -17,27 +17,36 @@ Usage::
 
 The 3840×2160 whole-image case needs several GB and minutes on a laptop CPU.
 
-**This code against older code** (``--baseline``): the whole-image restoration of each size runs
-with this checkout's treeattn and with the treeattn of another checkout — a commit before a
-speed change, checked out beside this one::
+**This code against older code** (``--baseline-src``, or ``--baseline``): the shipped denoiser
+(``hiir_dn_gray_cpu``, or ``--model``) restores a 1024² and a 3840×2160 gray image (or
+``--sizes``) whole, with this checkout's treeattn and with the treeattn of another checkout — the
+commit before a speed change, checked out beside this one::
 
-    git worktree add --detach /tmp/old 0160b40     # or: mkdir /tmp/old &&
-                                                   #     git archive 0160b40 | tar -x -C /tmp/old
-    python benchmarks/restore_bench.py --baseline /tmp/old --model hiir_dn_gray_cpu \\
-        --sizes 1024x1024 2160x3840 --repeats 3 --threads 2 \\
-        --json benchmarks/results/restore_vs_old.json
-    git worktree remove /tmp/old
+    git worktree add --detach ../old0160 0160b40
+    python benchmarks/restore_bench.py --baseline-src ../old0160 --threads 2 --repeats 3
+    python benchmarks/restore_bench.py --baseline-src ../old0160 --dry-run   # setup check, 64²
 
-Every run is a fresh worker process (this script with ``--worker``) that imports treeattn from
-one checkout only (``PYTHONPATH``), so the two versions never share a module or an allocator's
-free lists; the runs of a size alternate new/old, old/new, … (ABBA), which spreads the drifts of
-a shared machine evenly over both. A worker loads the model, restores the image ``--warmup``
-times untimed and then once timed (wall clock and process CPU time), reads its process's peak
-RSS and saves its output. The table gives per size the seconds per megapixel of each version
-(median over ``--repeats``), their ratio (old / new: above 1, this code is faster), the largest
-absolute difference between the two outputs, and each version's largest peak RSS (the whole
-process: interpreter, weights, input, activations). Give a model with saved weights (the
-default is ``hiir_dn_gray_cpu``): both versions must restore with the same weights.
+How the two versions are compared, and why: every run is a fresh worker process (this script with
+``--worker``) that imports treeattn from one checkout only (``PYTHONPATH``). Importing both
+versions into one process (``importlib`` under two names) would not be fair: they would share
+the allocator's free lists and page cache warmed by whichever ran first, and the old version's
+modules would see the new one's global state (``torch`` settings, registries). Separate
+processes, run in alternating order per size (new, old, old, new, … — ABBA), give each version
+the same start and spread the drifts of a shared machine evenly over both. A worker loads the
+model, restores the image ``--warmup`` times untimed and then once timed (wall clock and process
+CPU time), reads its process's peak RSS and saves its output.
+
+The table gives per size the seconds per megapixel of each version (median over ``--repeats``),
+their ratio (old / new: above 1, this code is faster), the largest absolute difference between
+the two outputs, and each version's peak RSS (the whole process: interpreter, weights, input,
+activations). The JSON (``--json``; by default ``benchmarks/results/restore_vs_<commit>.json``,
+not written by ``--dry-run``) adds each run, the commits of both checkouts and whether this one
+has uncommitted changes, and the goal of issue 19 checked: at least 2× faster per megapixel at
+every size, outputs within 1e-6, peak RSS at 3840×2160 at most 8 GB (:data:`GOAL`).
+``--dry-run`` restores one 64² image once per version with no warm-up: it checks the setup
+(both checkouts import, same weights, outputs agree), and its times mean nothing.
+``--tile-pixels`` sets the band-wise tile size (:func:`treeattn.ops.bands.band_execution`) in
+both versions. Both versions must restore with the same saved weights: give a model that has them.
 """
 
 from __future__ import annotations
@@ -57,8 +66,18 @@ from pathlib import Path
 import torch
 
 DEFAULT_SIZES = ("512x512", "2048x2048", "2160x3840")
+BASELINE_SIZES = ("1024x1024", "2160x3840")
+DRY_RUN_SIZE = "64x64"
 BASELINE_MODEL = "hiir_dn_gray_cpu"
 ROOT = Path(__file__).resolve().parents[1]  # the checkout this script belongs to: "new"
+RESULTS = ROOT / "benchmarks" / "results"
+#: Issue 19, point 1: the shipped denoiser against the code of commit 0160b40.
+GOAL = {
+    "min_speedup": 2.0,  # old s/MP over new s/MP, at every size
+    "max_abs_diff": 1e-6,  # between the two versions' outputs
+    "max_peak_rss_bytes": 8 * 10**9,  # this code's peak RSS at rss_size
+    "rss_size": [2160, 3840],
+}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -94,24 +113,31 @@ def measure(model: torch.nn.Module, x: torch.Tensor, tile: int | None, overlap: 
 
 
 # ---------------------------------------------------------------------------------------------
-# --baseline: one worker process per run, ABBA.
+# --baseline-src: this code against an older checkout, one worker process per run, ABBA.
 
 
 def run_worker(args: argparse.Namespace) -> None:
     """Restore one image with whichever treeattn this process imports; print one JSON line."""
+    from contextlib import nullcontext
+
     import treeattn
     from treeattn import restore_image
     from treeattn.inference import load_model
+    from treeattn.ops.bands import band_execution
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model).eval()
     x = gray_image(args.size)
-    for _ in range(args.warmup):
-        restore_image(model, x)
-    wall, cpu = time.perf_counter(), time.process_time()
-    y = restore_image(model, x)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    tiles = (
+        nullcontext() if args.tile_pixels is None else band_execution(tile_pixels=args.tile_pixels)
+    )
+    with tiles:
+        for _ in range(args.warmup):
+            restore_image(model, x)
+        wall, cpu = time.perf_counter(), time.process_time()
+        y = restore_image(model, x)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if args.output is not None:
         torch.save(y.contiguous(), args.output)
     record = {
@@ -129,6 +155,8 @@ def _worker(root: Path, args: argparse.Namespace, size: tuple[int, int], output:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model", args.model]
     command += ["--sizes", f"{size[0]}x{size[1]}", "--warmup", str(args.warmup)]
     command += ["--threads", str(args.threads)]
+    if args.tile_pixels is not None:
+        command += ["--tile-pixels", str(args.tile_pixels)]
     if output is not None:
         command += ["--output", str(output)]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -146,8 +174,13 @@ def _worker(root: Path, args: argparse.Namespace, size: tuple[int, int], output:
     return record
 
 
+def abba_order(repeats: int) -> list[str]:
+    """The run order of one size: new, old, then old, new, and so on (``repeats`` runs each)."""
+    return [name for r in range(repeats) for name in (("new", "old"), ("old", "new"))[r % 2]]
+
+
 def compare_versions(args: argparse.Namespace, baseline: Path) -> list[dict]:
-    """Per size, ``args.repeats`` ABBA pairs of worker runs (new, old); one row per size."""
+    """Per size, ``args.repeats`` runs of each version in ABBA order; one row per size."""
     roots = {"new": ROOT, "old": baseline}
     rows = []
     header = f"{'size':>11}  {'new s/MP':>9} {'old s/MP':>9} {'old/new':>8}  {'max |diff|':>10}"
@@ -157,11 +190,7 @@ def compare_versions(args: argparse.Namespace, baseline: Path) -> list[dict]:
             megapixels = size[0] * size[1] / 1e6
             runs: dict[str, list[dict]] = {"new": [], "old": []}
             outputs = {name: Path(scratch) / f"{name}.pt" for name in roots}
-            order = [
-                name
-                for repeat in range(args.repeats)
-                for name in (("new", "old") if repeat % 2 == 0 else ("old", "new"))
-            ]
+            order = abba_order(args.repeats)
             for name in order:
                 output = outputs[name] if not runs[name] else None  # the first run's output
                 runs[name].append(_worker(roots[name], args, size, output))
@@ -193,33 +222,134 @@ def compare_versions(args: argparse.Namespace, baseline: Path) -> list[dict]:
     return rows
 
 
+def check_goal(rows: list[dict], goal: dict = GOAL) -> dict:
+    """Whether the compared rows meet ``goal`` (:data:`GOAL`): ``goal`` with ``met`` and the
+    ``failures``, one line each — a size too slow, outputs too far apart, too much memory at
+    ``goal["rss_size"]``, or that size not measured."""
+    failures = []
+    for row in rows:
+        size = "×".join(map(str, row["size"]))
+        if row["old_over_new"] < goal["min_speedup"]:
+            failures.append(
+                f"{size}: {row['old_over_new']:.2f}× faster per megapixel, "
+                f"goal {goal['min_speedup']}×"
+            )
+        diff = row["max_abs_diff"]
+        if diff is None or diff > goal["max_abs_diff"]:
+            shown = "different shapes" if diff is None else f"{diff:.2e}"
+            failures.append(f"{size}: outputs differ by {shown}, goal ≤ {goal['max_abs_diff']}")
+    large = [row for row in rows if row["size"] == list(goal["rss_size"])]
+    size = "×".join(map(str, goal["rss_size"]))
+    if not large:
+        failures.append(f"{size}: not measured, so its peak RSS is unchecked")
+    elif large[0]["new_peak_rss_bytes"] > goal["max_peak_rss_bytes"]:
+        failures.append(
+            f"{size}: peak RSS {large[0]['new_peak_rss_bytes'] / 1e9:.2f} GB, "
+            f"goal ≤ {goal['max_peak_rss_bytes'] / 1e9:.0f} GB"
+        )
+    return {**goal, "met": not failures, "failures": failures}
+
+
+def checkout_state(root: Path) -> dict:
+    """The commit of the git checkout at ``root`` and whether its ``treeattn/`` has uncommitted
+    changes (``None`` each outside git)."""
+
+    def git(*argv: str) -> str | None:
+        done = subprocess.run(["git", "-C", str(root), *argv], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--", "treeattn")
+    return {
+        "path": str(root),
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": None if status is None else bool(status),
+    }
+
+
+def run_comparison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``--baseline-src``: check the arguments, compare, print the goal, write the JSON."""
+    baseline = args.baseline.resolve()
+    if not (baseline / "treeattn" / "__init__.py").is_file():
+        parser.error(
+            f"--baseline-src {args.baseline} holds no treeattn/ package; give the root of a "
+            "checkout, e.g. one made by `git worktree add --detach ../old0160 0160b40`"
+        )
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.tile_pixels is not None and args.tile_pixels < 1:
+        parser.error(f"--tile-pixels {args.tile_pixels} must be >= 1, e.g. 16384")
+    args.model = args.model or BASELINE_MODEL
+    if args.sizes is None:
+        args.sizes = [parse_size(s) for s in ((DRY_RUN_SIZE,) if args.dry_run else BASELINE_SIZES)]
+    if args.dry_run:
+        args.repeats, args.warmup = 1, 0
+    rows = compare_versions(args, baseline)
+    goal = check_goal(rows)
+    print("goal met" if goal["met"] else "goal not met: " + "; ".join(goal["failures"]))
+    if args.dry_run:
+        print("(--dry-run: a setup check; its times mean nothing)")
+    checkouts = {"new": checkout_state(ROOT), "old": checkout_state(baseline)}
+    settings = {
+        "model": args.model,
+        "baseline": str(baseline),
+        "checkouts": checkouts,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "tile_pixels": args.tile_pixels,
+        "dry_run": args.dry_run,
+        "goal": goal,
+    }
+    if args.json is None and not args.dry_run:
+        commit = checkouts["old"]["commit"]
+        args.json = RESULTS / f"restore_vs_{commit[:7] if commit else baseline.name}.json"
+    _write_json(args, settings, rows)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=DEFAULT_SIZES)
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        help=f"HxW sizes (default: {' '.join(DEFAULT_SIZES)}; with --baseline-src "
+        f"{' '.join(BASELINE_SIZES)}; with --dry-run {DRY_RUN_SIZE})",
+    )
     parser.add_argument(
         "--modes", nargs="+", choices=("whole", "tiled"), default=("whole", "tiled")
     )
     parser.add_argument(
         "--model",
         help="gray model to run: shipped name or folder (default: random hiir_unet_tiny; "
-        f"with --baseline, {BASELINE_MODEL})",
+        f"with --baseline-src, {BASELINE_MODEL})",
     )
     parser.add_argument("--tile", type=int, default=512, help="tile side (input pixels)")
     parser.add_argument("--overlap", type=int, default=32, help="tile overlap")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
+        "--baseline-src",
         "--baseline",
+        dest="baseline",
         type=Path,
-        help="a checkout of older treeattn code (see the module docstring): time this code "
-        "against it instead of whole vs tiled",
+        help="root of a checkout of older treeattn code (see the module docstring): time this "
+        "code against it instead of whole vs tiled",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="runs per version (--baseline)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per version (--baseline-src)")
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed restorations before the timed one"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help=f"with --baseline-src: one {DRY_RUN_SIZE} run per version, no warm-up (setup check)",
+    )
+    parser.add_argument(
+        "--tile-pixels",
+        type=int,
+        help="band-wise tile size in pixels, in both versions (--baseline-src; default: theirs)",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
@@ -229,29 +359,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    args.sizes = [parse_size(s) if isinstance(s, str) else s for s in args.sizes]
     if args.worker:
         args.size = args.sizes[0]
         run_worker(args)
         return
     if args.baseline is not None:
-        if not (args.baseline / "treeattn" / "__init__.py").is_file():
-            parser.error(
-                f"--baseline {args.baseline} holds no treeattn/ package; give the root of a "
-                "checkout, e.g. one made by `git worktree add --detach /tmp/old 0160b40`"
-            )
-        if args.repeats < 1 or args.warmup < 0:
-            parser.error("--repeats must be >= 1 and --warmup >= 0")
-        args.model = args.model or BASELINE_MODEL
-        rows = compare_versions(args, args.baseline.resolve())
-        settings = {
-            "model": args.model,
-            "baseline": str(args.baseline.resolve()),
-            "repeats": args.repeats,
-            "warmup": args.warmup,
-        }
-        _write_json(args, settings, rows)
+        run_comparison(args, parser)
         return
+    if args.dry_run or args.tile_pixels is not None:
+        parser.error("--dry-run and --tile-pixels go with --baseline-src")
+    args.sizes = args.sizes or [parse_size(s) for s in DEFAULT_SIZES]
     from treeattn import create_model
     from treeattn.inference import load_model
 
@@ -291,6 +408,7 @@ def _write_json(args: argparse.Namespace, settings: dict, rows: list[dict]) -> N
     threads = args.threads or torch.get_num_threads()
     machine = {"platform": platform.platform(), "threads": threads}
     args.json.write_text(json.dumps({**machine, **settings, "rows": rows}, indent=2) + "\n")
+    print(f"saved {args.json}")
 
 
 if __name__ == "__main__":

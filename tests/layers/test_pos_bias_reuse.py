@@ -128,3 +128,13 @@ def test_reuse_keeps_values_only_inside_a_pass():
         with pass_cache():
             assert reuse(owner, compute) is not value  # a new pass computes afresh
     assert len(calls) == 5
+
+
+@pytest.mark.parametrize("kind", [ContinuousPositionBias, TablePositionBias])
+def test_reuse_leaves_a_compiled_graph_whole(kind):
+    """Under torch.compile the bias is computed in the graph: no graph break (fullgraph), even
+    inside an open pass."""
+    module = kind((4, 4), 2)
+    compiled = torch.compile(module, backend="eager", fullgraph=True)
+    with torch.no_grad(), pass_cache():
+        torch.testing.assert_close(compiled(), module())

@@ -15,9 +15,9 @@ from treeattn.ops.partition import (
 
 
 @st.composite
-def trees(draw, max_depth: int = 3):
+def trees(draw, max_depth: int = 3, min_depth: int = 1):
     """Random nested trees: per-level (h, w) growth factors, optionally rectangular."""
-    depth = draw(st.integers(1, max_depth))
+    depth = draw(st.integers(min_depth, max_depth))
     square = draw(st.booleans())
     sizes, h, w = [], 1, 1
     for _ in range(depth):
@@ -100,17 +100,23 @@ def test_unaligned_map_names_the_fix():
         tree_partition(torch.zeros(1, 20, 16, 3), level_geometry((4, 16), 1))
 
 
-@given(tree=trees(), heads=st.integers(1, 3), blocks=st.integers(1, 2), data=st.data())
-def test_regroup_equals_reverse_then_partition(tree, heads, blocks, data):
+@given(
+    tree=trees(min_depth=2),
+    heads=st.integers(1, 3),
+    head_dim=st.integers(1, 3),
+    blocks=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    data=st.data(),
+)
+def test_regroup_equals_reverse_then_partition(tree, heads, head_dim, blocks, data):
     sizes = normalize_patch_sizes(tree)
-    if len(sizes) < 2:
-        return
     level = data.draw(st.integers(0, len(sizes) - 2))
     here, there = level_geometry(sizes, level), level_geometry(sizes, level + 1)
-    height, width = sizes[-1][0] * blocks, sizes[-1][1]
-    x = torch.randn(2, height, width, heads * 2)
+    height, width = sizes[-1][0] * blocks[0], sizes[-1][1] * blocks[1]
+    x = torch.randn(2, height, width, heads * head_dim)
     windows = tree_partition(x, here, num_heads=heads)
     regrouped = tree_regroup(windows, here, there, height=height, width=width)
+    map_between = tree_reverse(windows, here, height=height, width=width)
+    assert torch.equal(regrouped, tree_partition(map_between, there))
     assert torch.equal(regrouped, tree_partition(x, there))
 
 

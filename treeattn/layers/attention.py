@@ -129,12 +129,9 @@ class LevelAttend(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Attend: ``q, k`` ``(B, H, W, Dqk)``, ``v`` ``(B, H, W, Dv)`` → ``(B, H, W, Dv)``."""
         height, width = v.shape[1], v.shape[2]
-        out = self.in_windows(*(self.partition(t) for t in (q, k, v)))
+        windows = (tree_partition(t, self.geometry, num_heads=self.num_heads) for t in (q, k, v))
+        out = self.in_windows(*windows)
         return tree_reverse(out, self.geometry, height=height, width=width)
-
-    def partition(self, x: torch.Tensor) -> torch.Tensor:
-        """A ``(B, H, W, D)`` map → this level's windows with heads ``(N, heads, T, D/heads)``."""
-        return tree_partition(x, self.geometry, num_heads=self.num_heads)
 
     def split_heads(self, windows: torch.Tensor) -> torch.Tensor:
         """This level's windows ``(N, T, D)`` → ``(N, heads, T, D/heads)`` (a view)."""
@@ -212,8 +209,11 @@ class _QKPassValues(nn.Module):
 
 
 class _TreeLevel(nn.Module):
-    """One tree level's projection and attention (:meth:`forward` on a map; the tree runs its
-    levels window to window, see :meth:`TreeAttention.mix`)."""
+    """One tree level: its q/k/v projection and its attention.
+
+    :meth:`forward` runs on a map (the plain definition); :class:`TreeAttention` runs its levels
+    on windows instead (:meth:`on_windows`).
+    """
 
     def __init__(self, qkv: nn.Module, attend: LevelAttend) -> None:
         super().__init__()
@@ -222,6 +222,13 @@ class _TreeLevel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.attend(*self.qkv(x))
+
+    def on_windows(self, windows: torch.Tensor) -> torch.Tensor:
+        """The level on its own windows ``(N, T, C)`` → ``(N, heads, T, Dv)``.
+
+        The projection acts token by token, so it gives on the windows what it gives on the map.
+        """
+        return self.attend.in_windows(*(self.attend.split_heads(t) for t in self.qkv(windows)))
 
 
 class TreeAttention(_GridAttention):
@@ -292,20 +299,21 @@ class TreeAttention(_GridAttention):
         self._set_grid(sizes[-1], shift)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        # The map is cut into level-1 windows once; each later level takes the previous level's
-        # output straight from its windows into its own (one copy, no map in between) — its
-        # projection acts token by token, so it runs on the windows as on the map.
+        """The levels window to window: the map is cut into the first level's windows once (before
+        the projection: one copy of ``C`` channels rather than of q, k and v), and each level's
+        output goes from its windows straight into the next level's (:func:`tree_regroup`, one
+        copy) — the same values as running every level on the map (:meth:`_TreeLevel.forward`).
+        """
         height, width = x.shape[1], x.shape[2]
-        first, *later = self.levels
-        attend = first.attend
-        out = attend.in_windows(*(attend.partition(t) for t in first.qkv(x)))
-        for level in later:
+        first = self.levels[0]
+        out = first.on_windows(tree_partition(x, first.attend.geometry))
+        for previous, level in zip(self.levels, self.levels[1:], strict=False):
             windows = tree_regroup(
-                out, attend.geometry, level.attend.geometry, height=height, width=width
+                out, previous.attend.geometry, level.attend.geometry, height=height, width=width
             )
-            attend = level.attend
-            out = attend.in_windows(*(attend.split_heads(t) for t in level.qkv(windows)))
-        return self.proj(tree_reverse(out, attend.geometry, height=height, width=width))
+            out = level.on_windows(windows)
+        last = self.levels[-1].attend.geometry
+        return self.proj(tree_reverse(out, last, height=height, width=width))
 
 
 class LevelAttention(_GridAttention):

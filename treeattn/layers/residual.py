@@ -78,12 +78,20 @@ class Residual(nn.Module, ABC):
         return self._block(x, self.fn)
 
     def _block(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:
-        return x + self.drop_path(self.branch(x, fn) * self.scale)
+        return self._add(x, self.branch(x, fn))
 
     def _tile_block(self, tile: torch.Tensor) -> torch.Tensor:
-        """:meth:`_block` on one band-wise tile (inference): the same values, computed in the
-        branch's fresh output (scale, then the residual) instead of two new tiles."""
-        return self.drop_path(self.branch(tile, self.fn.mix).mul_(self.scale)).add_(tile)
+        """:meth:`_block` on one band-wise tile (inference, no autograd): the same values,
+        computed in the branch's fresh output (scale, then the residual) instead of two new
+        tiles — unless the sum would take another dtype (autocast: a low-precision branch added
+        to a float32 tile), which then goes the plain way."""
+        out = self.branch(tile, self.fn.mix)
+        if torch.result_type(out, tile) != out.dtype:
+            return self._add(tile, out)
+        return self.drop_path(out.mul_(self.scale)).add_(tile)
+
+    def _add(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(branch * self.scale)
 
 
 class PreNormResidual(Residual):

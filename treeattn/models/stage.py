@@ -138,5 +138,8 @@ class Stage(nn.Module):
         """``(B, C, H, W)`` → ``(B, C, H, W)``: layers channels-last, stage end, residual."""
         y = self.layers(rearrange(x, "b c h w -> b h w c"))
         out = self.end(rearrange(y, "b h w c -> b c h w"))
-        # Without autograd the residual goes into the block's fresh output: no new map.
-        return out.add_(x) if not torch.is_grad_enabled() else x + out
+        # Without autograd the residual goes into the stage end's fresh output (a convolution's):
+        # no new map — unless the sum would take another dtype (autocast).
+        if torch.is_grad_enabled() or torch.result_type(out, x) != out.dtype:
+            return x + out
+        return out.add_(x)

@@ -52,10 +52,19 @@ def attention_math(
     """Reference attention: ``softmax(q·kᵀ·scale + bias)·v``."""
     logits = torch.matmul(q * scale, k.transpose(-2, -1))
     if bias is not None:
-        # In place (matmul's backward needs its inputs, not its output), except for the
-        # compiler: its dynamic-shape lowering of the mutated matmul view fails.
-        logits = logits + bias if torch.compiler.is_compiling() else logits.add_(bias)
+        logits = _add_bias(logits, bias)
     return torch.matmul(logits.softmax(dim=-1), v)
+
+
+def _add_bias(logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``logits + bias``; in inference into ``logits`` itself (a fresh matmul output), when that
+    keeps the dtype the sum would have (not under autocast with a wider bias). Never while
+    autograd records, nor for the compiler (its dynamic-shape lowering of the mutated matmul
+    output fails)."""
+    in_place = not (torch.compiler.is_compiling() or torch.is_grad_enabled())
+    if in_place and torch.result_type(logits, bias) == logits.dtype:
+        return logits.add_(bias)
+    return logits + bias
 
 
 def attention_sdpa(
