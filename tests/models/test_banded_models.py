@@ -92,7 +92,7 @@ INFERENCE_CASES = [
 
 @pytest.mark.parametrize(("name", "extra", "dtype", "atol"), INFERENCE_CASES, ids=str)
 def test_inference_equals_the_autograd_path(name, extra, dtype, atol, make_tiny, band_calls):
-    """What runs only without autograd — channels-last maps, in-place residual and bias adds,
+    """What runs only without autograd — in-place residual and bias adds,
     position biases computed once per band-wise pass, tiles read as views of the map — gives the
     values of the autograd path, which runs none of it."""
     torch.manual_seed(0)
@@ -106,7 +106,7 @@ def test_inference_equals_the_autograd_path(name, extra, dtype, atol, make_tiny,
         with torch.no_grad(), band_execution(enabled=False):
             whole = model(x)
     assert band_calls["grid"] > 0 and band_calls["halo"] > 0
-    # Channels-last inside, yet the layout of the autograd path comes out.
+    # Band-wise maps are channels-last inside, yet the layout of the autograd path comes out.
     assert banded.stride() == whole.stride() == reference.stride()
     torch.testing.assert_close(banded, reference, rtol=0, atol=atol)
     torch.testing.assert_close(whole, reference, rtol=0, atol=atol)

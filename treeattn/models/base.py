@@ -152,8 +152,8 @@ class RestorationModel(nn.Module, ABC):
                 "at least one element"
             )
         padded, (height, width) = pad_to_multiple(x, meta.multiple_of)
-        # Inference runs channels-last inside (treeattn.ops.layout); the result has the default
-        # layout whatever happened inside (a copy of the few output channels at most).
+        # Band-wise layers hand on channels-last maps, which convolutions keep: the result has the
+        # default layout whatever happened inside (a copy of the few output channels at most).
         out = self.forward_padded(padded).contiguous()
         return crop_to(out, (height * meta.scale, width * meta.scale)).to(dtype)
 

@@ -19,7 +19,6 @@ from treeattn.layers.stage_end import build_stage_end
 from treeattn.models.base import RestorationModel
 from treeattn.models.configs import ColumnarConfig
 from treeattn.models.stage import ChannelNorm, Stage
-from treeattn.ops.layout import inference_layout
 
 __all__ = ["HiIRColumnar", "build_upsampler", "upsampler_steps"]
 
@@ -138,7 +137,7 @@ class HiIRColumnar(RestorationModel, architecture="columnar"):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Mean-shift, shallow conv, body with residual, upsampler; input already padded."""
         self.check_padded(x)
-        feat = self.shallow(inference_layout(x - self.mean))
+        feat = self.shallow(x - self.mean)
         body = self.body_end(self.norm_out(self.stages(self.norm_in(feat)))) + feat
         # ×1 with a global residual predicts a correction of the input; otherwise the image.
         return self.upsampler(body) + (x if self.global_residual else self.mean)

@@ -18,7 +18,6 @@ from treeattn.models.base import RestorationModel
 from treeattn.models.configs import UNetConfig
 from treeattn.models.global_residual import RESIDUAL_MODULES
 from treeattn.models.stage import Stage
-from treeattn.ops.layout import inference_layout
 
 __all__ = ["RESIDUAL_MODULES", "HiIRUNet"]
 
@@ -118,7 +117,7 @@ class HiIRUNet(RestorationModel, architecture="unet"):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder, latent, decoder with skips, output conv and residual; input already padded."""
         self.check_padded(x)
-        feat = self.embed(inference_layout(x))
+        feat = self.embed(x)
         skips = []
         for encoder, down in zip(self.encoders, self.downs, strict=True):
             feat = encoder(feat)
