@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from treeattn.ops.tiling import blend_weights, tile_starts, tiled_apply
+from treeattn.ops.tiling import blend_weights, check_tile_overlap, tile_starts, tiled_apply
 
 
 def conv_net(depth: int, *, scale: int = 1) -> nn.Module:
@@ -31,6 +31,16 @@ def test_tile_starts_cover_axis_with_overlap(length: int, tile: int, overlap: in
 def test_tile_starts_rejects_overlap_not_below_tile() -> None:
     with pytest.raises(ValueError, match="overlap"):
         tile_starts(40, tile=8, overlap=8)
+
+
+def test_one_tile_overlap_rule_names_the_callers_arguments() -> None:
+    check_tile_overlap(8, 7)
+    with pytest.raises(ValueError, match="--tile-overlap 8 must be >= 0 and smaller than --tile 8"):
+        check_tile_overlap(8, 8, tile_name="--tile", overlap_name="--tile-overlap")
+    with pytest.raises(ValueError, match="overlap -1 must be >= 0 and smaller than tile 4"):
+        tiled_apply(lambda x: x, torch.zeros(1, 1, 8, 8), tile=4, overlap=-1)
+    with pytest.raises(TypeError, match=r"tile=2\.0 must be an int"):
+        check_tile_overlap(2.0, 0)
 
 
 def test_blend_weights_fade_only_interior_edges() -> None:

@@ -69,7 +69,7 @@ def test_dependency_set_equals_gradient_support(case):
 
 
 def test_tree_invariants_on_aligned_input():
-    """ARCHITECTURE §3: with no convs around, one v3 layer mixes exactly its aligned P-block."""
+    """Invariant 3 of docs/layers.md: with no convs around, a v3 layer mixes its aligned P-block."""
     model = create_model(
         "hiir_sr_tiny_x2_no_l3",
         device="meta",

@@ -116,6 +116,16 @@ def load_recipe(name: str) -> TaskSpec:
     return runpy.run_path(str(ROOT / "recipes" / f"{name}.py"), run_name="recipe")["SPEC"]
 
 
+#: Flags of the run in ``fixtures/run_9b0eb46`` (see ``fixtures/make_fixture.py``); no folders:
+#: the embedded images, so the recorded settings hold no temporary paths.
+FIXTURE_ARGS = (
+    *("--sigma", "0", "50", "--test-sigma", "25", "--patch-size", "16", "--batch-size", "2"),
+    *("--max-steps", "4", "--warmup-steps", "1", "--lr", "1e-2", "--ema-decay", "0.5"),
+    *("--patch-schedule", "3:24:2", "--checkpointing-steps", "2", "--val-every", "0"),
+    *("--save-images", "0", "--log-every", "1", "--no-with-tracking", "--threads", "1"),
+)
+
+
 def base_args(train: Path, test: Path, out: Path) -> list[str]:
     """Flags of a seconds-long run of the denoise task on the tiny folders."""
     return [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from engine_testlib import load_recipe
 
-from treeattn.engine import parse_config
+from treeattn.engine import LevelSpec, parse_config
 from treeattn.engine.config import build_parser, parse_overrides
+from treeattn.engine.settings import TrainConfig, task_flags, validate
 
 
 def test_task_defaults_fill_the_config(denoise_spec) -> None:
@@ -111,3 +112,32 @@ def test_folders_of_the_other_data_kind_are_rejected(denoise_spec) -> None:
 def test_precision_defaults_to_the_launcher(denoise_spec) -> None:
     assert parse_config(denoise_spec, []).mixed_precision is None
     assert parse_config(denoise_spec, ["--mixed-precision", "bf16"]).mixed_precision == "bf16"
+
+
+def test_one_mapping_names_the_flags_of_a_task(denoise_spec, tmp_path) -> None:
+    flags = task_flags(denoise_spec)
+    assert (flags["level"].option, flags["test_level"].option) == ("--sigma", "--test-sigma")
+    assert flags["patch_size"].spellings == ["--patch-size", "--patch_size"]
+    assert "dual_pixel" not in flags
+    assert task_flags(load_recipe("jpeg"))["test_level"].option == "--test-quality"
+    assert not {"level", "test_level"} & set(task_flags(load_recipe("deblur")))
+    # the parser and the YAML keys follow it: both spellings, as for every other flag
+    assert parse_config(denoise_spec, ["--test_sigma", "15"]).test_level == [15.0]
+    path = tmp_path / "run.yaml"
+    path.write_text("test-sigma: 20\n")
+    assert parse_config(denoise_spec, ["--config", str(path)]).test_level == [20.0]
+
+
+def test_a_level_becomes_the_degradation_keywords() -> None:
+    level = LevelSpec(flag="sigma", help="noise", param="sigma")
+    assert level.degradation_kwargs([25.0]) == {"sigma": 25.0}
+    assert level.degradation_kwargs([0.0, 50.0]) == {"sigma_range": (0.0, 50.0)}
+    assert level.degradation_kwargs([]) == {}
+
+
+def test_settings_are_checked_without_the_front_end() -> None:
+    assert validate(TrainConfig()) == TrainConfig()
+    with pytest.raises(ValueError, match="--tile-overlap 8 must be >= 0 and smaller than --tile 8"):
+        validate(TrainConfig(tile=8, tile_overlap=8))
+    with pytest.raises(ValueError, match="--level must be a finite number"):
+        validate(TrainConfig(level=[float("nan")]))

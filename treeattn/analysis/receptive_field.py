@@ -7,7 +7,8 @@
 * :func:`effective_receptive_field` — the empirical, gradient-based map: ``|∂ out(i, j) / ∂ in|``
   summed over channels, normalised to a maximum of 1.
 
-The analytic sets follow ARCHITECTURE.md §3, and come from the model's own modules (see
+The analytic sets follow the receptive-field invariants of the Hi-IR tree (``docs/layers.md``,
+"Receptive field (tested exactly)"), and come from the model's own modules (see
 :mod:`treeattn.layers.receptive`): each attention module reports its windows (levels, padding
 multiple, shift), convolutions and pixel (un)shuffles are read off the modules, and each model
 reports its data flow (padding, branches, crop) — nothing here restates the architecture.

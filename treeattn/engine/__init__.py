@@ -3,8 +3,9 @@
 A recipe states a :class:`TaskSpec` and calls :func:`run_recipe`; see ``recipes/``.
 """
 
-from treeattn.engine.config import TrainConfig, parse_config
+from treeattn.engine.config import parse_config
 from treeattn.engine.recipe import InputError, main, run_recipe
+from treeattn.engine.settings import TrainConfig
 from treeattn.engine.task import SMOKE, LevelSpec, TaskSpec, paper_preset
 from treeattn.engine.trainer import Progress, Run, fit, prepare_run
 

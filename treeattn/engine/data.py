@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from treeattn.engine.config import TrainConfig
+from treeattn.engine.settings import TrainConfig, task_flags
 from treeattn.engine.synthetic import make_pairs
 from treeattn.engine.task import TaskSpec
 
@@ -122,19 +122,13 @@ class BenchmarkItems(Dataset):
         return {"lq": lq, "gt": gt, "name": path.stem}
 
 
-def _level_kwargs(spec: TaskSpec, level: list[float]) -> dict[str, Any]:
-    if spec.level is None or not level:
-        return {}
-    if len(level) == 1:
-        return {spec.level.param: level[0]}
-    return {f"{spec.level.param}_range": (level[0], level[1])}
-
-
 def degradation_for(spec: TaskSpec, level: list[float], *, scale: int) -> Any:
     """Build the task's degradation at ``level`` (one value or a blind range)."""
     from treeattn.data.degradations import build_degradation
 
-    params = {**spec.degradation_params, **_level_kwargs(spec, level)}
+    params = {**spec.degradation_params}
+    if spec.level is not None:
+        params.update(spec.level.degradation_kwargs(level))
     if spec.degradation == "bicubic":
         params["scale"] = scale
     return build_degradation(spec.degradation, **params)
@@ -171,9 +165,10 @@ def _degraded(spec: TaskSpec, cfg: TrainConfig, *, scale: int) -> TaskData:
     from treeattn.data.datasets import DegradedFolder
 
     if spec.level is not None and len(cfg.level) == 2 and not cfg.test_level:
+        flags = task_flags(spec)
         raise ValueError(
-            f"blind training range --{spec.level.flag} {cfg.level} needs a test level: "
-            f"add --test-{spec.level.flag} VALUE"
+            f"blind training range {flags['level'].option} {cfg.level} needs a test level: "
+            f"add {flags['test_level'].option} VALUE"
         )
     train_dir = cfg.train_dir or _embedded(spec, cfg.channels, split=0)
     test_dirs = cfg.test_dir or [_embedded(spec, cfg.channels, split=1)]

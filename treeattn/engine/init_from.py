@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from treeattn.engine.checkpoint import STATE_FILE, CheckpointError, verify_checkpoint
-from treeattn.engine.config import TrainConfig
+from treeattn.engine.settings import TrainConfig
 from treeattn.engine.task import TaskSpec
 from treeattn.inference.loading import model_folder
 from treeattn.models import list_models, model_config

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from treeattn.engine.config import TrainConfig
+from treeattn.engine.settings import TrainConfig
 from treeattn.engine.task import TaskSpec
 from treeattn.models.provenance import InitRecord, TrainingRecord
 

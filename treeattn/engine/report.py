@@ -8,11 +8,14 @@ metrics and table).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from treeattn.engine.curves import save_curves
-from treeattn.engine.evaluate import make_restorer
+from treeattn.engine.data import EvalSet
+from treeattn.engine.evaluate import Restorer, make_restorer
 from treeattn.engine.model import training_record
 from treeattn.engine.trainer import Run
 from treeattn.inference.loading import RUN_MODEL_FOLDER
@@ -36,10 +39,7 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
     accelerator.wait_for_everyone()
     means: dict[str, dict[str, float]] = {}
     if accelerator.is_main_process:
-        from treeattn.data.benchmark import evaluate_folder, evaluate_pairs
-
         model = run.eval_model.eval()
-        protocol = run.spec.protocol_for(model.meta.scale)
         base = make_restorer(model, tile=cfg.tile, overlap=cfg.tile_overlap)
 
         def restore(lq: torch.Tensor) -> torch.Tensor:
@@ -50,24 +50,7 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
         folder.mkdir(parents=True, exist_ok=True)
         lines = [f"# {run.spec.name}: {cfg.model}, {run.progress.step} steps", ""]
         for test in run.data.tests:
-            if test.degradation is None:
-                items = (test.dataset[i] for i in range(len(test.dataset)))
-                table = evaluate_pairs(
-                    restore,
-                    ((item["name"], item["lq"], item["gt"]) for item in items),
-                    protocol=protocol,
-                    device=accelerator.device,
-                )
-            else:
-                table = evaluate_folder(
-                    restore,
-                    test.folder,
-                    degradation=test.degradation,
-                    protocol=protocol,
-                    channels=cfg.channels,
-                    gray_method=run.spec.gray_method,
-                    device=accelerator.device,
-                )
+            table = _evaluate(run, test, restore, protocol=run.spec.protocol_for(model.meta.scale))
             table.to_json(folder / f"{test.name}.json")
             (folder / f"{test.name}.md").write_text(table.to_markdown() + "\n")
             means[test.name] = table.mean
@@ -81,14 +64,42 @@ def final_report(run: Run) -> dict[str, dict[str, float]]:
         (folder / "summary.md").write_text("\n".join(lines))
         save_curves(cfg.output_dir, folder)
         accelerator.print(f"report written to {folder}")
-        if hasattr(model, "save_pretrained"):  # registry models: safetensors + JSON config
-            model.provenance = training_record(
-                run.spec, cfg, model.meta, steps=run.progress.step, init_from=run.init_from
-            )
-            model.save_pretrained(Path(cfg.output_dir) / RUN_MODEL_FOLDER)
-            accelerator.print(
-                f"weights in {Path(cfg.output_dir) / RUN_MODEL_FOLDER} "
-                "(load with treeattn.models.from_pretrained)"
-            )
+        _save_model(run, model)
     accelerator.wait_for_everyone()
     return means
+
+
+def _evaluate(run: Run, test: EvalSet, restore: Restorer, *, protocol: Any) -> Any:
+    """The table of one test set: paired items as loaded, clean folders degraded as in tests."""
+    from treeattn.data.benchmark import evaluate_folder, evaluate_pairs
+
+    device = run.accelerator.device
+    if test.degradation is None:
+        items = (test.dataset[i] for i in range(len(test.dataset)))
+        return evaluate_pairs(
+            restore,
+            ((item["name"], item["lq"], item["gt"]) for item in items),
+            protocol=protocol,
+            device=device,
+        )
+    return evaluate_folder(
+        restore,
+        test.folder,
+        degradation=test.degradation,
+        protocol=protocol,
+        channels=run.cfg.channels,
+        gray_method=run.spec.gray_method,
+        device=device,
+    )
+
+
+def _save_model(run: Run, model: nn.Module) -> None:
+    """Save a registry model (safetensors + JSON config) with how it was trained."""
+    if not hasattr(model, "save_pretrained"):
+        return
+    model.provenance = training_record(
+        run.spec, run.cfg, model.meta, steps=run.progress.step, init_from=run.init_from
+    )
+    folder = Path(run.cfg.output_dir) / RUN_MODEL_FOLDER
+    model.save_pretrained(folder)
+    run.accelerator.print(f"weights in {folder} (load with treeattn.models.from_pretrained)")

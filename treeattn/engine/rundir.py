@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from treeattn.engine.config import TrainConfig
+from treeattn.engine.settings import TrainConfig
 from treeattn.validate import make_writable_dir
 
 __all__ = [
@@ -249,6 +249,20 @@ def _legacy_settings(state: dict[str, Any]) -> dict[str, Any]:
     return {**saved, "task": state["task"]} if "task" in state else saved
 
 
+def _refuse_foreign(output_dir: str) -> None:
+    """Refuse ``--overwrite`` of a folder that holds entries no run writes (naming them)."""
+    foreign = foreign_entries(output_dir)
+    if foreign:
+        named = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:_MAX_NAMED])
+        more = f" and {len(foreign) - _MAX_NAMED} more" if len(foreign) > _MAX_NAMED else ""
+        raise ValueError(
+            f"--overwrite would clear the run in {output_dir}, but the folder also holds "
+            f"{len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} no run writes: "
+            f"{named}{more}. Fix: move them out of {output_dir}, or choose a new "
+            "--output-dir (nothing was removed)"
+        )
+
+
 def plan_run(
     cfg: TrainConfig,
     *,
@@ -287,16 +301,7 @@ def plan_run(
         notice = f"no checkpoint of the run in {output_dir} yet: starting it again at step 0"
         return RunPlan(run_id=existing["run_id"], write_run=False, notices=(notice,))
     if cfg.overwrite:
-        foreign = foreign_entries(output_dir)
-        if foreign:
-            named = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:_MAX_NAMED])
-            more = f" and {len(foreign) - _MAX_NAMED} more" if len(foreign) > _MAX_NAMED else ""
-            raise ValueError(
-                f"--overwrite would clear the run in {output_dir}, but the folder also holds "
-                f"{len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} no run writes: "
-                f"{named}{more}. Fix: move them out of {output_dir}, or choose a new "
-                "--output-dir (nothing was removed)"
-            )
+        _refuse_foreign(output_dir)
         return RunPlan(run_id=new_id, clear=True, notices=(f"--overwrite: cleared {output_dir}",))
     what = f"run {existing['run_id']}" if existing else "a run"
     if cfg.resume_from_checkpoint:

@@ -103,6 +103,19 @@ class LevelSpec:
                 )
                 raise ValueError(f"{flag} {value:g} is not valid: give {kind} {bounds}")
 
+    def degradation_kwargs(self, levels: Sequence[float]) -> dict[str, Any]:
+        """The keyword arguments of ``build_degradation`` that set ``levels``.
+
+        Args:
+            levels: One value (``{param: value}``), a blind ``LOW HIGH`` range
+                (``{param_range: (low, high)}``), or none (``{}``: the degradation's default).
+        """
+        if not levels:
+            return {}
+        if len(levels) == 1:
+            return {self.param: levels[0]}
+        return {f"{self.param}_range": (levels[0], levels[1])}
+
 
 @dataclass(frozen=True)
 class TaskSpec:

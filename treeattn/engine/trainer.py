@@ -29,11 +29,11 @@ from treeattn.engine.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
-from treeattn.engine.config import TrainConfig, dump_yaml
+from treeattn.engine.config import dump_yaml
 from treeattn.engine.data import TaskData, build_data, make_loaders, make_train_loader
 from treeattn.engine.ema import ModelEMA
 from treeattn.engine.evaluate import make_restorer, metrics_for, validate
-from treeattn.engine.init_from import load_init_weights, plan_init
+from treeattn.engine.init_from import InitPlan, load_init_weights, plan_init
 from treeattn.engine.logs import RunLogger, tensorboard_available
 from treeattn.engine.losses import build_loss
 from treeattn.engine.model import build_model, check_model_fits, check_scale
@@ -48,6 +48,7 @@ from treeattn.engine.rundir import (
     run_settings,
     write_run,
 )
+from treeattn.engine.settings import TrainConfig
 from treeattn.engine.task import TaskSpec
 from treeattn.models.provenance import InitRecord
 from treeattn.threads import resolve_threads
@@ -126,6 +127,36 @@ def prepare_run(
         CheckpointError: A damaged checkpoint (a ``ValueError``).
     """
     check_output_dir(cfg.output_dir)
+    accelerator, tracking = _make_accelerator(cfg)
+    resume, state = _resume_point(cfg, process_index=accelerator.process_index)
+    init = plan_init(spec, cfg, state=state, derive_model=model_fn is None)
+    cfg = init.cfg
+    model, phases = _checked_model(
+        spec, cfg, model_fn=model_fn, init=init, precision=accelerator.mixed_precision
+    )
+    settings = run_settings(
+        cfg,
+        task=spec.name,
+        mixed_precision=accelerator.mixed_precision,
+        num_processes=accelerator.num_processes,
+    )
+    plan = plan_run(cfg, settings=settings, checkpoint=resume, state=state)
+    run_id = broadcast_object_list([plan.run_id])[0]  # the main process's id is the run's
+    if resume is not None:
+        check_compatible(resume, model, model_name=cfg.model)
+    data, loaders = _checked_data(spec, cfg, accelerator, plan=plan, model=model, phases=phases)
+    run = _accelerated_run(spec, cfg, accelerator, model=model, data=data, loaders=loaders)
+    run.run_id, run.settings, run.phases, run.init_from = run_id, settings, phases, init.record
+    if resume is not None and state is not None:
+        load_checkpoint(accelerator, resume)
+        run.progress = Progress(step=state["step"], epoch=state["epoch"], batch=state["batch"])
+    _start(run, plan)
+    _announce(run, resume=resume, notice=init.notice, tracking=tracking)
+    return run
+
+
+def _make_accelerator(cfg: TrainConfig) -> tuple[Accelerator, bool]:
+    """The run's accelerator and whether it logs to tensorboard; sets the CPU threads."""
     tracking = cfg.with_tracking and tensorboard_available()
     accelerator = Accelerator(
         cpu=cfg.cpu,
@@ -141,13 +172,30 @@ def prepare_run(
             "(pip install 'treeattn[recipes]', or --no-with-tracking)"
         )
     torch.set_num_threads(resolve_threads(cfg.threads))
-    resume, state = None, None
-    if cfg.resume_from_checkpoint:
-        resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
-    if resume is not None:
-        state = verify_checkpoint(resume, process_index=accelerator.process_index)
-    init = plan_init(spec, cfg, state=state, derive_model=model_fn is None)
-    cfg = init.cfg
+    return accelerator, tracking
+
+
+def _resume_point(
+    cfg: TrainConfig, *, process_index: int
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """The checkpoint to resume (``--resume-from-checkpoint``) and its verified trainer state."""
+    if not cfg.resume_from_checkpoint:
+        return None, None
+    resume = resolve_checkpoint(cfg.resume_from_checkpoint, output_dir=cfg.output_dir)
+    if resume is None:  # 'latest' of a folder without checkpoints
+        return None, None
+    return resume, verify_checkpoint(resume, process_index=process_index)
+
+
+def _checked_model(
+    spec: TaskSpec,
+    cfg: TrainConfig,
+    *,
+    model_fn: Callable[[], nn.Module] | None,
+    init: InitPlan,
+    precision: str,
+) -> tuple[nn.Module, tuple[Phase, ...]]:
+    """The seeded model (``--init-from`` weights loaded) and the crop phases it must fit."""
     set_seed(cfg.seed)
     if model_fn is None:
         model = build_model(spec, cfg)
@@ -156,7 +204,6 @@ def prepare_run(
         check_scale(spec, model.meta.scale, model=model.meta.name)
     if init.source is not None:
         load_init_weights(model, init.source, cfg=cfg)
-    precision = accelerator.mixed_precision
     views = 2 if cfg.dual_pixel else 1
     phases = crop_phases(
         patch_size=cfg.patch_size,
@@ -172,19 +219,24 @@ def prepare_run(
             in_chans=cfg.channels * views,
             out_chans=cfg.channels,
         )
-    settings = run_settings(
-        cfg, task=spec.name, mixed_precision=precision, num_processes=accelerator.num_processes
-    )
-    plan = plan_run(cfg, settings=settings, checkpoint=resume, state=state)
-    run_id = broadcast_object_list([plan.run_id])[0]  # the main process's id is the run's
-    if resume is not None:
-        check_compatible(resume, model, model_name=cfg.model)
+    return model, phases
+
+
+def _checked_data(
+    spec: TaskSpec,
+    cfg: TrainConfig,
+    accelerator: Accelerator,
+    *,
+    plan: RunPlan,
+    model: nn.Module,
+    phases: tuple[Phase, ...],
+) -> tuple[TaskData, tuple[list[DataLoader], list[DataLoader]]]:
+    """The run's data and its loaders: one training loader per crop phase, one per test set."""
     accelerator.wait_for_everyone()  # every process has decided before the main one writes
     with accelerator.main_process_first():  # synthetic pairs are written once, by the main process
         if plan.clear and accelerator.is_main_process:
             clear_run(cfg.output_dir)
         data = build_data(spec, cfg, scale=model.meta.scale)
-    metrics = metrics_for(spec.protocol_for(model.meta.scale))
     train_loader, test_loaders = make_loaders(cfg, data)
     train_loaders = [train_loader] + [
         make_train_loader(
@@ -194,6 +246,19 @@ def prepare_run(
     ]
     for phase, loader in zip(phases, train_loaders, strict=True):
         _check_batch(len(loader.dataset), phase, num_processes=accelerator.num_processes)
+    return data, (train_loaders, test_loaders)
+
+
+def _accelerated_run(
+    spec: TaskSpec,
+    cfg: TrainConfig,
+    accelerator: Accelerator,
+    *,
+    model: nn.Module,
+    data: TaskData,
+    loaders: tuple[list[DataLoader], list[DataLoader]],
+) -> Run:
+    """Loss, optimiser, schedule and EMA, with model and loaders prepared by the accelerator."""
     loss = build_loss(
         cfg.loss, perceptual_weight=cfg.perceptual_weight, vgg_weights=cfg.vgg_weights
     )
@@ -213,50 +278,33 @@ def prepare_run(
         milestones=cfg.milestones,
         gamma=cfg.gamma,
     )
+    train_loaders, test_loaders = loaders
     # Every phase's loader is prepared up front, in phase order, so a resumed run registers
     # the same loaders with the accelerator as a straight run.
-    model, optimizer, *loaders = accelerator.prepare(
+    model, optimizer, *prepared = accelerator.prepare(
         model, optimizer, *train_loaders, *test_loaders
     )
-    train_loaders, test_loaders = loaders[: len(phases)], loaders[len(phases) :]
-    loss = loss.to(accelerator.device)
     # The schedule counts optimizer steps; it is stepped by the loop, not by accelerate.
     accelerator.register_for_checkpointing(scheduler)
     ema = None
     if cfg.ema_decay > 0:
         ema = ModelEMA(accelerator.unwrap_model(model), decay=cfg.ema_decay)
         accelerator.register_for_checkpointing(ema)
-    run = Run(
+    return Run(
         spec=spec,
         cfg=cfg,
         accelerator=accelerator,
         model=model,
         data=data,
-        loss=loss,
+        loss=loss.to(accelerator.device),
         optimizer=optimizer,
         scheduler=scheduler,
-        train_loaders=tuple(train_loaders),
-        test_loaders=test_loaders,
-        metrics=metrics,
+        train_loaders=tuple(prepared[: len(train_loaders)]),
+        test_loaders=prepared[len(train_loaders) :],
+        metrics=metrics_for(spec.protocol_for(accelerator.unwrap_model(model).meta.scale)),
         ema=ema,
         logger=RunLogger(accelerator, cfg.output_dir),
-        run_id=run_id,
-        settings=settings,
-        phases=phases,
-        init_from=init.record,
     )
-    if resume is not None and state is not None:
-        load_checkpoint(accelerator, resume)
-        run.progress = Progress(step=state["step"], epoch=state["epoch"], batch=state["batch"])
-    _start(run, plan)
-    if resume is not None:
-        accelerator.print(f"resumed from {resume} at step {run.progress.step}{init.notice}")
-    elif init.notice:
-        accelerator.print(init.notice)
-    if tracking:
-        scalars = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float)}
-        accelerator.init_trackers(spec.name, config=scalars)
-    return run
 
 
 def _check_batch(items: int, phase: Phase, *, num_processes: int) -> None:
@@ -281,6 +329,19 @@ def _start(run: Run, plan: RunPlan) -> None:
         dump_yaml(resolved, run.spec, Path(cfg.output_dir) / CONFIG_FILE)
     for notice in plan.notices:
         accelerator.print(notice)
+
+
+def _announce(run: Run, *, resume: Path | None, notice: str, tracking: bool) -> None:
+    """Print where the run starts from and start the tensorboard tracker."""
+    accelerator = run.accelerator
+    if resume is not None:
+        accelerator.print(f"resumed from {resume} at step {run.progress.step}{notice}")
+    elif notice:
+        accelerator.print(notice)
+    if tracking:
+        values = dataclasses.asdict(run.cfg).items()
+        scalars = {k: v for k, v in values if isinstance(v, int | float)}
+        accelerator.init_trackers(run.spec.name, config=scalars)
 
 
 def _validate_all(run: Run) -> dict[str, float]:
@@ -353,58 +414,22 @@ def fit(run: Run, *, on_step_end: Callable[[Run], None] | None = None) -> Progre
         The final progress.
     """
     cfg, accelerator, progress = run.cfg, run.accelerator, run.progress
-    model = run.model
-    model.train()
+    run.model.train()
     bar = tqdm(
         total=cfg.max_steps,
         initial=progress.step,
         desc=run.spec.name,
         disable=not accelerator.is_local_main_process,
     )
-    running, seen = torch.zeros((), device=accelerator.device), 0
+    meter = _LossMeter(total=torch.zeros((), device=accelerator.device))
     start, last = time.perf_counter(), False
     while not last and progress.step < cfg.max_steps:
-        train_loader = run.train_loader
-        train_loader.dataset.set_epoch(progress.epoch)
-        train_loader.set_epoch(progress.epoch)
-        loader = train_loader
-        if progress.batch:
-            loader = skip_first_batches(train_loader, progress.batch)
         phase = run.phase
-        for batch in loader:
-            progress.batch += 1
-            with accelerator.accumulate(model):
-                loss = run.loss(model(batch["lq"]), batch["gt"])
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.grad_clip > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                run.optimizer.step()
-                run.optimizer.zero_grad(set_to_none=True)
-            running, seen = running + loss.detach(), seen + 1
-            if not accelerator.sync_gradients:
+        for batch in _epoch_batches(run):
+            if not _micro_step(run, batch, meter):
                 continue
-            if not accelerator.optimizer_step_was_skipped:
-                run.scheduler.step()
-            progress.step += 1
-            if run.ema is not None:
-                run.ema.update(accelerator.unwrap_model(model))
             bar.update(1)
-            new_phase = run.phase != phase
-            if new_phase:  # the next phase starts with a fresh epoch of its own loader
-                progress.epoch, progress.batch = progress.epoch + 1, 0
-                if accelerator.is_local_main_process:
-                    tqdm.write(f"step {progress.step}: {run.phases[run.phase].describe()}")
-            last = progress.step >= cfg.max_steps or _out_of_time(run, start)
-            if _due(progress.step, cfg.log_every, last=last):
-                mean = float(accelerator.reduce(running / seen, reduction="mean"))
-                lr = run.scheduler.get_last_lr()[0]
-                run.logger.log("train", step=progress.step, values={"loss": mean, "lr": lr})
-                bar.set_postfix(loss=f"{mean:.4f}")
-                running, seen = torch.zeros_like(running), 0
-            if _due(progress.step, cfg.val_every, last=last):
-                _validate_all(run)
-            if _due(progress.step, cfg.checkpointing_steps, last=last):
-                _checkpoint(run)
+            last, new_phase = _end_step(run, bar=bar, meter=meter, phase=phase, start=start)
             if on_step_end is not None:
                 on_step_end(run)
             if last or new_phase:
@@ -418,3 +443,79 @@ def fit(run: Run, *, on_step_end: Callable[[Run], None] | None = None) -> Progre
             "--resume_from_checkpoint latest continues the run"
         )
     return progress
+
+
+@dataclass
+class _LossMeter:
+    """The training loss summed over the micro-batches since the last log line (on device)."""
+
+    total: torch.Tensor
+    count: int = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total, self.count = self.total + loss.detach(), self.count + 1
+
+    def mean(self, accelerator: Accelerator) -> float:
+        """The mean over all processes; starts the next sum."""
+        mean = float(accelerator.reduce(self.total / self.count, reduction="mean"))
+        self.total, self.count = torch.zeros_like(self.total), 0
+        return mean
+
+
+def _epoch_batches(run: Run) -> DataLoader:
+    """The current phase's loader at ``run.progress``: its epoch, without the batches done."""
+    progress, train_loader = run.progress, run.train_loader
+    train_loader.dataset.set_epoch(progress.epoch)
+    train_loader.set_epoch(progress.epoch)
+    if progress.batch:
+        return skip_first_batches(train_loader, progress.batch)
+    return train_loader
+
+
+def _micro_step(run: Run, batch: dict[str, Any], meter: _LossMeter) -> bool:
+    """Forward and backward one micro-batch; whether it completed an optimizer step."""
+    accelerator, model, cfg = run.accelerator, run.model, run.cfg
+    run.progress.batch += 1
+    with accelerator.accumulate(model):
+        loss = run.loss(model(batch["lq"]), batch["gt"])
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and cfg.grad_clip > 0:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    meter.add(loss)
+    if not accelerator.sync_gradients:
+        return False
+    if not accelerator.optimizer_step_was_skipped:
+        run.scheduler.step()
+    run.progress.step += 1
+    if run.ema is not None:
+        run.ema.update(accelerator.unwrap_model(model))
+    return True
+
+
+def _end_step(
+    run: Run, *, bar: tqdm, meter: _LossMeter, phase: int, start: float
+) -> tuple[bool, bool]:
+    """After an optimizer step: phase change, log, validation, checkpoint.
+
+    Returns:
+        Whether this was the last step, and whether a new crop phase starts.
+    """
+    cfg, accelerator, progress = run.cfg, run.accelerator, run.progress
+    new_phase = run.phase != phase
+    if new_phase:  # the next phase starts with a fresh epoch of its own loader
+        progress.epoch, progress.batch = progress.epoch + 1, 0
+        if accelerator.is_local_main_process:
+            tqdm.write(f"step {progress.step}: {run.phases[run.phase].describe()}")
+    last = progress.step >= cfg.max_steps or _out_of_time(run, start)
+    if _due(progress.step, cfg.log_every, last=last):
+        mean = meter.mean(accelerator)
+        lr = run.scheduler.get_last_lr()[0]
+        run.logger.log("train", step=progress.step, values={"loss": mean, "lr": lr})
+        bar.set_postfix(loss=f"{mean:.4f}")
+    if _due(progress.step, cfg.val_every, last=last):
+        _validate_all(run)
+    if _due(progress.step, cfg.checkpointing_steps, last=last):
+        _checkpoint(run)
+    return last, new_phase

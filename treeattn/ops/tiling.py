@@ -23,7 +23,34 @@ from einops import einsum
 
 from treeattn.validate import check_int
 
-__all__ = ["blend_weights", "tile_starts", "tiled_apply"]
+__all__ = ["blend_weights", "check_tile_overlap", "tile_starts", "tiled_apply"]
+
+
+def check_tile_overlap(
+    tile: object, overlap: object, *, tile_name: str = "tile", overlap_name: str = "overlap"
+) -> None:
+    """The tiling rule, checked where a tile size and overlap enter: ``0 <= overlap < tile``.
+
+    Neighbouring tiles then advance by at least one pixel. Every tiling setting (this module,
+    the engine's ``--tile`` / ``--tile-overlap``) is checked here.
+
+    Args:
+        tile: Tile side in pixels (an int of at least 1).
+        overlap: Overlap of neighbouring tiles in pixels (an int).
+        tile_name: How the caller calls the tile size, for the message (e.g. ``--tile``).
+        overlap_name: How the caller calls the overlap (e.g. ``--tile-overlap``).
+
+    Raises:
+        TypeError: If either is not an int.
+        ValueError: If ``tile`` is below 1 or ``overlap`` is not in ``[0, tile)``.
+    """
+    check_int(tile_name, tile, minimum=1)
+    check_int(overlap_name, overlap)
+    if not 0 <= overlap < tile:
+        raise ValueError(
+            f"{overlap_name} {overlap} must be >= 0 and smaller than {tile_name} {tile}; "
+            f"lower {overlap_name} or raise {tile_name}"
+        )
 
 
 def tile_starts(length: int, *, tile: int, overlap: int) -> list[int]:
@@ -44,10 +71,7 @@ def tile_starts(length: int, *, tile: int, overlap: int) -> list[int]:
             smaller than ``tile``.
     """
     check_int("length", length, minimum=1)
-    check_int("tile", tile, minimum=1)
-    check_int("overlap", overlap)
-    if not 0 <= overlap < tile:
-        raise ValueError(f"{overlap=} must satisfy 0 <= overlap < {tile=}; lower the overlap")
+    check_tile_overlap(tile, overlap)
     if length <= tile:
         return [0]
     stride = tile - overlap
@@ -166,11 +190,8 @@ def tiled_apply(
         )
     if x.ndim != 4 or min(x.shape) == 0:
         raise ValueError(f"x must be a non-empty (B, C, H, W) batch, got shape {tuple(x.shape)}")
-    check_int("tile", tile, minimum=1)
-    check_int("overlap", overlap)
+    check_tile_overlap(tile, overlap)
     check_int("scale", scale, minimum=1)
-    if not 0 <= overlap < tile:
-        raise ValueError(f"{overlap=} must satisfy 0 <= overlap < {tile=}; lower the overlap")
     blend = max(1, overlap // 2) if blend is None else check_int("blend", blend)
     if not 1 <= blend <= max(1, overlap):
         raise ValueError(f"{blend=} must be between 1 and {overlap=}")
