@@ -37,7 +37,7 @@ def test_one_tile_overlap_rule_names_the_callers_arguments() -> None:
     check_tile_overlap(8, 7)
     with pytest.raises(ValueError, match="--tile-overlap 8 must be >= 0 and smaller than --tile 8"):
         check_tile_overlap(8, 8, tile_name="--tile", overlap_name="--tile-overlap")
-    with pytest.raises(ValueError, match="overlap -1 must be >= 0 and smaller than tile 4"):
+    with pytest.raises(ValueError, match="overlap=-1 must be >= 0 and smaller than tile=4"):
         tiled_apply(lambda x: x, torch.zeros(1, 1, 8, 8), tile=4, overlap=-1)
     with pytest.raises(TypeError, match=r"tile=2\.0 must be an int"):
         check_tile_overlap(2.0, 0)

@@ -47,8 +47,13 @@ def check_tile_overlap(
     check_int(tile_name, tile, minimum=1)
     check_int(overlap_name, overlap)
     if not 0 <= overlap < tile:
+        # Keyword names read `overlap=8`, command-line flags `--tile-overlap 8`.
+        said_overlap, said_tile = (
+            f"{name}{'=' if name.isidentifier() else ' '}{value}"
+            for name, value in ((overlap_name, overlap), (tile_name, tile))
+        )
         raise ValueError(
-            f"{overlap_name} {overlap} must be >= 0 and smaller than {tile_name} {tile}; "
+            f"{said_overlap} must be >= 0 and smaller than {said_tile}; "
             f"lower {overlap_name} or raise {tile_name}"
         )
 
