@@ -202,10 +202,15 @@ class RestorationModel(nn.Module, ABC):
         """Write ``model.safetensors`` and ``config.json`` (see :mod:`treeattn.models.checkpoint`).
 
         Raises:
-            TypeError: if ``directory`` is not a path.
+            TypeError: if ``directory`` is not a path, or the class names no architecture.
             FileExistsError: if ``directory`` holds a ``config.json`` that is not a treeattn
                 config, or ``directory`` is a file.
         """
+        if type(self).architecture is None:
+            raise TypeError(
+                f"{type(self).__name__} names no architecture: declare it as "
+                f'class {type(self).__name__}(RestorationModel, architecture="NAME")'
+            )
         write_checkpoint(
             directory,
             weights=self.state_dict(),
@@ -256,7 +261,10 @@ class RestorationModel(nn.Module, ABC):
             )
         path = check_path("directory", directory)
         if not path.is_dir():
-            raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+            raise FileNotFoundError(
+                f"checkpoint directory {path} does not exist (a shipped model loads by name with "
+                "treeattn.models.from_pretrained or load_model)"
+            )
         check_device("device", device, allow_meta=False)  # meta would drop the weights silently
         record = read_record(path)
         if record["architecture"] != cls.architecture:

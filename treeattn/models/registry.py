@@ -447,10 +447,8 @@ def save_pretrained(model: RestorationModel, directory: str | os.PathLike) -> No
         FileExistsError: if ``directory`` holds a ``config.json`` that is not a treeattn config,
             or ``directory`` is a file.
     """
-    try:
-        model_architecture(model)
-    except TypeError as error:
-        raise TypeError(f"save_pretrained {error}") from None
+    if not isinstance(model, RestorationModel):
+        raise TypeError(f"save_pretrained needs a treeattn model, got {type(model).__name__}")
     model.save_pretrained(directory)
 
 
