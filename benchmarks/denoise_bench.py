@@ -60,10 +60,9 @@ from treeattn.data.benchmark import evaluate_folder
 from treeattn.data.degradations import build_degradation
 from treeattn.data.io import list_images
 from treeattn.inference.api import restore_image
-from treeattn.inference.loading import RUN_MODEL_FOLDER, load_model
-from treeattn.models import list_pretrained
-from treeattn.models.hub import CONFIG_NAME, WEIGHTS_NAME
-from treeattn.models.pretrained import pretrained_path
+from treeattn.models import registry
+from treeattn.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from treeattn.models.registry import list_pretrained, load_model
 
 __all__ = [
     "METHODS",
@@ -145,21 +144,16 @@ def _file_sha256(path: Path) -> str:
 
 def model_folder(source: str) -> Path:
     """The ``save_pretrained`` folder of a model named as ``load_model`` takes it: a folder
-    holding ``config.json``, a run folder (its ``model/``) or a shipped model's name.
+    holding ``config.json``, a run folder (its ``model/``) or a shipped model's name
+    (:func:`treeattn.models.registry.model_folder`).
 
     Raises:
-        ValueError: If ``source`` is none of these (the message lists what was looked for).
+        ValueError: If ``source`` is none of these (a folder holding no model among them).
     """
-    path = Path(source)
-    for folder in (path, path / RUN_MODEL_FOLDER):
-        if (folder / CONFIG_NAME).is_file():
-            return folder
-    if source in list_pretrained():
-        return pretrained_path(source)
-    raise ValueError(
-        f"--model {source!r} is not a folder holding {CONFIG_NAME}, nor a run folder holding "
-        f"{RUN_MODEL_FOLDER}/{CONFIG_NAME}, nor a shipped model (`treeattn list --pretrained`)"
-    )
+    try:
+        return registry.model_folder(source)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"--model {source!r}: {error}") from error
 
 
 def model_checksum(folder: Path) -> str:

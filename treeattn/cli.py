@@ -32,12 +32,12 @@ from treeattn.analysis import (
     peak_activation_memory,
 )
 from treeattn.inference.commands import add_export_command, add_restore_command
-from treeattn.inference.loading import load_model
 from treeattn.models import (
     build_model,
     create_model,
     list_models,
     list_pretrained,
+    load_model,
     pretrained_info,
 )
 
@@ -86,16 +86,9 @@ def _training_rows(model: torch.nn.Module) -> Rows:
 def _info(args: argparse.Namespace) -> int:
     # Counting needs shapes only (meta device). The math attention backend multiplies q/k at
     # their true width; the SDPA path zero-pads them to v's head dim, which adds MACs.
-    if Path(args.model).is_file():
-        raise ValueError(
-            f"{args.model} is a file; give a registered model name (`treeattn list`), a saved "
-            "model folder (holding config.json) or a shipped model (`treeattn list --pretrained`)"
-        )
-    saved = (
-        load_model(args.model)
-        if Path(args.model).is_dir() or args.model in list_pretrained()
-        else None
-    )
+    # A path or a shipped name is a trained model (load_model); anything else a registered name.
+    trained = Path(args.model).exists() or args.model in list_pretrained()
+    saved = load_model(args.model) if trained else None
     if saved is None:
         model = create_model(args.model, device="meta", backend="math")
     else:

@@ -1,4 +1,4 @@
-"""Hostile checkpoints: flipped bytes, edited configs, foreign files, and older checkpoints."""
+"""Hostile checkpoints: flipped bytes, edited configs, foreign files, missing digests or scales."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from treeattn.models import CheckpointError, create_model, from_pretrained, save_pretrained
-from treeattn.models.hub import CONFIG_NAME, WEIGHTS_NAME
+from treeattn.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
 _TINY_SR = {"dim": 8, "depths": (1,), "num_heads": 2, "upsampler_dim": 4}
 
@@ -52,32 +52,29 @@ def test_edited_config_that_keeps_weight_shapes_is_caught(saved, change):
         from_pretrained(path)
 
 
-def test_config_without_digests_still_loads(saved):
-    """Checkpoints written before the digests existed are accepted as they are."""
-    model, path = saved
+def test_config_without_digests_is_refused(saved):
+    """Every save_pretrained folder records both digests; one without them was not written by it."""
+    _, path = saved
 
     def drop(record):
         del record["config_sha256"], record["weights_sha256"]
 
     _edit_config(path, drop)
-    weights = {k: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if "scale" not in k}
-    save_file(weights, str(path / WEIGHTS_NAME))
-    loaded = from_pretrained(path)
-    x = torch.rand(1, 3, 8, 8)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model(x))
+    with pytest.raises(CheckpointError, match="records no config_sha256 or weights_sha256"):
+        from_pretrained(path)
 
 
-def test_old_residual_rescale_checkpoint_runs_at_its_scale(tmp_path):
+def test_residual_rescale_weights_without_their_scale_are_refused(tmp_path):
+    """The branch scale of a residual_rescale model is saved with its weights; a weights file
+    without it does not fit the model (it would run at another scale)."""
     torch.manual_seed(0)
     model = create_model("hiir_sr_tiny_x2", init="residual_rescale", **_TINY_SR).eval()
     save_pretrained(model, tmp_path)
-    _edit_config(tmp_path, lambda record: record.pop("weights_sha256"))
     weights = load_file(str(tmp_path / WEIGHTS_NAME))
+    assert any(k.endswith(".scale") for k in weights)
     save_file({k: v for k, v in weights.items() if "scale" not in k}, str(tmp_path / WEIGHTS_NAME))
-    x = torch.rand(1, 3, 8, 8)
-    with torch.no_grad():
-        assert torch.equal(from_pretrained(tmp_path)(x), model(x))
+    with pytest.raises(CheckpointError, match=r"missing keys \[.*\.scale'"):
+        from_pretrained(tmp_path)
 
 
 def test_save_refuses_to_overwrite_a_foreign_config(tmp_path):

@@ -22,7 +22,7 @@ from treeattn.data.io import read_image, write_image
 from treeattn.layers import HiIRLayer
 from treeattn.metrics import psnr, ssim
 from treeattn.models import CheckpointError, create_model, from_pretrained, save_pretrained
-from treeattn.models.hub import CONFIG_NAME, WEIGHTS_NAME
+from treeattn.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from treeattn.ops.tiling import tiled_apply
 
 CLEAR = (TypeError, ValueError)

@@ -9,8 +9,8 @@ import torch
 from treeattn import create_model, restore_image
 from treeattn.inference.export import export_model
 from treeattn.inference.files import restore_files
-from treeattn.inference.loading import load_model
 from treeattn.models import banded_forward
+from treeattn.models.registry import load_model
 from treeattn.ops.bands import band_execution
 
 

@@ -11,7 +11,7 @@ from inference_testlib import tiny_denoiser
 
 from treeattn.cli import main
 from treeattn.models import CheckpointError, InitRecord, TrainingRecord, from_pretrained
-from treeattn.models.hub import CONFIG_NAME
+from treeattn.models.checkpoint import CONFIG_NAME
 
 BLIND = TrainingRecord(
     task="denoise",

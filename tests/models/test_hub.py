@@ -16,7 +16,7 @@ from treeattn.models import (
     from_pretrained,
     save_pretrained,
 )
-from treeattn.models.hub import CONFIG_NAME, FORMAT, FORMAT_VERSION, WEIGHTS_NAME
+from treeattn.models.checkpoint import CONFIG_NAME, FORMAT, FORMAT_VERSION, WEIGHTS_NAME
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from treeattn.models import (
     pretrained_info,
     save_pretrained,
 )
-from treeattn.models import pretrained as pretrained_module
+from treeattn.models import registry as pretrained_module
 
 SHIPPED = list_pretrained()
 

@@ -33,16 +33,10 @@ from torch import nn
 from treeattn.engine.checkpoint import STATE_FILE, CheckpointError, verify_checkpoint
 from treeattn.engine.settings import TrainConfig
 from treeattn.engine.task import TaskSpec
-from treeattn.inference.loading import model_folder
-from treeattn.models import list_models, model_config
+from treeattn.models.checkpoint import fit_problems, load_weights, read_weights
 from treeattn.models.configs import LayerConfig, config_to_dict
-from treeattn.models.hub import (
-    fit_problems,
-    load_weights,
-    read_pretrained,
-    read_weights,
-)
 from treeattn.models.provenance import InitRecord
+from treeattn.models.registry import list_models, model_config, model_folder, read_pretrained
 
 __all__ = ["InitPlan", "InitSource", "load_init_weights", "plan_init", "read_init_source"]
 

@@ -18,7 +18,7 @@ from treeattn.engine.data import EvalSet
 from treeattn.engine.evaluate import Restorer, make_restorer
 from treeattn.engine.model import training_record
 from treeattn.engine.trainer import Run
-from treeattn.inference.loading import RUN_MODEL_FOLDER
+from treeattn.models.registry import RUN_MODEL_FOLDER
 
 __all__ = ["final_report"]
 

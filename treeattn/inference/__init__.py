@@ -8,7 +8,7 @@ from treeattn.inference.api import check_model_input, restore_image, select_runn
 from treeattn.inference.ensemble import DIHEDRAL, self_ensemble
 from treeattn.inference.export import export_files, export_model
 from treeattn.inference.files import RestoreSummary, find_inputs, plan_outputs, restore_files
-from treeattn.inference.loading import load_model
+from treeattn.models.registry import load_model
 
 __all__ = [
     "DIHEDRAL",

@@ -1,6 +1,6 @@
 """The ``treeattn restore`` and ``treeattn export`` sub-commands (thin layers over the API).
 
-``restore`` loads the model (:func:`~treeattn.inference.loading.load_model`) and calls
+``restore`` loads the model (:func:`~treeattn.models.registry.load_model`) and calls
 :func:`~treeattn.inference.files.restore_files`; ``export`` calls
 :func:`~treeattn.inference.export.export_model`. Exit status: 0 when every image was restored
 or deliberately skipped, 1 when some image failed, 2 for bad input found before any work.
@@ -15,7 +15,7 @@ import torch
 
 from treeattn.inference.export import EXPORT_FORMATS, export_files, export_model
 from treeattn.inference.files import restore_files
-from treeattn.inference.loading import RUN_MODEL_FOLDER, load_model
+from treeattn.models.registry import RUN_MODEL_FOLDER, load_model
 from treeattn.threads import available_cores, resolve_threads
 from treeattn.validate import check_device
 

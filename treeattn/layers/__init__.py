@@ -10,6 +10,7 @@ from treeattn.layers.drop import DropPath, drop_path_rates
 from treeattn.layers.ffn import FFNS, MLP, GatedDWConvFFN, LeFF, build_ffn
 from treeattn.layers.hiir_layer import ATTENTION_VARIANTS, HiIRLayer
 from treeattn.layers.init import INIT_SCHEMES, init_weights
+from treeattn.layers.layer_types import LAYER_TYPES
 from treeattn.layers.pos_bias import (
     POS_BIAS,
     ContinuousPositionBias,
@@ -23,6 +24,7 @@ __all__ = [
     "ATTENTION_VARIANTS",
     "FFNS",
     "INIT_SCHEMES",
+    "LAYER_TYPES",
     "MLP",
     "POS_BIAS",
     "STAGE_ENDS",

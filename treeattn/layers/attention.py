@@ -30,6 +30,7 @@ from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
     PatchSizes,
+    TreeSizes,
     level_geometry,
     normalize_patch_sizes,
     tree_partition,
@@ -46,16 +47,37 @@ __all__ = [
     "LevelAttention",
     "LevelStackAttention",
     "TreeAttention",
+    "check_heads",
+    "check_pass_values_tree",
 ]
 
 
-def _check_heads(dim: int, num_heads: int, *, name: str = "dim") -> None:
+def check_heads(dim: int, num_heads: int, *, name: str = "dim") -> None:
+    """Refuse channels or a head count that are not positive, or heads that do not divide them.
+
+    Raises:
+        TypeError: if either is not an int.
+        ValueError: if either is below 1, or ``dim`` is not a multiple of ``num_heads``.
+    """
     check_int(name, dim, minimum=1)
     check_int("num_heads", num_heads, minimum=1)
     if dim % num_heads:
         raise ValueError(
             f"{name}={dim} must be divisible by num_heads={num_heads}; "
             "pick a head count that divides the channels"
+        )
+
+
+def check_pass_values_tree(sizes: TreeSizes) -> None:
+    """Refuse a tree too shallow for value pass-through (variant v4), which starts at level 3.
+
+    Raises:
+        ValueError: for a tree of fewer than 3 levels.
+    """
+    if len(sizes) < 3:
+        raise ValueError(
+            f"variant v4 (pass_values=True) needs a 3-level tree (at least 3 levels), got "
+            f"{sizes}; pass e.g. patch_sizes=(8, 32, 128)"
         )
 
 
@@ -117,7 +139,7 @@ class LevelAttend(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_heads(qk_dim, num_heads, name="qk_dim")
+        check_heads(qk_dim, num_heads, name="qk_dim")
         check_choice("attn_type", attn_type, SIMILARITIES)
         self.geometry = geometry
         self.num_heads = num_heads
@@ -268,18 +290,15 @@ class TreeAttention(_GridAttention):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_heads(dim, num_heads)
+        check_heads(dim, num_heads)
         if dim % 2 or (dim // 2) % num_heads:
             raise ValueError(
                 f"tree attention halves q/k: {dim=} must be even and dim/2 divisible by "
                 f"{num_heads=}"
             )
         sizes = normalize_patch_sizes(patch_sizes)
-        if check_bool("pass_values", pass_values) and len(sizes) < 3:
-            raise ValueError(
-                f"pass_values (variant v4) needs a tree of at least 3 levels, got {sizes}; "
-                "pass e.g. patch_sizes=(8, 32, 128)"
-            )
+        if check_bool("pass_values", pass_values):
+            check_pass_values_tree(sizes)
         factory = {"device": device, "dtype": dtype}
         levels = []
         for index in range(len(sizes)):
@@ -347,7 +366,7 @@ class LevelAttention(_GridAttention):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_heads(dim, num_heads)
+        check_heads(dim, num_heads)
         geometry = level_geometry(patch_sizes, level)
         factory = {"device": device, "dtype": dtype}
         self.qkv = _QKV(dim, dim, **factory)

@@ -8,14 +8,19 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from treeattn.layers.attention import LevelAttention, LevelStackAttention, TreeAttention
+from treeattn.layers.attention import (
+    LevelAttention,
+    LevelStackAttention,
+    TreeAttention,
+    check_pass_values_tree,
+)
 from treeattn.layers.ffn import build_ffn
 from treeattn.layers.init import INIT_SCHEMES, check_init_norm, init_weights
 from treeattn.layers.residual import NORM_WIRINGS
-from treeattn.ops.partition import PatchSizes, normalize_patch_sizes
+from treeattn.ops.partition import PatchSizes, TreeSizes, normalize_patch_sizes
 from treeattn.validate import as_compute_dtype, check_choice, check_int
 
-__all__ = ["ATTENTION_VARIANTS", "DATA_FORMATS", "HiIRLayer"]
+__all__ = ["ATTENTION_VARIANTS", "DATA_FORMATS", "HiIRLayer", "check_variant_tree"]
 
 
 def _v1(dim, num_heads, sizes, level, **common) -> nn.Module:
@@ -41,6 +46,20 @@ ATTENTION_VARIANTS: dict[str, Callable[..., nn.Module]] = {
     "v3": _v3,
     "v4": _v4,
 }
+
+
+def check_variant_tree(variant: str, sizes: TreeSizes) -> None:
+    """Refuse a tree the variant cannot attend over: ``v4`` builds
+    ``TreeAttention(pass_values=True)``, whose rule (:func:`check_pass_values_tree`) this applies
+    before any module exists (for a model config).
+
+    Raises:
+        ValueError: for ``v4`` with fewer than 3 levels.
+    """
+    if variant == "v4":
+        check_pass_values_tree(sizes)
+
+
 # Variants that attend at one chosen tree level (the others attend at every level).
 _LEVEL_VARIANTS = ("v1",)
 DATA_FORMATS = ("BCHW", "BHWC")

@@ -2,11 +2,8 @@
 
 ``scale`` multiplies the branch (the ``residual_rescale`` init scheme sets it to 0.01). It shapes
 the output, so it is a buffer saved with the weights: loading weights restores it, whatever init the
-receiving model was built with. It is saved only when it differs from 1, and a ``state_dict``
-without it means 1 — so the ``state_dict`` of every model at the default scale has exactly the
-keys it had before the buffer existed, and their checkpoints (saved weights, training states)
-load and resume unchanged. (Weights of a ``residual_rescale`` model saved before then carry no
-scale; :func:`treeattn.models.from_pretrained` takes it from the saved config's init.)
+receiving model was built with. A ``state_dict`` holds it only where it differs from 1 (absent
+means 1), so the weights of a model at the default scale are its parameters and norms alone.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Hi-IR models: columnar (SR) and U-shape networks, their configs, registry, metadata and I/O.
 
+Every way to get a model goes through :mod:`treeattn.models.registry`: ``create_model`` (a
+registered name, or a shipped one with ``pretrained=True``) and ``load_model`` (a saved folder, a
+recipe run folder or a shipped name).
+
 Example:
     >>> from treeattn.models import create_model, list_models
     >>> model = create_model("hiir_unet_tiny", in_chans=1, out_chans=1)
@@ -7,21 +11,24 @@ Example:
     ('restore', 8)
 """
 
-from treeattn.models import variants as _variants  # noqa: F401  (registers the named variants)
 from treeattn.models.banded import banded_forward
 from treeattn.models.base import RestorationModel
+from treeattn.models.checkpoint import CheckpointError
 from treeattn.models.columnar import HiIRColumnar
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
-from treeattn.models.factory import create_model
-from treeattn.models.hub import CheckpointError, from_pretrained, save_pretrained
 from treeattn.models.meta import ModelMeta
-from treeattn.models.pretrained import list_pretrained, pretrained_info
 from treeattn.models.provenance import InitRecord, TrainingRecord
 from treeattn.models.registry import (
     build_model,
+    create_model,
+    from_pretrained,
     list_models,
+    list_pretrained,
+    load_model,
     model_config,
+    pretrained_info,
     register_model,
+    save_pretrained,
 )
 from treeattn.models.unet import HiIRUNet
 
@@ -42,6 +49,7 @@ __all__ = [
     "from_pretrained",
     "list_models",
     "list_pretrained",
+    "load_model",
     "model_config",
     "pretrained_info",
     "register_model",

@@ -1,35 +1,51 @@
-"""Shared behaviour of the Hi-IR models: config, metadata, input checks, padding, save/load."""
+"""Shared behaviour of the Hi-IR models: config, metadata, input checks, padding, save/load.
+
+The model classes read and write the file format (:mod:`treeattn.models.checkpoint`) themselves
+and know nothing of the registry: :mod:`treeattn.models.registry` imports them (it finds the class
+of a saved architecture), never the reverse.
+"""
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from treeattn.layers.init import init_weights
 from treeattn.layers.receptive import AxisOps, describe_axis
-from treeattn.models import hub
-from treeattn.models.architectures import register_architecture
+from treeattn.models.checkpoint import (
+    WEIGHTS_NAME,
+    check_digests,
+    check_fit,
+    load_weights,
+    read_record,
+    read_saved,
+    write_checkpoint,
+)
 from treeattn.models.configs import LayerConfig
 from treeattn.models.meta import ModelMeta
 from treeattn.models.provenance import TrainingRecord
 from treeattn.ops.padding import crop_to, pad_to_multiple
-from treeattn.validate import as_compute_dtype
+from treeattn.validate import as_compute_dtype, check_device, check_path
 
 __all__ = ["RestorationModel"]
+
+Model = TypeVar("Model", bound="RestorationModel")
 
 
 class RestorationModel(nn.Module, ABC):
     """Base class: ``(B, in_chans, H, W)`` of any size → ``(B, out_chans, scale·H, scale·W)``.
 
     Subclasses name their architecture (``class M(RestorationModel, architecture="name")``, the name
-    stored in checkpoints), build their modules from ``config`` in ``__init__``, call
-    :meth:`_finish` at the end, and implement :meth:`forward_padded` on inputs already padded
-    to ``meta.multiple_of``. To restore an image of any size call the model itself (or
-    :func:`treeattn.restore_image`).
+    stored in checkpoints) and their ``config_class``, pass ``config``, ``name``, ``device`` and
+    ``dtype`` to ``super().__init__`` (which checks them), build their modules from ``config``,
+    call :meth:`_finish` at the end, and implement :meth:`forward_padded` on inputs already
+    padded to ``meta.multiple_of``. The registry lists the model classes it builds
+    (:data:`treeattn.models.registry.ARCHITECTURES`); defining a subclass registers nothing. To
+    restore an image of any size call the model itself (or :func:`treeattn.restore_image`).
 
     Input dtype rule (:func:`treeattn.validate.as_compute_dtype`): floating-point input of any
     dtype is computed in the parameter dtype and returned in its own dtype; integer input (e.g. a
@@ -42,6 +58,7 @@ class RestorationModel(nn.Module, ABC):
             TrainingRecord`), saved with it; ``None`` when not recorded.
     """
 
+    architecture: ClassVar[str | None] = None
     config_class: ClassVar[type[LayerConfig]]
     config: LayerConfig
     meta: ModelMeta
@@ -50,15 +67,37 @@ class RestorationModel(nn.Module, ABC):
     def __init_subclass__(cls, *, architecture: str | None = None, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if architecture is not None:
-            register_architecture(architecture, cls.config_class, cls)
+            cls.architecture = architecture
 
-    def __init__(self, config: LayerConfig, *, name: str) -> None:
+    def __init__(
+        self,
+        config: LayerConfig,
+        *,
+        name: str,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        """Check the arguments every model class takes (its own modules are built after).
+
+        Raises:
+            TypeError: if ``config`` is not this class's config, ``name`` not a string,
+                ``dtype`` not a floating-point ``torch.dtype``, or ``device`` not a device name.
+            ValueError: if ``device`` is not available here (e.g. ``"cuda"`` on a CPU-only torch).
+        """
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(
                 f"{type(self).__name__} needs a {self.config_class.__name__}, got "
                 f"{type(config).__name__}"
             )
+        if not isinstance(name, str):
+            raise TypeError(f"name={name!r} must be a str, got {type(name).__name__}")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(
+                f"dtype={dtype!r} must be a floating-point torch.dtype such as torch.float32 or "
+                "torch.bfloat16 (or None)"
+            )
+        check_device("device", device)
         self.config = config
         self.name = name
         self.provenance = None
@@ -162,26 +201,83 @@ class RestorationModel(nn.Module, ABC):
         return next(self.parameters()).dtype
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``model.safetensors`` and ``config.json`` (see :mod:`treeattn.models.hub`)."""
-        hub.save_pretrained(self, directory)
+        """Write ``model.safetensors`` and ``config.json`` (see :mod:`treeattn.models.checkpoint`).
+
+        Raises:
+            TypeError: if ``directory`` is not a path, or the class names no architecture.
+            FileExistsError: if ``directory`` holds a ``config.json`` that is not a treeattn
+                config, or ``directory`` is a file.
+        """
+        if type(self).architecture is None:
+            raise TypeError(
+                f"{type(self).__name__} names no architecture: declare it as "
+                f'class {type(self).__name__}(RestorationModel, architecture="NAME")'
+            )
+        write_checkpoint(
+            directory,
+            weights=self.state_dict(),
+            config=self.config,
+            name=self.meta.name,
+            architecture=type(self).architecture,
+            training=self.provenance,
+        )
 
     @classmethod
     def from_pretrained(
-        cls,
+        cls: type[Model],
         directory: str | os.PathLike,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
-    ) -> RestorationModel:
-        """Rebuild a saved model of this class (see :func:`treeattn.models.hub.from_pretrained`).
+    ) -> Model:
+        """Rebuild a model of this class saved by :meth:`save_pretrained`.
+
+        :func:`treeattn.models.from_pretrained` loads a folder of any architecture, or a shipped
+        model by name.
+
+        Args:
+            directory: The checkpoint folder.
+            device: Where to put the parameters (default: CPU).
+            dtype: Parameter dtype (default: float32; saved weights are cast to it).
+
+        Returns:
+            The model, in eval mode, with the saved weights, ``meta.name`` of the saved model and
+            ``provenance``, the saved :class:`~treeattn.models.provenance.TrainingRecord`
+            (``None`` for models saved without one).
 
         Raises:
-            TypeError: if the checkpoint holds another model class.
+            TypeError: if the folder holds another architecture, ``directory`` is not a path,
+                or this class is :class:`RestorationModel` itself.
+            ValueError: if ``device`` is not available here, or is ``meta`` (which holds no
+                weights; build with ``create_model(..., device="meta")`` for shapes).
+            FileNotFoundError: if the folder or one of its two files is missing.
+            CheckpointError: if the config is not a treeattn config, of a newer format, or
+                invalid, if the weights file is truncated or corrupt, if the weights do not fit
+                the config (missing, unexpected or shape-mismatched keys, all listed), or if
+                either file no longer matches the digest recorded when it was saved.
         """
-        model = hub.from_pretrained(directory, device=device, dtype=dtype)
-        if not isinstance(model, cls):
+        if cls.architecture is None:
             raise TypeError(
-                f"{directory} holds a {type(model).__name__}, not a {cls.__name__}; "
-                "load it with treeattn.models.from_pretrained"
+                f"{cls.__name__}.from_pretrained needs a model class such as "
+                "HiIRUNet.from_pretrained; treeattn.models.from_pretrained loads any architecture"
             )
-        return model
+        path = check_path("directory", directory)
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"checkpoint directory {path} does not exist (a shipped model loads by name with "
+                "treeattn.models.from_pretrained or load_model)"
+            )
+        check_device("device", device, allow_meta=False)  # meta would drop the weights silently
+        record = read_record(path)
+        if record["architecture"] != cls.architecture:
+            raise TypeError(
+                f"{directory} holds a {record['architecture']!r} model, not a {cls.__name__} "
+                f"({cls.architecture!r}); load it with treeattn.models.from_pretrained"
+            )
+        saved = read_saved(path, record, cls.config_class)
+        model = cls(saved.config, name=saved.name, device=device, dtype=dtype)
+        check_fit(model, saved.weights, path / WEIGHTS_NAME)
+        check_digests(record, saved.weights_sha256, path)
+        load_weights(model, saved.weights)
+        model.provenance = saved.training
+        return model.eval()

@@ -87,7 +87,7 @@ class HiIRColumnar(RestorationModel, architecture="columnar"):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(config, name=name)
+        super().__init__(config, name=name, device=device, dtype=dtype)
         cfg = config
         factory = {"device": device, "dtype": dtype}
         mean = cfg.img_mean if cfg.img_mean is not None else (0.0,) * cfg.in_chans

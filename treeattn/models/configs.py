@@ -1,8 +1,8 @@
 """Frozen configuration dataclasses of the two Hi-IR model shapes.
 
 A config holds every hyper-parameter of a model, so that a model can be rebuilt exactly from it
-(:mod:`treeattn.models.hub` stores it as JSON). Variants are instances of these classes in the
-registry's table (:mod:`treeattn.models.variants`), never copies of model code.
+(:mod:`treeattn.models.checkpoint` stores it as JSON). Variants are instances of these classes in
+the registry's table (:mod:`treeattn.models.variants`), never copies of model code.
 
 * :class:`LayerConfig` — the per-layer settings shared by both shapes (layer type, tree, variant,
   attention type, position bias, FFN, norm placement, shift, stage-end block, init, drop-path).
@@ -10,30 +10,35 @@ registry's table (:mod:`treeattn.models.variants`), never copies of model code.
 * :class:`UNetConfig` — the U-shape (denoising, JPEG, deblurring, demosaicking, weather).
 
 Every setting is checked once, when the config is created: a value of the wrong type (``dim="16"``,
-``depths=2``, ``shift="no"``) raises ``TypeError`` naming the field, a bad value ``ValueError``
-naming the field and the fix. Names are checked against the layers' name→class tables
-(``attn_type`` against :data:`~treeattn.layers.attention.SIMILARITIES`, ``pos_bias`` against
-:data:`~treeattn.layers.pos_bias.POS_BIAS`, ...), so a config and the modules it builds cannot
-disagree on what exists. Lists are accepted where tuples are expected and stored as tuples.
+``depths=2``, ``shift="no"``) raises ``TypeError`` naming the field (the check follows the
+field's type), a bad value ``ValueError`` naming the field and the fix. Names are checked against
+the layers' name→class tables (``attn_type`` against
+:data:`~treeattn.layers.attention.SIMILARITIES`, ``layer_type`` against
+:data:`~treeattn.layers.layer_types.LAYER_TYPES`, ...) and the rules the layers set (heads that
+divide the width, ``v4``'s 3-level tree, ``zero_ln``'s post-norm) with the layers' own checks, so
+a config and the modules it builds cannot disagree. Lists are accepted where tuples are expected
+and stored as tuples.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from treeattn.layers.attention import SIMILARITIES
+from treeattn.layers.attention import SIMILARITIES, check_heads
 from treeattn.layers.ffn import FFNS
-from treeattn.layers.hiir_layer import ATTENTION_VARIANTS
+from treeattn.layers.hiir_layer import ATTENTION_VARIANTS, check_variant_tree
 from treeattn.layers.init import INIT_SCHEMES, check_init_norm
+from treeattn.layers.layer_types import LAYER_TYPES
 from treeattn.layers.pos_bias import POS_BIAS
 from treeattn.layers.residual import NORM_WIRINGS
 from treeattn.layers.stage_end import STAGE_ENDS
 from treeattn.models.global_residual import RESIDUAL_MODULES
 from treeattn.models.meta import TASKS
-from treeattn.models.stage import LAYER_BUILDERS
 from treeattn.ops.attention import BACKENDS
 from treeattn.ops.partition import TreeSizes, normalize_patch_sizes
 from treeattn.validate import check_bool, check_choice, check_float, check_int
@@ -68,7 +73,7 @@ SWIN_ONLY_FIELDS = ("window_size",)
 # Fields naming an implementation → the table of names they are checked against (the tables the
 # layers and models build from, so a config can only name what exists).
 CHOICES: dict[str, Any] = {
-    "layer_type": LAYER_BUILDERS,
+    "layer_type": LAYER_TYPES,
     "variant": ATTENTION_VARIANTS,
     "attn_type": SIMILARITIES,
     "pos_bias": POS_BIAS,
@@ -117,23 +122,29 @@ def _tree_value(name: str, value: Any) -> Any:
     return value  # the tree's form is checked by normalize_patch_sizes
 
 
-# Annotation of a field → its type check (returning the value to store).
-_FIELD_TYPES: dict[str, Callable[[str, Any], Any]] = {
-    "int": check_int,
-    "float": check_float,
-    "bool": check_bool,
-    "str": lambda name, value: check_choice(name, value, CHOICES[name]),
-    "tuple[int, ...]": _int_tuple,
-    "tuple[float, ...] | None": _float_tuple_or_none,
-    "tuple": _tree_value,
+# Type of a field → its check (returning the value to store).
+_TYPE_CHECKS: dict[Any, Callable[[str, Any], Any]] = {
+    int: check_int,
+    float: check_float,
+    bool: check_bool,
+    str: lambda name, value: check_choice(name, value, CHOICES[name]),
+    tuple[int, ...]: _int_tuple,
+    tuple[float, ...] | None: _float_tuple_or_none,
+    tuple: _tree_value,
 }
+
+
+@functools.cache
+def _field_checks(cls: type) -> dict[str, Callable[[str, Any], Any]]:
+    """Field name → the check of its type, for a config class."""
+    types = typing.get_type_hints(cls)
+    return {field.name: _TYPE_CHECKS[types[field.name]] for field in dataclasses.fields(cls)}
 
 
 def _check_types(config: LayerConfig) -> None:
     """Type-check every field (lists become tuples); strings must name one of :data:`CHOICES`."""
-    for field in dataclasses.fields(config):
-        value = _as_tuples(getattr(config, field.name))
-        object.__setattr__(config, field.name, _FIELD_TYPES[field.type](field.name, value))
+    for name, check in _field_checks(type(config)).items():
+        object.__setattr__(config, name, check(name, _as_tuples(getattr(config, name))))
 
 
 @dataclass(frozen=True)
@@ -181,15 +192,10 @@ class LayerConfig:
         _require(0.0 <= self.drop_path < 1.0, f"drop_path={self.drop_path} must be in [0, 1)")
         _require(self.window_size >= 1, f"window_size={self.window_size} must be positive")
         check_init_norm(self.init, self.norm)
-        normalized = []
-        for tree in trees:
-            sizes = normalize_patch_sizes(tree)
-            _require(
-                self.variant != "v4" or len(sizes) >= 3,
-                f"variant='v4' needs a 3-level tree, got patch_sizes {tree}; e.g. (16, 64, 128)",
-            )
-            normalized.append(sizes)
-        object.__setattr__(self, "_trees", tuple(normalized))
+        normalized = tuple(normalize_patch_sizes(tree) for tree in trees)
+        for sizes in normalized:
+            check_variant_tree(self.variant, sizes)
+        object.__setattr__(self, "_trees", normalized)
         # Settings read by one layer type only must keep their defaults under the other.
         unused = SWIN_ONLY_FIELDS if self.layer_type == "hiir" else TREE_ONLY_FIELDS
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -254,14 +260,7 @@ class ColumnarConfig(LayerConfig):
             len(self.depths) >= 1 and min(self.depths) >= 1,
             f"depths={self.depths} needs at least one stage, each with at least one layer",
         )
-        _require(
-            self.dim >= 1 and self.num_heads >= 1,
-            f"dim={self.dim} and num_heads={self.num_heads} must be positive",
-        )
-        _require(
-            self.dim % self.num_heads == 0,
-            f"dim={self.dim} must be divisible by num_heads={self.num_heads}",
-        )
+        check_heads(self.dim, self.num_heads)
         _require(self.upsampler_dim >= 1, f"upsampler_dim={self.upsampler_dim} must be positive")
         if self.img_mean is not None:
             _require(
@@ -325,8 +324,8 @@ class UNetConfig(LayerConfig):
             f"got {self.decoder_depths}",
         )
         _require(min(self.depths + self.decoder_depths) >= 1, "every level needs >= 1 layer")
-        for dim, heads in zip(self.dims, self.num_heads, strict=True):
-            _require(dim % heads == 0, f"level width {dim=} must be divisible by {heads=}")
+        for level, (dim, heads) in enumerate(zip(self.dims, self.num_heads, strict=True)):
+            check_heads(dim, heads, name=f"dims[{level}]")
         for shallow, deep in zip(self.dims, self.dims[1:], strict=False):
             _require(
                 deep == 2 * shallow and shallow % 2 == 0,

@@ -1,25 +1,24 @@
 """A stage: N layers, a stage-end block and a stage residual — shared by both model shapes.
 
-The layer type is chosen when the stage is built, from :data:`LAYER_BUILDERS` (``hiir`` or
-``swin``); the "isolated" baseline is ``hiir`` with a one-level tree. Layers run channels-last
-inside the stage (no permutes between layers); the stage takes and returns ``(B, C, H, W)``.
+The layer type is chosen when the stage is built, from :data:`LAYER_BUILDERS` (one builder per
+layer class of :data:`~treeattn.layers.layer_types.LAYER_TYPES`); the "isolated" baseline is
+``hiir`` with a one-level tree. Layers run channels-last inside the stage (no permutes between
+layers); the stage takes and returns ``(B, C, H, W)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from einops import rearrange
 from torch import nn
 
 from treeattn.layers.hiir_layer import HiIRLayer
+from treeattn.layers.layer_types import LAYER_TYPES
 from treeattn.layers.stage_end import build_stage_end
 from treeattn.layers.swin import SwinLayer
-
-if TYPE_CHECKING:  # configs check layer_type against LAYER_BUILDERS, so they import this module
-    from treeattn.models.configs import LayerConfig
+from treeattn.models.configs import LayerConfig
 
 __all__ = ["LAYER_BUILDERS", "ChannelNorm", "Stage"]
 
@@ -85,7 +84,11 @@ def _swin_layer(
     )
 
 
-LAYER_BUILDERS: dict[str, LayerBuilder] = {"hiir": _hiir_layer, "swin": _swin_layer}
+_BUILDERS: dict[type[nn.Module], LayerBuilder] = {HiIRLayer: _hiir_layer, SwinLayer: _swin_layer}
+# Layer type (``LayerConfig.layer_type``, checked against LAYER_TYPES) → builder of one layer.
+LAYER_BUILDERS: dict[str, LayerBuilder] = {
+    name: _BUILDERS[layer_cls] for name, layer_cls in LAYER_TYPES.items()
+}
 
 
 class ChannelNorm(nn.Module):

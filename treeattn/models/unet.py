@@ -52,7 +52,7 @@ class HiIRUNet(RestorationModel, architecture="unet"):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(config, name=name)
+        super().__init__(config, name=name, device=device, dtype=dtype)
         cfg = config
         factory = {"device": device, "dtype": dtype}
         levels = len(cfg.dims) - 1

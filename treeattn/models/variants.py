@@ -1,4 +1,4 @@
-"""The table of named model variants, registered on import.
+"""The table of named model variants: name → config (the registry starts from it).
 
 * Paper models: ``hiir_b_sr_x{2,3,4}`` (C=180, 6×6 layers, h=6, p=16, P=64),
   ``hiir_l_sr_x{2,3,4}`` (C=224, 8×8 layers, h=8), and the U-shape ``hiir_unet_*`` per task.
@@ -25,7 +25,6 @@ from typing import Any
 
 from treeattn.layers.stage_end import STAGE_ENDS
 from treeattn.models.configs import ColumnarConfig, LayerConfig, UNetConfig
-from treeattn.models.registry import register_model
 
 __all__ = ["ABLATIONS", "NAMED_CONFIGS", "TABLE7"]
 
@@ -167,5 +166,3 @@ def _derived(table: dict[str, LayerConfig]) -> dict[str, LayerConfig]:
 
 
 NAMED_CONFIGS.update(_derived(NAMED_CONFIGS))
-for _name, _config in NAMED_CONFIGS.items():
-    register_model(_name, _config)
