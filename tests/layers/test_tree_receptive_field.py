@@ -1,4 +1,6 @@
-"""Receptive-field invariants of ARCHITECTURE.md §3, checked exactly with float64 gradients.
+"""Receptive-field invariants of the tree, checked exactly with float64 gradients.
+
+The invariants are stated in `docs/layers.md`, "Receptive field (tested exactly)".
 
 For an output pixel (i, j) the dependency set is where ∂out(i, j)/∂in is non-zero. Each expected set
 is built here from the tree's geometry alone, independently of the implementation.

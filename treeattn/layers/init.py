@@ -1,4 +1,4 @@
-"""Weight-initialisation schemes of the Hi-IR scaling study (ARCHITECTURE.md §2).
+"""Weight-initialisation schemes of the Hi-IR paper's scaling study (`docs/layers.md`, "Options").
 
 * ``default`` — Linear weights trunc-normal (std 0.02), zero biases, LayerNorm (1, 0); convs keep
   PyTorch's default.

@@ -1,9 +1,10 @@
 """Columnar Hi-IR model for super-resolution (×2, ×3, ×4, …) and ×1 restoration.
 
-ARCHITECTURE.md §5: subtract the image mean; 3×3 conv ``in→C``; LayerNorm; stages (each N layers,
-a stage-end block and a residual); LayerNorm; one more stage-end block plus the shallow residual;
-3×3 conv ``C→64`` + LeakyReLU; pixel-shuffle upsampler (per ×2: conv ``64→256`` + shuffle 2; ×3:
-conv ``64→576`` + shuffle 3); 3×3 conv ``64→out``; add the mean back.
+The Hi-IR paper's columnar model (`docs/models.md`): subtract the image mean; 3×3 conv ``in→C``;
+LayerNorm; stages (each N layers, a stage-end block and a residual); LayerNorm; one more stage-end
+block plus the shallow residual; 3×3 conv ``C→64`` + LeakyReLU; pixel-shuffle upsampler (per ×2:
+conv ``64→256`` + shuffle 2; ×3: conv ``64→576`` + shuffle 3); 3×3 conv ``64→out``; add the mean
+back.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ the registry's table (:mod:`treeattn.models.variants`), never copies of model co
 
 * :class:`LayerConfig` — the per-layer settings shared by both shapes (layer type, tree, variant,
   attention type, position bias, FFN, norm placement, shift, stage-end block, init, drop-path).
-* :class:`ColumnarConfig` — the columnar (super-resolution) shape of ARCHITECTURE.md §5.
+* :class:`ColumnarConfig` — the Hi-IR paper's columnar (super-resolution) shape
+  (`docs/models.md`).
 * :class:`UNetConfig` — the U-shape (denoising, JPEG, deblurring, demosaicking, weather).
 
 Every setting is checked once, when the config is created: a value of the wrong type (``dim="16"``,

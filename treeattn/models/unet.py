@@ -1,10 +1,10 @@
 """U-shaped Hi-IR model for denoising, JPEG artefacts, deblurring, demosaicking and weather.
 
-ARCHITECTURE.md §5 (Restormer-like): 3×3 conv ``in→dims[0]``; encoder stages at ``dims[:-1]``, each
-followed by a downsample (3×3 conv ``d→d/2`` + pixel-unshuffle 2); the latent stage at
-``dims[-1]``; per decoder level an upsample (3×3 conv ``d→2d`` + pixel-shuffle 2), concatenation
-with the skip, a 1×1 conv back to the level's width (level 1 keeps ``2·dims[0]`` unless
-``reduce_level1``), and a stage; a 3×3 conv to ``out_chans`` plus the global residual.
+The Hi-IR paper's U-shape (Restormer-like; `docs/models.md`): 3×3 conv ``in→dims[0]``; encoder
+stages at ``dims[:-1]``, each followed by a downsample (3×3 conv ``d→d/2`` + pixel-unshuffle 2); the
+latent stage at ``dims[-1]``; per decoder level an upsample (3×3 conv ``d→2d`` + pixel-shuffle 2),
+concatenation with the skip, a 1×1 conv back to the level's width (level 1 keeps ``2·dims[0]``
+unless ``reduce_level1``), and a stage; a 3×3 conv to ``out_chans`` plus the global residual.
 """
 
 from __future__ import annotations
