@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -326,7 +327,7 @@ class TreeAttention(_GridAttention):
         height, width = x.shape[1], x.shape[2]
         first = self.levels[0]
         out = first.on_windows(tree_partition(x, first.attend.geometry))
-        for previous, level in zip(self.levels, self.levels[1:], strict=False):
+        for previous, level in pairwise(self.levels):
             windows = tree_regroup(
                 out, previous.attend.geometry, level.attend.geometry, height=height, width=width
             )
