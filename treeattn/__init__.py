@@ -18,7 +18,13 @@ from treeattn.layers import (
     init_weights,
 )
 from treeattn.layers.swin import SwinLayer
-from treeattn.models import create_model, from_pretrained, list_models, save_pretrained
+from treeattn.models import (
+    create_model,
+    from_pretrained,
+    list_models,
+    load_model,
+    save_pretrained,
+)
 
 __version__ = "0.1.0"
 
@@ -38,6 +44,7 @@ __all__ = [
     "from_pretrained",
     "init_weights",
     "list_models",
+    "load_model",
     "restore_files",
     "restore_image",
     "save_pretrained",

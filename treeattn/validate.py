@@ -69,6 +69,7 @@ def check_float(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
+    open_minimum: bool = False,
     open_maximum: bool = False,
 ) -> float:
     """``value`` as a finite ``float`` (ints are accepted, booleans and NaN/inf are not).
@@ -76,8 +77,10 @@ def check_float(
     Args:
         name: Argument name used in the messages.
         value: The value to check.
-        minimum: Smallest allowed value, if any (inclusive).
+        minimum: Smallest allowed value, if any.
         maximum: Largest allowed value, if any.
+        open_minimum: ``minimum`` itself is excluded (``minimum=0.0, open_minimum=True``:
+            positive).
         open_maximum: ``maximum`` itself is excluded.
 
     Raises:
@@ -89,8 +92,8 @@ def check_float(
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{name}={value!r} must be a finite number")
-    if minimum is not None and number < minimum:
-        raise ValueError(f"{name}={value!r} must be >= {minimum}")
+    if minimum is not None and (number < minimum or (open_minimum and number == minimum)):
+        raise ValueError(f"{name}={value!r} must be {'>' if open_minimum else '>='} {minimum}")
     if maximum is not None and (number > maximum or (open_maximum and number == maximum)):
         raise ValueError(f"{name}={value!r} must be {'<' if open_maximum else '<='} {maximum}")
     return number

@@ -7,7 +7,7 @@ from engine_testlib import load_recipe
 
 from treeattn.engine import LevelSpec, parse_config
 from treeattn.engine.config import build_parser, parse_overrides
-from treeattn.engine.settings import TrainConfig, task_flags, validate
+from treeattn.engine.settings import TrainConfig, check_settings, task_flags
 
 
 def test_task_defaults_fill_the_config(denoise_spec) -> None:
@@ -136,8 +136,16 @@ def test_a_level_becomes_the_degradation_keywords() -> None:
 
 
 def test_settings_are_checked_without_the_front_end() -> None:
-    assert validate(TrainConfig()) == TrainConfig()
+    assert check_settings(TrainConfig()) == TrainConfig()
     with pytest.raises(ValueError, match="--tile-overlap 8 must be >= 0 and smaller than --tile 8"):
-        validate(TrainConfig(tile=8, tile_overlap=8))
+        check_settings(TrainConfig(tile=8, tile_overlap=8))
     with pytest.raises(ValueError, match="--level must be a finite number"):
-        validate(TrainConfig(level=[float("nan")]))
+        check_settings(TrainConfig(level=[float("nan")]))
+
+
+@pytest.mark.parametrize("module", ["treeattn.engine.settings", "treeattn.engine.config"])
+def test_validate_is_a_deprecated_name_of_check_settings(module) -> None:
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=r"treeattn\.engine\.settings\.check_settings"):
+        assert importlib.import_module(module).validate is check_settings

@@ -6,7 +6,7 @@ import pytest
 from engine_testlib import load_recipe
 
 from treeattn.engine.config import parse_config
-from treeattn.engine.model import build_model, training_record
+from treeattn.engine.model import model_for_task, training_record
 
 SMALL = ["--model-overrides", "dims=[4,8,16]", "depths=[1,1,1]", "decoder_depths=[1,1]",
          "num_heads=[1,1,1]", "patch_sizes=[[2,4],[2,4],[2,4]]"]  # fmt: skip
@@ -25,7 +25,7 @@ SMALL = ["--model-overrides", "dims=[4,8,16]", "depths=[1,1,1]", "decoder_depths
 def test_record_and_task_of_a_run(recipe, flags, expected):
     spec = load_recipe(recipe)
     cfg = parse_config(spec, [*flags, *SMALL])
-    model = build_model(spec, cfg)
+    model = model_for_task(spec, cfg)
     assert model.meta.task == recipe  # hiir_unet_tiny alone would say "restore"
     record = training_record(spec, cfg, model.meta, steps=7)
     assert record.task == recipe and record.steps == 7
@@ -37,5 +37,12 @@ def test_record_and_task_of_a_run(recipe, flags, expected):
 def test_record_names_the_users_folders(tmp_path):
     spec = load_recipe("denoise")
     cfg = parse_config(spec, ["--train-dir", str(tmp_path), *SMALL])
-    record = training_record(spec, cfg, build_model(spec, cfg).meta, steps=1)
+    record = training_record(spec, cfg, model_for_task(spec, cfg).meta, steps=1)
     assert record.data == f"clean images in {tmp_path}"
+
+
+def test_build_model_is_a_deprecated_name_of_model_for_task():
+    import treeattn.engine.model as engine_model
+
+    with pytest.warns(DeprecationWarning, match=r"treeattn\.engine\.model\.model_for_task"):
+        assert engine_model.build_model is model_for_task

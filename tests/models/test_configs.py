@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from treeattn.layers import HiIRLayer, SwinLayer, init_weights
 from treeattn.models import ColumnarConfig, UNetConfig, list_models, model_config
 from treeattn.models.configs import config_from_dict, config_to_dict
 
@@ -36,6 +37,8 @@ _UNET_SMALL = {
         ({"layer_type": "swin", "variant": "v1"}, "no effect with layer_type='swin'"),
         ({"layer_type": "vit"}, "layer_type='vit'"),
         ({"drop_path": 1.0}, "drop_path"),
+        ({"ffn_ratio": 0.0}, "ffn_ratio"),
+        ({"init_std": -0.02}, "init_std"),
     ],
 )
 def test_columnar_config_rejects_bad_settings(settings, message):
@@ -85,3 +88,33 @@ def test_config_from_dict_rejects_unknown_keys():
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         ColumnarConfig().dim = 3
+
+
+def _message(build) -> str:
+    with pytest.raises(ValueError) as error:
+        build()
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "layer"),
+    [
+        ("drop_path", 1.0, lambda v: HiIRLayer(8, 2, (2, 8), drop_path=v)),
+        ("drop_path", -0.1, lambda v: HiIRLayer(8, 2, (2, 8), drop_path=v)),
+        ("ffn_ratio", 0.0, lambda v: HiIRLayer(8, 2, (2, 8), ffn_ratio=v)),
+        ("window_size", 0, lambda v: SwinLayer(8, 2, window_size=v)),
+    ],
+)
+def test_config_and_layer_apply_one_rule(field, value, layer):
+    """A layer's range rule is written once: the config applies the layer's own check when it is
+    created, so both refuse the same value with the same message."""
+    swin = {"layer_type": "swin", "patch_sizes": ColumnarConfig().patch_sizes}
+    settings = {field: value, **(swin if field == "window_size" else {})}
+    assert _message(lambda: ColumnarConfig(**settings)) == _message(lambda: layer(value))
+
+
+def test_config_and_init_apply_one_std_rule():
+    assert _message(lambda: ColumnarConfig(init_std=0.0)) == "init_std=0.0 must be > 0.0"
+    assert _message(lambda: init_weights(HiIRLayer(8, 2, (2, 8)), std=0.0)) == (
+        "std=0.0 must be > 0.0"
+    )

@@ -5,11 +5,13 @@ import json
 import pytest
 import torch
 
+import treeattn
 from treeattn.cli import main as cli_main
 from treeattn.data import embedded
 from treeattn.data.benchmark import evaluate_folder
 from treeattn.data.degradations import build_degradation
 from treeattn.models import (
+    HiIRUNet,
     create_model,
     from_pretrained,
     list_pretrained,
@@ -133,3 +135,12 @@ def test_restore_command_takes_a_shipped_name(stand_in, tmp_path):
     with torch.no_grad():
         expected = stand_in.eval()(read_image(tmp_path / "in" / "photo.png", channels=1)[None])
     torch.testing.assert_close(restored, expected[0].clamp(0, 1), atol=1 / 255, rtol=0)
+
+
+def test_a_class_method_given_a_shipped_name_points_to_load_model(stand_in):
+    """A model class loads folders only (it knows no names); the error names the loader that does,
+    and that loader returns the model of the class asked for."""
+    with pytest.raises(FileNotFoundError, match=r"treeattn\.load_model\('tiny_gray'\)"):
+        HiIRUNet.from_pretrained("tiny_gray")
+    loaded = treeattn.load_model("tiny_gray")
+    assert type(loaded) is HiIRUNet and loaded.meta.name == stand_in.meta.name

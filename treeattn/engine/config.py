@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from treeattn.engine.settings import TrainConfig, check_task_settings, task_flags, validate
+from treeattn.deprecation import renamed
+from treeattn.engine.settings import TrainConfig, check_settings, check_task_settings, task_flags
 
 if TYPE_CHECKING:
     from treeattn.engine.task import TaskSpec
@@ -31,15 +33,16 @@ __all__ = [
     "load_yaml",
     "parse_config",
     "parse_overrides",
-    "validate",
+    "validate",  # noqa: F822 (a deprecated name, see __getattr__)
 ]
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_TYPES = typing.get_type_hints(TrainConfig)  # the fields' real types, not annotation strings
 # Settings that take one value or more: a single YAML value becomes a one-item list.
 _LISTS = tuple(
     name
     for name, f in _FIELDS.items()
-    if str(f.type).startswith("list") and f.metadata.get("nargs") in ("+", 1)
+    if typing.get_origin(_TYPES[name]) is list and f.metadata.get("nargs") in ("+", 1)
 )
 # Not written to config.yaml: how this invocation was assembled, not what the run is.
 _NOT_DUMPED = ("config", "preset", "smoke", "resume_from_checkpoint", "overwrite")
@@ -83,7 +86,7 @@ def build_parser(spec: TaskSpec) -> argparse.ArgumentParser:
         kwargs = {key: value for key, value in f.metadata.items() if key != "help"}
         default = spec.defaults.get(name, f.default)
         shown = "" if default in (dataclasses.MISSING, None) else f" (default: {default})"
-        if f.type in ("bool", bool):
+        if _TYPES[name] is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         parser.add_argument(*flag.spellings, dest=name, help=flag.help + shown, **kwargs)
     return parser
@@ -174,7 +177,7 @@ def parse_config(spec: TaskSpec, argv: Sequence[str] | None = None) -> TrainConf
     for name in _LISTS:
         if name in values and not isinstance(values[name], list | tuple):
             values[name] = [values[name]]
-    return validate(check_task_settings(TrainConfig(**values), spec))
+    return check_settings(check_task_settings(TrainConfig(**values), spec))
 
 
 def dump_yaml(cfg: TrainConfig, spec: TaskSpec, path: str | Path) -> None:
@@ -194,3 +197,7 @@ def dump_yaml(cfg: TrainConfig, spec: TaskSpec, path: str | Path) -> None:
         if name not in _NOT_DUMPED and name in offered
     }
     Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, name, {"validate": check_settings})

@@ -1,5 +1,6 @@
-"""Building the run's model from the registry, checking the run's settings suit it, and the
-record of how it was trained (saved with the final model)."""
+"""The run's model: the registry model a task's run trains (:func:`model_for_task`, a use of
+:func:`treeattn.models.create_model`), the checks that the run's settings suit it, and the record
+of how it was trained (saved with the final model)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from typing import Any
 
 from torch import nn
 
+from treeattn.deprecation import renamed
 from treeattn.engine.settings import TrainConfig
 from treeattn.engine.task import TaskSpec
 from treeattn.models.provenance import InitRecord, TrainingRecord
 
-__all__ = ["build_model", "check_model_fits", "check_scale", "training_record"]
+__all__ = [
+    "build_model",  # noqa: F822 (a deprecated name, see __getattr__)
+    "check_model_fits",
+    "check_scale",
+    "model_for_task",
+    "training_record",
+]
 
 
 def check_scale(spec: TaskSpec, scale: Any, *, model: str) -> None:
@@ -36,8 +44,9 @@ def check_scale(spec: TaskSpec, scale: Any, *, model: str) -> None:
     )
 
 
-def build_model(spec: TaskSpec, cfg: TrainConfig) -> nn.Module:
-    """Create the registry model with the run's channels and the user's overrides.
+def model_for_task(spec: TaskSpec, cfg: TrainConfig) -> nn.Module:
+    """The registry model ``--model`` names, created for the task's run with
+    :func:`treeattn.models.create_model`: the run's channels and the user's overrides applied.
 
     Overrides, later winning: ``task`` = the recipe's task (so a JPEG run's model does not call
     itself ``restore``), ``in_chans``/``out_chans`` from ``--channels`` (twice the input
@@ -153,3 +162,7 @@ def training_record(
         steps=steps,
         init_from=init_from,
     )
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, name, {"build_model": model_for_task})

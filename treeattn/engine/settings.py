@@ -8,7 +8,7 @@ command line and YAML front end that fills it is :mod:`treeattn.engine.config`.
 offers, by its name with dashes, except the degradation level, whose flag the task declares once
 (:attr:`TaskSpec.level <treeattn.engine.task.TaskSpec>`, e.g. ``--sigma`` / ``--test-sigma``).
 The checks come in two parts: :func:`check_task_settings` (what depends on the task: its data
-kind, its level range) and :func:`validate` (value ranges of any run).
+kind, its level range) and :func:`check_settings` (value ranges of any run).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from treeattn.deprecation import renamed
 from treeattn.engine.phases import crop_phases
 from treeattn.ops.tiling import check_tile_overlap
 
@@ -28,9 +29,10 @@ __all__ = [
     "TASK_SETTINGS",
     "Flag",
     "TrainConfig",
+    "check_settings",
     "check_task_settings",
     "task_flags",
-    "validate",
+    "validate",  # noqa: F822 (a deprecated name, see __getattr__)
 ]
 
 
@@ -259,7 +261,7 @@ def check_task_settings(cfg: TrainConfig, spec: TaskSpec) -> TrainConfig:
     return cfg
 
 
-def validate(cfg: TrainConfig) -> TrainConfig:
+def check_settings(cfg: TrainConfig) -> TrainConfig:
     """Check value ranges that argparse cannot; return ``cfg`` unchanged.
 
     Raises:
@@ -341,3 +343,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
         raise ValueError(f"--ema-decay must be in [0, 1) (0 = off), got {cfg.ema_decay}")
     if any(not 0 <= b < 1 for b in cfg.betas):
         raise ValueError(f"--betas {cfg.betas} must both be in [0, 1), e.g. 0.9 0.99")
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, name, {"validate": check_settings})

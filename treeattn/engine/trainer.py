@@ -36,7 +36,7 @@ from treeattn.engine.evaluate import make_restorer, metrics_for, validate
 from treeattn.engine.init_from import InitPlan, load_init_weights, plan_init
 from treeattn.engine.logs import RunLogger, tensorboard_available
 from treeattn.engine.losses import build_loss
-from treeattn.engine.model import build_model, check_model_fits, check_scale
+from treeattn.engine.model import check_model_fits, check_scale, model_for_task
 from treeattn.engine.optim import build_optimizer, build_scheduler
 from treeattn.engine.phases import Phase, crop_phases, phase_at
 from treeattn.engine.rundir import (
@@ -198,7 +198,7 @@ def _checked_model(
     """The seeded model (``--init-from`` weights loaded) and the crop phases it must fit."""
     set_seed(cfg.seed)
     if model_fn is None:
-        model = build_model(spec, cfg)
+        model = model_for_task(spec, cfg)
     else:
         model = model_fn()
         check_scale(spec, model.meta.scale, model=model.meta.name)

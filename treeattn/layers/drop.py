@@ -7,7 +7,18 @@ from torch import nn
 
 from treeattn.validate import check_float
 
-__all__ = ["DropPath", "drop_path_rates"]
+__all__ = ["DropPath", "check_drop_path", "drop_path_rates"]
+
+
+def check_drop_path(p: object) -> float:
+    """A stochastic-depth rate: a number in ``[0, 1)`` (the rule of :class:`DropPath`, which a
+    model config applies to its largest rate, ``drop_path``, when it is created).
+
+    Raises:
+        TypeError: if ``p`` is not a number.
+        ValueError: if it is NaN or outside ``[0, 1)``.
+    """
+    return check_float("drop_path", p, minimum=0.0, maximum=1.0, open_maximum=True)
 
 
 class DropPath(nn.Module):
@@ -21,7 +32,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
-        self.p = check_float("drop_path", p, minimum=0.0, maximum=1.0, open_maximum=True)
+        self.p = check_drop_path(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0.0 or not self.training:

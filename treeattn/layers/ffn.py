@@ -23,11 +23,23 @@ from torch import nn
 from treeattn.ops.bands import MapFn, apply_with_halo, bands_wanted
 from treeattn.validate import check_choice, check_float, check_int
 
-__all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn"]
+__all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn", "check_ffn_ratio"]
+
+
+def check_ffn_ratio(ratio: object) -> float:
+    """An FFN hidden ratio: a positive number (every FFN checks it; a model config too, when it
+    is created).
+
+    Raises:
+        TypeError: if ``ratio`` is not a number.
+        ValueError: if it is not positive and finite.
+    """
+    return check_float("ffn_ratio", ratio, minimum=0.0, open_minimum=True)
 
 
 def _hidden(dim: int, ratio: float) -> int:
-    hidden = round(dim * ratio)
+    """Hidden channels of an FFN of width ``dim`` (the checks every FFN class makes)."""
+    hidden = round(check_int("dim", dim, minimum=1) * check_ffn_ratio(ratio))
     if hidden < 1:
         raise ValueError(f"ffn_ratio={ratio} gives no hidden channels at {dim=}")
     return hidden
@@ -180,6 +192,4 @@ def build_ffn(
 ) -> nn.Module:
     """Build an FFN by name (``gated_dwconv`` | ``leff`` | ``mlp``)."""
     check_choice("ffn_type", name, FFNS)
-    check_int("dim", dim, minimum=1)
-    check_float("ffn_ratio", ratio, minimum=0.0)
     return FFNS[name](dim, ratio, device=device, dtype=dtype)

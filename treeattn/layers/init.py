@@ -20,7 +20,7 @@ from treeattn.layers.pos_bias import ContinuousPositionBias
 from treeattn.layers.residual import PostNormResidual, Residual
 from treeattn.validate import check_choice, check_float
 
-__all__ = ["INIT_SCHEMES", "check_init_norm", "init_weights"]
+__all__ = ["INIT_SCHEMES", "check_init_norm", "check_init_std", "init_weights"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -106,9 +106,21 @@ def init_weights(module: nn.Module, scheme: str = "default", *, std: float = 0.0
         std: Standard deviation of the truncated-normal Linear weights.
     """
     check_choice("init", scheme, INIT_SCHEMES)
-    if check_float("std", std) <= 0:
-        raise ValueError(f"{std=} must be positive")
-    INIT_SCHEMES[scheme](module, std)
+    INIT_SCHEMES[scheme](module, check_init_std(std))
+
+
+def check_init_std(std: object, *, name: str = "std") -> float:
+    """The standard deviation of the truncated-normal Linear weights: a positive number.
+
+    Args:
+        std: The value.
+        name: How the caller names it (a model config's field is ``init_std``).
+
+    Raises:
+        TypeError: if ``std`` is not a number.
+        ValueError: if it is not positive and finite.
+    """
+    return check_float(name, std, minimum=0.0, open_minimum=True)
 
 
 # Init schemes that only make sense with one norm placement (the rule lives here only).

@@ -11,8 +11,20 @@ from __future__ import annotations
 import torch
 
 from treeattn.layers.hiir_layer import HiIRLayer
+from treeattn.validate import check_int
 
-__all__ = ["SwinLayer"]
+__all__ = ["SwinLayer", "check_window_size"]
+
+
+def check_window_size(window_size: object) -> int:
+    """A window side in pixels: a positive int (a model config checks its ``window_size`` with
+    this too, when it is created).
+
+    Raises:
+        TypeError: if ``window_size`` is not an int.
+        ValueError: if it is below 1.
+    """
+    return check_int("window_size", window_size, minimum=1)
 
 
 class SwinLayer(HiIRLayer):
@@ -54,7 +66,7 @@ class SwinLayer(HiIRLayer):
         super().__init__(
             dim,
             num_heads,
-            (window_size,),
+            (check_window_size(window_size),),
             variant="v1",
             attn_type=attn_type,
             pos_bias=pos_bias,

@@ -232,11 +232,12 @@ class RestorationModel(nn.Module, ABC):
     ) -> Model:
         """Rebuild a model of this class saved by :meth:`save_pretrained`.
 
-        :func:`treeattn.models.from_pretrained` loads a folder of any architecture, or a shipped
-        model by name.
+        A model class knows no names (the registry imports the classes, never the reverse):
+        :func:`treeattn.load_model` loads a shipped model by name, a recipe run folder or a saved
+        folder of any architecture.
 
         Args:
-            directory: The checkpoint folder.
+            directory: The checkpoint folder (not a shipped model's name).
             device: Where to put the parameters (default: CPU).
             dtype: Parameter dtype (default: float32; saved weights are cast to it).
 
@@ -250,7 +251,8 @@ class RestorationModel(nn.Module, ABC):
                 or this class is :class:`RestorationModel` itself.
             ValueError: if ``device`` is not available here, or is ``meta`` (which holds no
                 weights; build with ``create_model(..., device="meta")`` for shapes).
-            FileNotFoundError: if the folder or one of its two files is missing.
+            FileNotFoundError: if the folder or one of its two files is missing (for a name, the
+                message names :func:`treeattn.load_model`).
             CheckpointError: if the config is not a treeattn config, of a newer format, or
                 invalid, if the weights file is truncated or corrupt, if the weights do not fit
                 the config (missing, unexpected or shape-mismatched keys, all listed), or if
@@ -264,8 +266,9 @@ class RestorationModel(nn.Module, ABC):
         path = check_path("directory", directory)
         if not path.is_dir():
             raise FileNotFoundError(
-                f"checkpoint directory {path} does not exist (a shipped model loads by name with "
-                "treeattn.models.from_pretrained or load_model)"
+                f"checkpoint directory {path} does not exist; {cls.__name__}.from_pretrained "
+                "takes a save_pretrained folder — a shipped model's name or a recipe run folder "
+                f"loads with treeattn.load_model({str(directory)!r})"
             )
         check_device("device", device, allow_meta=False)  # meta would drop the weights silently
         record = read_record(path)

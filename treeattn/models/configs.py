@@ -16,9 +16,10 @@ field's type), a bad value ``ValueError`` naming the field and the fix. Names ar
 the layers' name→class tables (``attn_type`` against
 :data:`~treeattn.layers.attention.SIMILARITIES`, ``layer_type`` against
 :data:`~treeattn.layers.layer_types.LAYER_TYPES`, ...) and the rules the layers set (heads that
-divide the width, ``v4``'s 3-level tree, ``zero_ln``'s post-norm) with the layers' own checks, so
-a config and the modules it builds cannot disagree. Lists are accepted where tuples are expected
-and stored as tuples.
+divide the width, ``v4``'s 3-level tree, ``zero_ln``'s post-norm, the ranges of ``drop_path``,
+``ffn_ratio``, ``init_std`` and ``window_size``) with the layers' own check functions: each rule
+is written once, beside the layer that needs it, so a config and the modules it builds cannot
+disagree. Lists are accepted where tuples are expected and stored as tuples.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from treeattn.layers.attention import SIMILARITIES, check_heads
-from treeattn.layers.ffn import FFNS
+from treeattn.layers.drop import check_drop_path
+from treeattn.layers.ffn import FFNS, check_ffn_ratio
 from treeattn.layers.hiir_layer import ATTENTION_VARIANTS, check_variant_tree
-from treeattn.layers.init import INIT_SCHEMES, check_init_norm
+from treeattn.layers.init import INIT_SCHEMES, check_init_norm, check_init_std
 from treeattn.layers.layer_types import LAYER_TYPES
 from treeattn.layers.pos_bias import POS_BIAS
 from treeattn.layers.residual import NORM_WIRINGS
 from treeattn.layers.stage_end import STAGE_ENDS
+from treeattn.layers.swin import check_window_size
 from treeattn.models.global_residual import RESIDUAL_MODULES
 from treeattn.models.meta import TASKS
 from treeattn.ops.attention import BACKENDS
@@ -188,10 +191,11 @@ class LayerConfig:
     backend: str = "auto"
 
     def _check_layers(self, trees: tuple) -> None:
-        _require(self.ffn_ratio > 0, f"ffn_ratio={self.ffn_ratio} must be positive")
-        _require(self.init_std > 0, f"init_std={self.init_std} must be positive")
-        _require(0.0 <= self.drop_path < 1.0, f"drop_path={self.drop_path} must be in [0, 1)")
-        _require(self.window_size >= 1, f"window_size={self.window_size} must be positive")
+        # The layers' own rules, applied before any layer exists (see the module docstring).
+        check_ffn_ratio(self.ffn_ratio)
+        check_init_std(self.init_std, name="init_std")
+        check_drop_path(self.drop_path)
+        check_window_size(self.window_size)
         check_init_norm(self.init, self.norm)
         normalized = tuple(normalize_patch_sizes(tree) for tree in trees)
         for sizes in normalized:
