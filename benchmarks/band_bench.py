@@ -25,12 +25,12 @@ from benchlib import abba_times, machine_meta, report_load, save_results, summar
 
 from treeattn.layers import HiIRLayer
 from treeattn.models import create_model
-from treeattn.ops.bands import band_execution
+from treeattn.ops.bands import BandSettings, band_wise
 
 
 def forward_run(module: torch.nn.Module, x: torch.Tensor, settings: dict):
     def run() -> None:
-        with torch.no_grad(), band_execution(**settings):
+        with torch.no_grad(), band_wise(module, BandSettings(**settings)):
             module(x)
 
     return run

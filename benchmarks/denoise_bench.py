@@ -185,7 +185,7 @@ def _treeattn_entrants(source: str, modes: list[str]) -> list[Entrant]:
     checksum = model_checksum(folder)
     model = functools.cache(lambda: load_model(folder).eval())
     builds = {
-        "1": lambda _sigma: model(),
+        "1": lambda _sigma: functools.partial(restore_image, model()),
         "x8": lambda _sigma: functools.partial(restore_image, model(), self_ensemble=True),
     }
     return [Entrant(TREEATTN_MODES[m], source, checksum, m, builds[m]) for m in modes]

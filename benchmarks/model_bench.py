@@ -4,8 +4,8 @@ By default ``hiir_b_sr_x2`` (Hi-IR-B, SR×2) is compared with ``swin_b_sr_x2``: 
 network with Swin layers (window 8) at SwinIR's width and depth (C=180, 6 stages of 6 layers,
 6 heads). Both run in one process, ABBA-interleaved (A B, B A, ... each round), for
 
-* ``fwd`` — inference: eval mode, no autograd, so large maps run band-wise
-  (:mod:`treeattn.ops.bands`); ``--bands off`` runs whole maps;
+* ``fwd`` — inference: eval mode, no autograd, large maps band-wise as ``treeattn restore`` runs
+  them (:func:`treeattn.ops.bands.band_wise`); ``--bands off`` runs whole maps;
 * ``train`` — one training step: forward, L1 loss, backward, AdamW step.
 
 Reported per model and LR size: median seconds, GFLOP/s (2 FLOPs per MAC; a training step
@@ -48,7 +48,7 @@ from benchlib import (
 )
 
 from treeattn.models import create_model
-from treeattn.ops.bands import band_execution
+from treeattn.ops.bands import BandSettings, band_wise
 
 BANDS = {"auto": {}, "off": {"enabled": False}}
 
@@ -57,7 +57,7 @@ def forward_run(model: torch.nn.Module, x: torch.Tensor, bands: dict):
     model.eval()
 
     def run() -> None:
-        with torch.no_grad(), band_execution(**bands):
+        with torch.no_grad(), band_wise(model, BandSettings(**bands)):
             model(x)
 
     return run

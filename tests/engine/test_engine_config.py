@@ -135,6 +135,17 @@ def test_a_level_becomes_the_degradation_keywords() -> None:
     assert level.degradation_kwargs([]) == {}
 
 
+def test_no_tiling_is_none_however_it_is_spelled(denoise_spec, tmp_path) -> None:
+    assert parse_config(denoise_spec, []).tile is None
+    assert parse_config(denoise_spec, ["--tile", "0"]).tile is None
+    old_settings = tmp_path / "config.yaml"  # what runs written before tile=None hold
+    old_settings.write_text("tile: 0\ntile_overlap: 32\n")
+    assert parse_config(denoise_spec, ["--config", str(old_settings)]).tile is None
+    assert parse_config(denoise_spec, ["--tile", "48"]).tile == 48
+    with pytest.raises(ValueError, match="--tile -8 must be a positive number of pixels"):
+        parse_config(denoise_spec, ["--tile", "-8"])
+
+
 def test_settings_are_checked_without_the_front_end() -> None:
     assert check_settings(TrainConfig()) == TrainConfig()
     with pytest.raises(ValueError, match="--tile-overlap 8 must be >= 0 and smaller than --tile 8"):

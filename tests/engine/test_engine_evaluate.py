@@ -25,7 +25,7 @@ def test_padding_to_the_model_requirement_is_undone() -> None:
     torch.manual_seed(0)
     model = _Recorder().eval()
     x = torch.rand(1, 1, 5, 13)
-    out = make_restorer(model, tile=0, overlap=0)(x)
+    out = make_restorer(model, tile=None, overlap=0)(x)
     assert out.shape == x.shape
     assert model.sizes == [(8, 16)]
 
@@ -34,7 +34,7 @@ def test_tiled_restoration_equals_whole_image() -> None:
     torch.manual_seed(0)
     model = TinyNet(dropout=0.0).double().eval()  # receptive-field radius 2
     x = torch.rand(1, 1, 40, 37, dtype=torch.float64)
-    whole = make_restorer(model, tile=0, overlap=0)(x)
+    whole = make_restorer(model, tile=None, overlap=0)(x)
     tiled = make_restorer(model, tile=16, overlap=8)(x)  # margin (8 - 4) // 2 = 2
     torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-12)
 

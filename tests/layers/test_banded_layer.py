@@ -1,11 +1,12 @@
-"""Band-wise HiIRLayer inference equals the whole-map layer (odd sizes, shifted or not)."""
+"""Band-wise HiIRLayer inference equals the whole-map layer (odd sizes, shifted or not); a plain
+call runs whole maps."""
 
 import pytest
 import torch
 
 import treeattn.ops.bands as bands
 from treeattn import HiIRLayer
-from treeattn.ops.bands import band_execution
+from treeattn.ops.bands import BandSettings, band_execution, band_wise
 
 
 @pytest.fixture
@@ -42,10 +43,9 @@ def test_banded_layer_equals_whole_map(options, size, tile_counter):
     layer = HiIRLayer(16, 2, **{"patch_sizes": (4, 16), **options}).eval()
     x = torch.randn(2, 16, *size)
     with torch.no_grad():
-        with band_execution(enabled=False):
-            whole = layer(x)
+        whole = layer(x)
         assert tile_counter["tiles"] == 0
-        with band_execution(min_pixels=0, tile_pixels=40):
+        with band_wise(layer, BandSettings(min_pixels=0, tile_pixels=40)):
             banded = layer(x)
     assert tile_counter["tiles"] > 2
     torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
@@ -54,7 +54,7 @@ def test_banded_layer_equals_whole_map(options, size, tile_counter):
 def test_layer_bands_only_in_inference(tile_counter):
     layer = HiIRLayer(8, 2, (4, 8))
     x = torch.randn(1, 8, 20, 20)
-    with band_execution(min_pixels=0, tile_pixels=16):
+    with band_wise(layer, BandSettings(min_pixels=0, tile_pixels=16)):
         layer(x)  # training mode, autograd on
         with torch.no_grad():
             layer(x)  # still training mode
@@ -74,12 +74,24 @@ def test_residual_blocks_run_tile_by_tile(norm):
     for module in (layer.attn.norm, layer.ffn.norm):
         module.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[1:3]))
     with torch.no_grad():
-        with band_execution(enabled=False):
-            whole = layer(x)
+        whole = layer(x)
         assert seen == [(70, 45), (70, 45)]
         seen.clear()
-        with band_execution(min_pixels=0, tile_pixels=16 * 16):
+        with band_wise(layer, BandSettings(min_pixels=0, tile_pixels=16 * 16)):
             banded = layer(x)
     assert len(seen) > 4
     assert all(h * w < 70 * 45 / 2 for h, w in seen)
     torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
+
+
+def test_a_plain_call_is_whole_maps_whatever_the_settings(tile_counter):
+    """``layer(x)`` is plain math: band settings in force switch nothing on by themselves."""
+    layer = HiIRLayer(8, 2, (4, 8)).eval()
+    x = torch.randn(1, 8, 20, 20)
+    with torch.no_grad(), band_execution(min_pixels=0, tile_pixels=16):
+        plain = layer(x)
+        assert tile_counter["tiles"] == 0
+        with band_wise(layer):  # the settings in force, now installed
+            banded = layer(x)
+    assert tile_counter["tiles"] > 0
+    torch.testing.assert_close(banded, plain, rtol=0, atol=1e-5)

@@ -8,7 +8,7 @@ import torch
 import treeattn.layers.pos_bias as pos_bias_module
 from treeattn import HiIRLayer
 from treeattn.layers.pos_bias import ContinuousPositionBias, TablePositionBias
-from treeattn.ops.bands import band_execution
+from treeattn.ops.bands import BandSettings, band_wise
 from treeattn.ops.memo import pass_cache, reuse
 
 SIZE = (45, 70)
@@ -20,7 +20,7 @@ def _layer(pos_bias: str = "cpb", seed: int = 0) -> HiIRLayer:
 
 
 def _banded(layer: HiIRLayer, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad(), band_execution(min_pixels=0, tile_pixels=16 * 16):
+    with torch.no_grad(), band_wise(layer, BandSettings(min_pixels=0, tile_pixels=16 * 16)):
         return layer(x)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from treeattn import HiIRLayer
 from treeattn.layers.attention import TreeAttention
-from treeattn.ops.bands import band_execution
+from treeattn.ops.bands import BandSettings, band_wise
 
 
 def _level_by_level(attn: TreeAttention, x: torch.Tensor) -> torch.Tensor:
@@ -72,10 +72,9 @@ def test_layer_equals_the_plain_tree_padded_shifted_and_band_wise(options, size)
     _plain(plain.attn.fn)
     x = torch.randn(2, 16, *size)
     with torch.no_grad():
-        with band_execution(enabled=False):
-            reference = plain(x)
-            whole = layer(x)
-        with band_execution(min_pixels=0, tile_pixels=16 * 16):
+        reference = plain(x)
+        whole = layer(x)
+        with band_wise(layer, BandSettings(min_pixels=0, tile_pixels=16 * 16)):
             banded = layer(x)
     torch.testing.assert_close(whole, reference, rtol=0, atol=1e-6)
     torch.testing.assert_close(banded, reference, rtol=0, atol=1e-6)

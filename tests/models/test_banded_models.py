@@ -1,4 +1,5 @@
-"""Band-wise model inference equals the whole-image model: columnar and U-shape, odd sizes."""
+"""Band-wise model inference equals the whole-image model: columnar and U-shape, odd sizes; only
+the runners (banded_forward, the restore runner the engine validates with) run band-wise."""
 
 import pytest
 import torch
@@ -38,21 +39,23 @@ def test_banded_model_equals_whole_image(name, extra, make_tiny, band_calls):
     torch.manual_seed(0)
     model = make_tiny(name, **extra).eval()
     x = torch.rand(1, model.meta.in_chans, 27, 35)
-    with torch.no_grad(), band_execution(enabled=False):
+    with torch.no_grad():
         whole = model(x)
+    assert band_calls["grid"] == band_calls["halo"] == 0  # model(x) is plain math
     banded = banded_forward(model, x, min_pixels=0, tile_pixels=48)
     assert band_calls["grid"] > 0 and band_calls["halo"] > 0
     torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
 
 
-def test_model_call_bands_by_itself_in_inference(make_tiny, band_calls):
+def test_model_call_is_whole_maps_and_runners_band(make_tiny, band_calls):
     model = make_tiny("hiir_unet_tiny").eval()
     x = torch.rand(1, 3, 24, 24)
     with band_execution(min_pixels=0, tile_pixels=48):
         model(x)
-        assert band_calls["grid"] == 0  # autograd on: whole maps
         with torch.no_grad():
-            model(x)
+            model(x)  # inference too: band-wise is a runner's choice, not model(x)'s
+        assert band_calls["grid"] == 0
+        banded_forward(model, x)
     assert band_calls["grid"] > 0
 
 
@@ -60,10 +63,10 @@ def test_engine_evaluation_runs_band_wise(make_tiny, band_calls):
     torch.manual_seed(0)
     model = make_tiny("hiir_sr_tiny_x2", shift=True).eval()
     x = torch.rand(1, 3, 19, 26)
-    with torch.no_grad(), band_execution(enabled=False):
+    with torch.no_grad():
         whole = model(x)
     with band_execution(min_pixels=0, tile_pixels=48):
-        restored = make_restorer(model, tile=0, overlap=0)(x)
+        restored = make_restorer(model, tile=None, overlap=0)(x)
     assert band_calls["grid"] > 0
     torch.testing.assert_close(restored, whole, rtol=0, atol=1e-5)
 
@@ -101,9 +104,8 @@ def test_inference_equals_the_autograd_path(name, extra, dtype, atol, make_tiny,
     with band_execution(min_pixels=0, tile_pixels=48):
         reference = model(x).detach()  # autograd on: whole maps, default layout, nothing kept
         assert band_calls["grid"] == 0
+        banded = banded_forward(model, x)
         with torch.no_grad():
-            banded = model(x)
-        with torch.no_grad(), band_execution(enabled=False):
             whole = model(x)
     assert band_calls["grid"] > 0 and band_calls["halo"] > 0
     # Band-wise maps are channels-last inside, yet the layout of the autograd path comes out.

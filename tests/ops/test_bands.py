@@ -11,10 +11,12 @@ from torch import nn
 import treeattn.ops.bands as bands
 from treeattn.ops.bands import (
     BandSettings,
+    BandWise,
     apply_on_grid,
     apply_with_halo,
     band_execution,
     band_settings,
+    band_wise,
     bands_wanted,
     tile_shape,
 )
@@ -107,18 +109,42 @@ def test_a_halo_smaller_than_the_reach_is_wrong():
     assert not torch.allclose(apply_with_halo(conv, x, reach=0, tile_pixels=25), conv(x))
 
 
+class _BandWiseIdentity(nn.Identity, BandWise):
+    """A module with a band-wise path (what the attention, FFN and residual modules are)."""
+
+
 def test_bands_are_for_large_inference_maps_only():
-    module = nn.Identity()
-    with band_execution(min_pixels=100, tile_pixels=50):
+    module = _BandWiseIdentity()
+    with band_wise(module, BandSettings(min_pixels=100, tile_pixels=50)):
         with torch.no_grad():
             assert not bands_wanted(module.train(), 20, 20)
             assert bands_wanted(module.eval(), 20, 20)
             assert not bands_wanted(module, 9, 11)  # below min_pixels
         assert not bands_wanted(module, 20, 20)  # autograd on
-    with torch.no_grad(), band_execution(min_pixels=0, tile_pixels=400):
+    with torch.no_grad(), band_wise(module, BandSettings(min_pixels=0, tile_pixels=400)):
         assert not bands_wanted(module, 20, 20)  # fits one tile
-        with band_execution(enabled=False):
+        with band_wise(module, BandSettings(enabled=False)):
             assert not bands_wanted(module, 100, 100)
+        assert bands_wanted(module, 100, 100)  # the outer block's settings are back
+
+
+def test_only_a_band_wise_block_switches_bands_on():
+    """A plain call never runs band-wise, whatever the settings in force say."""
+    module = _BandWiseIdentity().eval()
+    with torch.no_grad(), band_execution(min_pixels=0, tile_pixels=4):
+        assert not bands_wanted(module, 100, 100)
+        assert not bands_wanted(nn.Identity(), 100, 100)  # no band-wise path at all
+        with band_wise(nn.Sequential(module)) as installed:  # submodules take part
+            assert installed == band_settings() and module.band_plan == installed
+            assert bands_wanted(module, 100, 100)
+    assert module.band_plan is None
+
+
+def test_band_wise_takes_its_settings_off_whatever_happens():
+    module = _BandWiseIdentity()
+    with pytest.raises(RuntimeError, match="inside"), band_wise(module, BandSettings()):
+        raise RuntimeError("inside")
+    assert module.band_plan is None
 
 
 def test_band_execution_nests_and_restores():

@@ -21,8 +21,6 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from treeattn.ops.bands import band_execution
-
 __all__ = ["MacsReport", "count_macs"]
 
 
@@ -67,8 +65,8 @@ def count_macs(
     param = next(model.parameters())
     x = torch.zeros(batch, in_chans, height, width, device=param.device, dtype=param.dtype)
     counter = FlopCounterMode(display=False, depth=2)
-    # Whole maps: band-wise inference would count the FFN's halo pixels twice.
-    with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), band_execution(enabled=False), counter:
+    # model(x) runs whole maps (band-wise runs would count the FFN's halo pixels twice).
+    with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), counter:
         model(x)
     counts = counter.get_flop_counts()
     root = type(model).__name__

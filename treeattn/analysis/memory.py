@@ -18,6 +18,8 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from treeattn.ops.bands import band_wise
+
 __all__ = ["LiveTensorTracker", "peak_activation_memory"]
 
 
@@ -77,7 +79,8 @@ def peak_activation_memory(
         in_chans: Input channels.
         batch: Batch size.
         grad: Run with autograd on (training memory: tensors saved for backward count) instead
-            of under ``torch.no_grad()`` (inference).
+            of under ``torch.no_grad()`` (inference: large layer maps band-wise, as
+            ``treeattn restore`` runs them; see :func:`treeattn.ops.bands.band_wise`).
 
     Returns:
         Peak live bytes, excluding parameters, buffers and the input.
@@ -88,7 +91,7 @@ def peak_activation_memory(
     param = next(model.parameters())
     x = torch.rand(batch, in_chans, height, width, device=param.device, dtype=param.dtype)
     tracker = LiveTensorTracker([x, *model.parameters(), *model.buffers()])
-    with torch.set_grad_enabled(grad), tracker:
+    with torch.set_grad_enabled(grad), band_wise(model), tracker:
         out = model(x)
     del out
     return tracker.peak

@@ -196,6 +196,8 @@ def dump_yaml(cfg: TrainConfig, spec: TaskSpec, path: str | Path) -> None:
         for name, value in dataclasses.asdict(cfg).items()
         if name not in _NOT_DUMPED and name in offered
     }
+    if "tile" in values and values["tile"] is None:
+        values["tile"] = 0  # the form config.yaml has always had for whole images (read as None)
     Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
 
 

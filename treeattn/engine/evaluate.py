@@ -1,14 +1,17 @@
-"""Restoring whole test images (padding, optional tiling) and validation across processes.
+"""Validation: test images restored as ``treeattn restore`` restores them, scored across processes.
 
-:func:`validate` shards a test set over the processes, restores each image once, and gathers the
-per-image metrics with :meth:`accelerate.Accelerator.gather_for_metrics`, which drops the
-duplicates that even sharding adds — every test image counts exactly once.
+:func:`make_restorer` is the engine's side of the one restore path
+(:class:`treeattn.inference.runner.Runner`): padding to the model's needs, whole images (large
+layer maps band by band) or tiles, cropping back — so a model scores in validation exactly what
+``treeattn restore`` then writes for the same image and settings. :func:`validate` shards a test
+set over the processes, restores each image once, and gathers the per-image metrics with
+:meth:`accelerate.Accelerator.gather_for_metrics`, which drops the duplicates that even sharding
+adds — every test image counts exactly once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +21,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from treeattn.models.banded import banded_forward
-from treeattn.ops.padding import crop_to, pad_to_multiple
-from treeattn.ops.tiling import tiled_apply
+from treeattn.deprecation import moved
+from treeattn.inference import runner as _runner
+from treeattn.inference.runner import Runner
 
-__all__ = ["Restorer", "make_restorer", "metrics_for", "padded_forward", "validate"]
+_MOVED = {"padded_forward": _runner}  # deprecated here: import it from treeattn.inference.runner
+__all__ = ["Restorer", "make_restorer", "metrics_for", "validate", *_MOVED]
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,43 +56,21 @@ def metrics_for(
     return measure
 
 
-def _pad_for(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Pad ``x`` bottom/right to the size ``model.meta`` needs (reflect, else replicate)."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = model.meta.padding_for(height, width)
-    return pad_to_multiple(x, (height + pad_h, width + pad_w))[0]
+def make_restorer(model: nn.Module, *, tile: int | None = None, overlap: int = 32) -> Restorer:
+    """The function restoring a batch of whole test images with ``model``: the restore runner.
 
-
-def padded_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Pad ``x`` (bottom/right) to what ``model.meta`` needs, run the model, crop the result.
-
-    The model runs through :func:`~treeattn.models.banded.banded_forward`: no gradients, and
-    large maps band by band with exactly the whole-image result.
-    """
-    height, width, scale = *x.shape[-2:], model.meta.scale
-    return crop_to(banded_forward(model, _pad_for(model, x)), (height * scale, width * scale))
-
-
-def make_restorer(model: nn.Module, *, tile: int, overlap: int) -> Restorer:
-    """A function restoring a batch of whole images with ``model`` (no gradients, band-wise).
-
-    The image is padded once to the model's requirement; with ``tile`` the padded image is then
-    processed in overlapping tiles (:func:`treeattn.ops.tiling.tiled_apply`), so tiling changes
-    nothing but memory use when the overlap covers the model's receptive field.
+    The same :class:`~treeattn.inference.runner.Runner` as :func:`treeattn.restore_image` with
+    these settings (no gradients, padded once to the model's needs, large layer maps band by
+    band; with ``tile`` the padded image in overlapping tiles). The settings were checked where
+    they entered (:func:`treeattn.engine.settings.validate`).
 
     Args:
         model: A model with ``meta`` in eval mode (unwrapped, or the EMA copy).
-        tile: Tile size in input pixels; 0 processes whole images.
+        tile: Tile size in input pixels; ``None`` (or ``0``, as older callers pass) processes
+            whole images.
         overlap: Tile overlap in input pixels.
     """
-    scale = model.meta.scale
-    tiled = partial(tiled_apply, partial(padded_forward, model), tile=tile, overlap=overlap)
-
-    def restore_tiled(x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        return crop_to(tiled(_pad_for(model, x), scale=scale), (height * scale, width * scale))
-
-    return torch.no_grad()(restore_tiled if tile else partial(padded_forward, model))
+    return Runner(model, tile=tile or None, overlap=overlap)
 
 
 def validate(
@@ -137,3 +119,7 @@ def validate(
     merged = {k: torch.cat([r[k] for r in rows]) for k in rows[0]} if rows else {}
     count = next(iter(merged.values())).numel() if merged else 0
     return {**{k: float(v.double().mean()) for k, v in merged.items()}, "images": count}
+
+
+def __getattr__(name: str) -> Any:
+    return moved(__name__, name, _MOVED)

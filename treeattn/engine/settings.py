@@ -147,7 +147,9 @@ class TrainConfig:
     resume_from_checkpoint: str | None = _opt(None, "PATH to a step_N folder, or 'latest'")
     overwrite: bool = _opt(False, "clear an --output-dir that holds another run, then train")
     val_every: int = _opt(400, "validate every N steps (0 = only at the end)", type=int)
-    tile: int = _opt(0, "evaluate in tiles of this size (0 = whole images)", type=int)
+    tile: int | None = _opt(
+        None, "evaluate in tiles of this size (default, or 0: whole images)", type=int
+    )
     tile_overlap: int = _opt(32, "tile overlap in pixels", type=int)
     save_images: int = _opt(4, "restored test images saved per validation", type=int)
     log_every: int = _opt(10, "log the training loss every N steps", type=int)
@@ -155,6 +157,12 @@ class TrainConfig:
     smoke: bool = _opt(False, "a seconds-long run on tiny settings (CI)")
     preset: str | None = _opt(None, "named settings of the task, e.g. 'paper'")
     config: str | None = _opt(None, "YAML file of settings (keys = flag names)")
+
+    def __post_init__(self) -> None:
+        # No tiling is None everywhere; a 0 (what settings files of older runs hold, and what
+        # --tile 0 says) means the same.
+        if type(self.tile) is int and self.tile == 0:
+            self.tile = None
 
 
 #: Settings only some tasks offer (:meth:`treeattn.engine.task.TaskSpec.offers`).
@@ -307,7 +315,7 @@ def _check_counts(cfg: TrainConfig) -> None:
     for name in (*positive, "keep_checkpoints"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{_flag(name)} must be >= 1, got {getattr(cfg, name)}")
-    nonnegative = ("checkpointing_steps", "val_every", "save_images", "num_workers", "tile")
+    nonnegative = ("checkpointing_steps", "val_every", "save_images", "num_workers")
     for name in (*nonnegative, "threads", "max_minutes"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(cfg, name)}")
@@ -315,7 +323,7 @@ def _check_counts(cfg: TrainConfig) -> None:
         raise ValueError(
             f"--warmup-steps {cfg.warmup_steps} must be between 0 and --max-steps {cfg.max_steps}"
         )
-    if cfg.tile:
+    if cfg.tile is not None:
         check_tile_overlap(
             cfg.tile, cfg.tile_overlap, tile_name="--tile", overlap_name="--tile-overlap"
         )

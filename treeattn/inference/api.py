@@ -1,9 +1,9 @@
 """Restore image tensors of any size with a treeattn model: whole, tiled, self-ensembled.
 
-:func:`restore_image` is the one entry point; ``treeattn restore`` and
-:func:`treeattn.inference.files.restore_files` call it for every file. :func:`select_runner` is
-the single place where the way an image goes through the network is chosen (whole image, or
-overlapping tiles).
+:func:`restore_image` is the entry point for tensors: it checks its arguments once, then hands the
+image to a :class:`~treeattn.inference.runner.Runner` — the one path an image takes through the
+network, which :func:`treeattn.inference.files.restore_files` (``treeattn restore``) and the
+engine's validation use too. The checks live here, for every entry to call once.
 
 Example:
     >>> import torch
@@ -15,31 +15,26 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from functools import partial
-
 import torch
 from torch import nn
 
-from treeattn.inference.ensemble import self_ensemble as ensemble_apply
-from treeattn.models.banded import banded_forward
+from treeattn.inference.runner import Runner, restore_with
 from treeattn.models.meta import ModelMeta
-from treeattn.ops.tiling import tile_starts, tiled_apply
+from treeattn.ops.tiling import check_tile_overlap
 from treeattn.validate import check_bool
 
 __all__ = [
+    "check_image",
     "check_model_input",
     "check_model_weights",
     "check_precision",
+    "check_run",
     "check_tiling",
     "input_views",
     "model_meta",
     "restore_image",
     "select_runner",
 ]
-
-Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
 def model_meta(model: nn.Module) -> ModelMeta:
@@ -111,65 +106,86 @@ def check_precision(model: nn.Module, *, bf16: bool) -> None:
 
 
 def check_tiling(tile: int | None, overlap: int, *, minimum: int = 1) -> None:
-    """Check tiling settings before any work.
+    """Check tiling settings before any work: ``None``, or the one tile rule and ``minimum``.
 
     Args:
         tile: Tile side, or ``None`` for whole images.
-        overlap: Tile overlap in pixels.
+        overlap: Tile overlap in pixels (only checked with a ``tile``).
         minimum: Smallest useful tile: the model's ``meta.multiple_of`` (it pads every tile
             to a multiple of it, so a smaller tile costs time and quality and gains nothing).
 
     Raises:
-        ValueError: if ``tile`` is not an int of at least ``minimum`` or ``overlap`` is not in
-            ``[0, tile)``.
+        TypeError: if ``tile`` or ``overlap`` is not an int.
+        ValueError: if ``tile`` is below ``minimum`` or ``overlap`` is not in ``[0, tile)``
+            (:func:`~treeattn.ops.tiling.check_tile_overlap`).
     """
     if tile is None:
         return
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-        raise ValueError(f"{tile=} must be a positive number of pixels, or None for whole images")
+    check_tile_overlap(tile, overlap)
     if tile < minimum:
         raise ValueError(
             f"{tile=} is smaller than {minimum}, the multiple the model pads every tile to; "
             f"use a tile of at least {minimum} pixels (e.g. 256), or None for whole images"
         )
-    tile_starts(tile, tile=tile, overlap=overlap)  # raises for an overlap that does not fit
 
 
 def select_runner(model: nn.Module, *, tile: int | None, overlap: int) -> Runner:
-    """How a ``(B, C, H, W)`` batch goes through ``model``: the one place this is chosen.
+    """How a ``(B, C, H, W)`` batch goes through ``model``: a :class:`Runner` without ensemble.
 
     Args:
-        model: A treeattn model (it pads any size to its ``meta.multiple_of`` and crops back).
-        tile: Input tile side for overlapping tiles (bounded memory, approximate where the
-            overlap is smaller than the receptive field); ``None`` runs the whole image exactly,
-            large layer maps band by band (:func:`~treeattn.models.banded_forward`).
+        model: A treeattn model (padded to its ``meta`` needs and cropped back).
+        tile: Input tile side for overlapping tiles of the padded image (bounded memory,
+            approximate where the overlap is smaller than the receptive field); ``None`` runs the
+            whole image exactly, large layer maps band by band (:mod:`treeattn.ops.bands`).
         overlap: Tile overlap in input pixels.
 
     Returns:
         A function from an input batch to the restored batch.
     """
-    if tile is None:
-        # Whole image, exactly: Hi-IR layers run band by band on large maps (bounded memory,
-        # the whole-image result; see treeattn.models.banded).
-        return partial(banded_forward, model)
-    return partial(tiled_apply, model, tile=tile, overlap=overlap, scale=model_meta(model).scale)
+    return Runner(model, tile=tile, overlap=overlap)
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode (no drop-path) and give the model back in the mode it was in."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+def check_image(model: nn.Module, img: object) -> None:
+    """Refuse an image ``model`` cannot restore: not a float tensor ``(C, H, W)`` or
+    ``(B, C, H, W)`` with values and ``model.meta.in_chans`` channels.
+
+    Raises:
+        TypeError: if ``img`` is not a float tensor.
+        ValueError: for a wrong shape or channel count, or a meta tensor.
+    """
+    if not isinstance(img, torch.Tensor):
+        raise TypeError(f"img must be a torch.Tensor (C, H, W) or (B, C, H, W), got {type(img)}")
+    if not img.is_floating_point():
+        raise TypeError(
+            f"img has dtype {img.dtype}; pass floats in [0, 1], e.g. img.float() / 255 for uint8"
+        )
+    if img.ndim not in (3, 4) or min(img.shape, default=0) < 1:
+        raise ValueError(
+            f"img must be (C, H, W) or (B, C, H, W) with no empty axis, got shape "
+            f"{tuple(img.shape)}"
+        )
+    if img.is_meta:
+        raise ValueError("img is a meta tensor (shape only, no data); pass an image with values")
+    check_model_input(model, img.shape[-3])
 
 
-def _model_place(model: nn.Module, fallback: torch.Tensor) -> tuple[torch.device, torch.dtype]:
-    parameter = next(model.parameters(), None)
-    source = fallback if parameter is None else parameter
-    return source.device, source.dtype
+def check_run(
+    model: nn.Module, *, tile: int | None, overlap: int, self_ensemble: bool, bf16: bool
+) -> None:
+    """Check a model and the settings of a restoration, once, before any image.
+
+    Raises:
+        TypeError: if ``model`` is not a treeattn model, or a flag is not a bool (``"no"`` would
+            read as true), or a tiling setting is not an int.
+        ValueError: for a model with meta weights, bad tiling settings (a tile below
+            ``model.meta.multiple_of``), or ``bf16`` on a model that does not claim it.
+    """
+    meta = model_meta(model)  # a TypeError for anything but a treeattn model comes first
+    check_model_weights(model)
+    check_bool("self_ensemble", self_ensemble)
+    check_bool("bf16", bf16)
+    check_tiling(tile, overlap, minimum=meta.multiple_of)
+    check_precision(model, bf16=bf16)
 
 
 def restore_image(
@@ -185,6 +201,9 @@ def restore_image(
 
     The input is moved to the model's device and parameter dtype, run without gradients in eval
     mode (the model's mode is restored afterwards), and returned on the input's device and dtype.
+    It goes the one way images go through a network (:class:`~treeattn.inference.runner.Runner`):
+    padded once to the model's needs, whole (large layer maps band by band, exactly) or in tiles,
+    cropped back — the engine's validation scores exactly this output.
 
     Args:
         model: A treeattn model, e.g. from :func:`treeattn.from_pretrained`.
@@ -207,33 +226,7 @@ def restore_image(
             weights, bad tiling settings (a tile below ``model.meta.multiple_of``), or ``bf16``
             on a model that does not claim it.
     """
-    model_meta(model)  # a TypeError for anything but a treeattn model comes first
-    check_model_weights(model)
-    if not isinstance(img, torch.Tensor):
-        raise TypeError(f"img must be a torch.Tensor (C, H, W) or (B, C, H, W), got {type(img)}")
-    if not img.is_floating_point():
-        raise TypeError(
-            f"img has dtype {img.dtype}; pass floats in [0, 1], e.g. img.float() / 255 for uint8"
-        )
-    if img.ndim not in (3, 4) or min(img.shape[-2:], default=0) < 1:
-        raise ValueError(f"img must be (C, H, W) or (B, C, H, W), got shape {tuple(img.shape)}")
-    if img.is_meta:
-        raise ValueError("img is a meta tensor (shape only, no data); pass an image with values")
-    check_bool("self_ensemble", self_ensemble)
-    check_bool("bf16", bf16)
-    check_model_input(model, img.shape[-3])
-    check_tiling(tile, overlap, minimum=model_meta(model).multiple_of)
-    check_precision(model, bf16=bf16)
-    device, dtype = _model_place(model, img)
-    batch = (img if img.ndim == 4 else img.unsqueeze(0)).to(device=device, dtype=dtype)
-    run = select_runner(model, tile=tile, overlap=overlap)
-    run = partial(ensemble_apply, run) if self_ensemble else run
-    precision = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if bf16
-        else contextlib.nullcontext()
-    )
-    with torch.no_grad(), _eval_mode(model), precision:
-        out = run(batch)
-    out = out.to(device=img.device, dtype=img.dtype)
-    return out if img.ndim == 4 else out.squeeze(0)
+    check_run(model, tile=tile, overlap=overlap, self_ensemble=self_ensemble, bf16=bf16)
+    check_image(model, img)
+    runner = Runner(model, tile=tile, overlap=overlap, self_ensemble=self_ensemble)
+    return restore_with(runner, img, bf16=bf16)

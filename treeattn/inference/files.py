@@ -30,14 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from treeattn.inference.api import (
-    check_model_weights,
-    check_precision,
-    check_tiling,
-    input_views,
-    model_meta,
-    restore_image,
-)
+from treeattn.inference.api import check_run, input_views, model_meta
+from treeattn.inference.runner import Runner, restore_with
 from treeattn.validate import check_bool, check_path, make_writable_dir
 
 __all__ = ["FileJob", "RestoreSummary", "find_inputs", "plan_outputs", "restore_files"]
@@ -287,7 +281,6 @@ def plan_outputs(
 def _check_model(model: nn.Module) -> None:
     """Refuse, before any work, a model whose input or output no image file can hold."""
     meta = model_meta(model)
-    check_model_weights(model)
     if meta.in_chans in _FILE_CHANNELS and meta.out_chans in _FILE_CHANNELS:
         return
     views = input_views(model, meta)
@@ -337,7 +330,9 @@ def restore_files(
     bf16: bool = False,
     quiet: bool = False,
 ) -> RestoreSummary:
-    """Restore image files into ``output_dir`` with :func:`~treeattn.inference.api.restore_image`.
+    """Restore image files into ``output_dir`` as :func:`~treeattn.inference.api.restore_image`
+    restores tensors: the settings are checked once, then every image goes through one
+    :class:`~treeattn.inference.runner.Runner`.
 
     Args:
         model: A treeattn model with 1 or 3 input and output channels.
@@ -366,13 +361,13 @@ def restore_files(
 
     from treeattn.data.io import read_image_file
 
+    # Every check once, here: the images below go through the runner unchecked.
+    check_run(model, tile=tile, overlap=overlap, self_ensemble=self_ensemble, bf16=bf16)
     _check_model(model)
     meta = model_meta(model)
-    flags = {"recursive": recursive, "overwrite": overwrite, "self_ensemble": self_ensemble}
-    for name, flag in {**flags, "bf16": bf16, "quiet": quiet}.items():
+    for name, flag in {"recursive": recursive, "overwrite": overwrite, "quiet": quiet}.items():
         check_bool(name, flag)  # a string such as "no" would read as true
-    check_tiling(tile, overlap, minimum=meta.multiple_of)
-    check_precision(model, bf16=bf16)
+    runner = Runner(model, tile=tile, overlap=overlap, self_ensemble=self_ensemble)
     record = getattr(model, "provenance", None)
     gray_method = record.gray_method if record is not None else "luma"
     images, ignored = find_inputs(inputs, recursive=recursive)
@@ -409,9 +404,7 @@ def restore_files(
                     f"for this model ({'gray: ' + gray_method if change[1] == 1 else 'RGB'})"
                 )
             img = _to_channels(img, meta.in_chans, gray_method=gray_method)
-            out = restore_image(
-                model, img, tile=tile, overlap=overlap, self_ensemble=self_ensemble, bf16=bf16
-            )
+            out = restore_with(runner, img, bf16=bf16)
             job.output.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(job.output, out, bit_depth=bit_depth)
         except (OSError, ValueError, RuntimeError) as error:

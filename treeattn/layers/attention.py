@@ -1,9 +1,10 @@
 """Tree attention (Hi-IR v3/v4) and per-level attention (v1/v2) on channels-last maps.
 
 Every module here takes a ``(B, H, W, C)`` map of any size: it pads to the tree's block (reflect,
-replicate when too small), attends, and crops back — large inference maps band by band
-(:mod:`treeattn.ops.bands`), with exactly the whole-map result. ``shift=True`` offsets the window
-grid by half the top block (by padding, so no window wraps around the image).
+replicate when too small), attends, and crops back — large inference maps band by band when a
+runner asks for it (:mod:`treeattn.ops.bands`), with exactly the whole-map result.
+``shift=True`` offsets the window grid by half the top block (by padding, so no window wraps
+around the image).
 
 * :class:`LevelAttend` — attention inside the windows of one level, from q, k, v maps.
 * :class:`TreeAttention` (v3; v4 with ``pass_values=True`` and ≥ 3 levels) — one q/k/v projection
@@ -26,7 +27,7 @@ from torch import nn
 
 from treeattn.layers.pos_bias import build_pos_bias
 from treeattn.ops.attention import resolve_backend
-from treeattn.ops.bands import MapFn, apply_on_grid, bands_wanted
+from treeattn.ops.bands import BandWise, MapFn, apply_on_grid, bands_wanted
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
@@ -170,7 +171,7 @@ class LevelAttend(nn.Module):
         return f"stride={g.stride}, group={g.group}, num_heads={self.num_heads}"
 
 
-class _GridAttention(nn.Module, ABC):
+class _GridAttention(nn.Module, BandWise, ABC):
     """Pads a channels-last map to ``self.multiple`` (optionally shifted), mixes, crops back."""
 
     multiple: tuple[int, int]
@@ -194,15 +195,19 @@ class _GridAttention(nn.Module, ABC):
         ]
         ops.windows(levels, self.multiple[axis], self.offset[axis])
 
-    def in_tiles(self, fn: MapFn, x: torch.Tensor) -> torch.Tensor:
-        """``fn`` — :meth:`mix`, possibly composed with per-pixel maps — run tile by tile on the
-        padded grid of ``x`` and cropped back: exactly ``fn`` on the whole padded map."""
-        return apply_on_grid(fn, x, multiple=self.multiple, offset=self.offset)
+    def in_tiles(self, fn: MapFn, x: torch.Tensor, *, tile_pixels: int) -> torch.Tensor:
+        """``fn`` — :meth:`mix`, possibly composed with per-pixel maps — run in tiles of about
+        ``tile_pixels`` on the padded grid of ``x`` and cropped back: exactly ``fn`` on the whole
+        padded map."""
+        return apply_on_grid(
+            fn, x, multiple=self.multiple, offset=self.offset, tile_pixels=tile_pixels
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, H, W, C)`` of any size → ``(B, H, W, C)`` (band-wise for large inference maps)."""
+        """``(B, H, W, C)`` of any size → ``(B, H, W, C)`` (band-wise for large inference maps
+        inside a runner's :func:`~treeattn.ops.bands.band_wise` block)."""
         if bands_wanted(self, x.shape[1], x.shape[2]):
-            return self.in_tiles(self.mix, x)
+            return self.in_tiles(self.mix, x, tile_pixels=self.band_plan.tile_pixels)
         padded, size = pad_to_multiple(x, self.multiple, offset=self.offset, data_format="BHWC")
         return crop_to(self.mix(padded), size, offset=self.offset, data_format="BHWC")
 

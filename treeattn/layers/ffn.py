@@ -7,8 +7,8 @@
 * ``mlp`` — plain two-layer MLP (Hi-IR "without L3").
 
 Each FFN states its ``reach`` (receptive-field radius: 1 with the 3×3 conv, 0 without), so large
-inference maps run tile by tile with that halo (:func:`treeattn.ops.bands.apply_with_halo`),
-with exactly the whole-map result.
+inference maps can run tile by tile with that halo when a runner asks for it
+(:func:`treeattn.ops.bands.apply_with_halo`), with exactly the whole-map result.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from treeattn.ops.bands import MapFn, apply_with_halo, bands_wanted
+from treeattn.ops.bands import BandWise, MapFn, apply_with_halo, bands_wanted
 from treeattn.validate import check_choice, check_float, check_int
 
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn", "check_ffn_ratio"]
@@ -64,7 +64,7 @@ class _DepthwiseConv(nn.Module):
         return rearrange(y, "b c h w -> b h w c")
 
 
-class _LocalFFN(nn.Module, ABC):
+class _LocalFFN(nn.Module, BandWise, ABC):
     """An FFN whose output pixel depends on inputs at most ``reach`` pixels away."""
 
     reach: int
@@ -73,15 +73,17 @@ class _LocalFFN(nn.Module, ABC):
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """The FFN on a ``(B, H, W, C)`` map."""
 
-    def in_tiles(self, fn: MapFn, x: torch.Tensor) -> torch.Tensor:
-        """``fn`` — :meth:`mix`, possibly composed with per-pixel maps — run on tiles read with a
-        halo of :attr:`reach`, keeping their interiors: exactly ``fn`` on the whole map."""
-        return apply_with_halo(fn, x, reach=self.reach)
+    def in_tiles(self, fn: MapFn, x: torch.Tensor, *, tile_pixels: int) -> torch.Tensor:
+        """``fn`` — :meth:`mix`, possibly composed with per-pixel maps — run on tiles of about
+        ``tile_pixels`` read with a halo of :attr:`reach`, keeping their interiors: exactly ``fn``
+        on the whole map."""
+        return apply_with_halo(fn, x, reach=self.reach, tile_pixels=tile_pixels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, H, W, C)`` → ``(B, H, W, C)`` (tile-wise for large inference maps)."""
+        """``(B, H, W, C)`` → ``(B, H, W, C)`` (tile-wise for large inference maps inside a
+        runner's :func:`~treeattn.ops.bands.band_wise` block)."""
         if bands_wanted(self, x.shape[1], x.shape[2]):
-            return self.in_tiles(self.mix, x)
+            return self.in_tiles(self.mix, x, tile_pixels=self.band_plan.tile_pixels)
         return self.mix(x)
 
 

@@ -1,5 +1,9 @@
 """Residual wrappers: pre-norm ``x + f(LN(x))`` and res-post-norm ``x + LN(f(x))``.
 
+Around a branch that can run tile by tile (attention, the local FFNs), a wrapper is
+:class:`~treeattn.ops.bands.BandWise`: inside a runner's :func:`~treeattn.ops.bands.band_wise`
+block the whole residual block runs band-wise; everywhere else it is plain math on the whole map.
+
 ``scale`` multiplies the branch (the ``residual_rescale`` init scheme sets it to 0.01). It shapes
 the output, so it is a buffer saved with the weights: loading weights restores it, whatever init the
 receiving model was built with. A ``state_dict`` holds it only where it differs from 1 (absent
@@ -14,12 +18,12 @@ import torch
 from torch import nn
 
 from treeattn.layers.drop import DropPath
-from treeattn.ops.bands import MapFn, bands_wanted
+from treeattn.ops.bands import BandWise, MapFn, bands_wanted
 
 __all__ = ["NORM_WIRINGS", "PostNormResidual", "PreNormResidual", "Residual"]
 
 
-class Residual(nn.Module, ABC):
+class Residual(nn.Module, BandWise, ABC):
     """Base of the residual wrappers.
 
     Args:
@@ -67,11 +71,11 @@ class Residual(nn.Module, ABC):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._tile_local and bands_wanted(self, x.shape[1], x.shape[2]):
-            # The norm, the scale and the residual add act pixel by pixel, so the whole block runs
-            # tile by tile (band-wise inference): only its output is a whole map, while the norm's
-            # output and the branch's stay tile-sized — fewer passes over, and fresh pages of,
-            # maps larger than the cache.
-            return self.fn.in_tiles(self._tile_block, x)
+            # Only inside a runner's band_wise block. The norm, the scale and the residual add act
+            # pixel by pixel, so the whole block runs tile by tile: only its output is a whole
+            # map, while the norm's output and the branch's stay tile-sized — fewer passes over,
+            # and fresh pages of, maps larger than the cache.
+            return self.fn.in_tiles(self._tile_block, x, tile_pixels=self.band_plan.tile_pixels)
         return self._block(x, self.fn)
 
     def _block(self, x: torch.Tensor, fn: MapFn) -> torch.Tensor:

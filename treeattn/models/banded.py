@@ -1,16 +1,17 @@
-"""Inference on large images, band by band, with exactly the whole-image result.
+"""A model call for inference on large images, band by band, with exactly the whole-image result.
 
-Every Hi-IR layer of a model runs its attention on rows of top-level blocks of its own (padded,
+Every Hi-IR layer of a model can run its attention on rows of top-level blocks of its own (padded,
 possibly shifted) window grid and its FFN in tiles with a one-pixel halo for the depthwise 3×3
 conv (:mod:`treeattn.ops.bands`). That is done layer by layer, inside the layers, so the reach of
 the other convolutions (shallow conv, stage ends, the U-shape's down/up-sampling, the upsampler)
 never has to be covered by a halo: they run on whole maps, and only the layers' large
 intermediates (q/k/v, attention maps, FFN hidden channels) are cut into cache-sized tiles.
 
-In eval mode under ``torch.no_grad()`` this happens by itself for maps of at least
-:data:`~treeattn.ops.bands.BAND_MIN_PIXELS` pixels — in ``model(x)``, in the engine's evaluation
-and in anything else that runs a model for inference. :func:`banded_forward` is the explicit
-entry point for an inference API, with the threshold and tile size as arguments.
+It is an explicit choice: ``model(x)`` runs whole maps, always. :func:`banded_forward` runs
+``model(x)`` inside :func:`~treeattn.ops.bands.band_wise`, which switches the layers' band-wise
+path on for maps of at least :data:`~treeattn.ops.bands.BAND_MIN_PIXELS` pixels (or the given
+threshold). The restore runner (:mod:`treeattn.inference.runner`: :func:`treeattn.restore_image`,
+``treeattn restore``, the engine's validation) makes the same choice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from treeattn.ops.bands import band_execution
+from treeattn.ops.bands import band_execution, band_wise
 
 __all__ = ["banded_forward"]
 
@@ -35,7 +36,8 @@ def banded_forward(
     The result equals the whole-image ``model(x)`` (to float rounding, ≤ 1e-5 in fp32).
 
     Args:
-        model: A model in eval mode (e.g. a :class:`~treeattn.models.RestorationModel`).
+        model: A model in eval mode (e.g. a :class:`~treeattn.models.RestorationModel`, or one
+            layer).
         x: Its input batch.
         min_pixels: Smallest layer map (``H·W``) run band-wise; ``0`` bands every map larger than
             a tile; ``None`` keeps the settings in force
@@ -62,5 +64,9 @@ def banded_forward(
             f"banded_forward needs {type(model).__name__} in eval mode (dropout and drop-path "
             "differ in training); call model.eval() first"
         )
-    with torch.no_grad(), band_execution(min_pixels=min_pixels, tile_pixels=tile_pixels):
+    with (
+        torch.no_grad(),
+        band_execution(min_pixels=min_pixels, tile_pixels=tile_pixels) as settings,
+        band_wise(model, settings),
+    ):
         return model(x)

@@ -13,10 +13,16 @@ while its intermediates (q/k/v, attention maps, the FFN's hidden channels) stay 
   3×3 convolution reaches 1): every tile is read with a halo of ``reach`` pixels and only its
   interior is kept.
 
-Whether a module runs band-wise is decided per call by :func:`bands_wanted`: only for inference
-(module in eval mode, no autograd), outside ``torch.compile``, when the map has at least
-``min_pixels`` pixels and does not fit in one tile. :func:`band_execution` changes the threshold
-and tile size for a block of code (or switches bands off); tiles themselves always run whole.
+Band-wise execution is a runner's explicit choice, never a hidden global: a module that can run
+its map band-wise (a :class:`BandWise` module: the attention and FFN branches and the residual
+blocks around them) does so only while :func:`band_wise` has installed settings on it — the
+restore runner (:mod:`treeattn.inference.runner`) and
+:func:`~treeattn.models.banded.banded_forward` enter that block. Outside it ``model(x)`` is plain
+math on whole maps. Inside it, :func:`bands_wanted` decides per call: only for inference (module
+in eval mode, no autograd), outside ``torch.compile``, when the map has at least ``min_pixels``
+pixels and does not fit in one tile. Tiles themselves run whole: a band-wise tile runs the
+branch's ``mix``, never a :class:`BandWise` module's ``forward``. :func:`band_execution` sets the
+settings runners use when they are not given any (threshold, tile size, or bands off).
 
 ``BAND_MIN_PIXELS`` and ``BAND_TILE_PIXELS`` were read off ``benchmarks/band_bench.py`` on a quiet
 2-core machine (see ``docs/performance.md``).
@@ -43,11 +49,13 @@ __all__ = [
     "BAND_MIN_PIXELS",
     "BAND_TILE_PIXELS",
     "BandSettings",
+    "BandWise",
     "MapFn",
     "apply_on_grid",
     "apply_with_halo",
     "band_execution",
     "band_settings",
+    "band_wise",
     "bands_wanted",
     "tile_shape",
 ]
@@ -88,6 +96,11 @@ class BandSettings:
         if self.tile_pixels < 1:
             raise ValueError(f"tile_pixels={self.tile_pixels} must be >= 1, e.g. 128 * 128")
 
+    def wants(self, height: int, width: int) -> bool:
+        """Whether a ``height × width`` map runs band-wise under these settings."""
+        pixels = height * width
+        return self.enabled and pixels >= self.min_pixels and pixels > self.tile_pixels
+
 
 _DEFAULT_SETTINGS: Final[BandSettings] = BandSettings()
 _SETTINGS: ContextVar[BandSettings] = ContextVar(
@@ -96,7 +109,7 @@ _SETTINGS: ContextVar[BandSettings] = ContextVar(
 
 
 def band_settings() -> BandSettings:
-    """The band settings in force here."""
+    """The settings runners use here when they are given none (see :func:`band_execution`)."""
     return _SETTINGS.get()
 
 
@@ -107,7 +120,11 @@ def band_execution(
     min_pixels: int | None = None,
     tile_pixels: int | None = None,
 ) -> Iterator[BandSettings]:
-    """Change band-wise execution for the code inside the ``with`` block.
+    """Change the band settings that runners use inside the ``with`` block.
+
+    The restore runner (:func:`treeattn.restore_image`, ``treeattn restore``, the engine's
+    validation) and :func:`~treeattn.models.banded.banded_forward` read them when they start;
+    ``model(x)`` itself never runs band-wise.
 
     Args:
         enabled: ``False`` runs every map whole.
@@ -119,8 +136,8 @@ def band_execution(
         The settings in force inside the block.
 
     Example:
-        >>> with torch.no_grad(), band_execution(min_pixels=0, tile_pixels=64 * 64):
-        ...     y = model.eval()(x)  # doctest: +SKIP
+        >>> with band_execution(min_pixels=0, tile_pixels=64 * 64):
+        ...     y = restore_image(model, x)  # doctest: +SKIP
     """
     current = _SETTINGS.get()
     settings = BandSettings(
@@ -135,14 +152,53 @@ def band_execution(
         _SETTINGS.reset(token)
 
 
+class BandWise:
+    """Mixin of a module with a band-wise path, which runs only where a runner switched it on.
+
+    Attributes:
+        band_plan: The settings :func:`band_wise` installed on this module for the duration of
+            its block; ``None`` (the class default) outside any: whole maps.
+    """
+
+    band_plan: BandSettings | None = None
+
+
+@contextmanager
+def band_wise(model: nn.Module, settings: BandSettings | None = None) -> Iterator[BandSettings]:
+    """Let the :class:`BandWise` modules of ``model`` run band-wise inside the ``with`` block.
+
+    The explicit switch of band-wise execution: it installs ``settings`` on every
+    :class:`BandWise` submodule and takes them off when the block ends (whatever happens inside).
+    Like :meth:`torch.nn.Module.eval`, it changes the model object for the block, so one model
+    should not be run band-wise and plainly by two threads at once.
+
+    Args:
+        model: Any module; its :class:`BandWise` submodules (itself included) take part.
+        settings: When and how to run band-wise; ``None``: :func:`band_settings`.
+
+    Yields:
+        The settings installed.
+    """
+    settings = band_settings() if settings is None else settings
+    modules = [m for m in model.modules() if isinstance(m, BandWise)]
+    before = [m.band_plan for m in modules]
+    try:
+        for module in modules:
+            module.band_plan = settings
+        yield settings
+    finally:
+        for module, plan in zip(modules, before, strict=True):
+            module.band_plan = plan
+
+
 def bands_wanted(module: nn.Module, height: int, width: int) -> bool:
-    """Whether ``module`` should run band-wise on a ``height × width`` map right now."""
+    """Whether ``module`` runs band-wise on a ``height × width`` map right now: only inside a
+    :func:`band_wise` block of its model, in inference (eval mode, no autograd, not compiled)."""
     # Compiled graphs run whole maps (checked first: nothing else here is traced).
     if torch.compiler.is_compiling() or module.training or torch.is_grad_enabled():
         return False
-    settings = _SETTINGS.get()
-    pixels = height * width
-    return settings.enabled and pixels >= settings.min_pixels and pixels > settings.tile_pixels
+    plan = getattr(module, "band_plan", None)
+    return plan is not None and plan.wants(height, width)
 
 
 def tile_shape(height: int, width: int, block: Size2, target: int) -> Size2:
@@ -236,8 +292,8 @@ def _run_tiles(
         return tile.index_select(axis, gathers[span.gather])
 
     out = None
-    # Tiles run whole, and input-independent values (position biases) are computed once.
-    with band_execution(enabled=False), pass_cache():
+    # Input-independent values (position biases) are computed once for all the tiles.
+    with pass_cache():
         for r in rows:
             band = x[:, r.read]
             for c in cols:
@@ -266,7 +322,7 @@ def apply_on_grid(
         x: Channels-last map ``(B, H, W, C)`` of any size.
         multiple: Block size of the grid ``(bh, bw)``.
         offset: Leading pad ``(top, left)`` of a shifted grid.
-        tile_pixels: Target pixels per tile; the current settings' when ``None``.
+        tile_pixels: Target pixels per tile; :func:`band_settings`' when ``None``.
 
     Returns:
         ``(B, H, W, C')``.
@@ -274,7 +330,7 @@ def apply_on_grid(
     _, height, width, _ = x.shape
     (bh, bw), (oh, ow) = multiple, offset
     padded = (height + oh + pad_amount(height, bh, oh), width + ow + pad_amount(width, bw, ow))
-    target = _SETTINGS.get().tile_pixels if tile_pixels is None else tile_pixels
+    target = band_settings().tile_pixels if tile_pixels is None else tile_pixels
     th, tw = tile_shape(*padded, (bh, bw), target)
     return _run_tiles(fn, x, _grid_spans(height, bh, oh, th), _grid_spans(width, bw, ow, tw))
 
@@ -295,7 +351,7 @@ def apply_with_halo(
         fn: ``(B, h, w, C) → (B, h, w, C')`` for any size.
         x: Channels-last map ``(B, H, W, C)``.
         reach: Receptive-field radius of ``fn`` (1 for a 3×3 convolution, 0 for pointwise).
-        tile_pixels: Target pixels per tile; the current settings' when ``None``.
+        tile_pixels: Target pixels per tile; :func:`band_settings`' when ``None``.
 
     Returns:
         ``(B, H, W, C')``.
@@ -303,6 +359,6 @@ def apply_with_halo(
     if reach < 0:
         raise ValueError(f"{reach=} must be >= 0 (the operator's receptive-field radius)")
     _, height, width, _ = x.shape
-    target = _SETTINGS.get().tile_pixels if tile_pixels is None else tile_pixels
+    target = band_settings().tile_pixels if tile_pixels is None else tile_pixels
     th, tw = tile_shape(height, width, (1, 1), target)
     return _run_tiles(fn, x, _halo_spans(height, th, reach), _halo_spans(width, tw, reach))

@@ -44,14 +44,16 @@ def check_tile_overlap(
         TypeError: If either is not an int.
         ValueError: If ``tile`` is below 1 or ``overlap`` is not in ``[0, tile)``.
     """
-    check_int(tile_name, tile, minimum=1)
+    check_int(tile_name, tile)
     check_int(overlap_name, overlap)
+    # Keyword names read `overlap=8`, command-line flags `--tile-overlap 8`.
+    said_overlap, said_tile = (
+        f"{name}{'=' if name.isidentifier() else ' '}{value}"
+        for name, value in ((overlap_name, overlap), (tile_name, tile))
+    )
+    if tile < 1:
+        raise ValueError(f"{said_tile} must be a positive number of pixels")
     if not 0 <= overlap < tile:
-        # Keyword names read `overlap=8`, command-line flags `--tile-overlap 8`.
-        said_overlap, said_tile = (
-            f"{name}{'=' if name.isidentifier() else ' '}{value}"
-            for name, value in ((overlap_name, overlap), (tile_name, tile))
-        )
         raise ValueError(
             f"{said_overlap} must be >= 0 and smaller than {said_tile}; "
             f"lower {overlap_name} or raise {tile_name}"
