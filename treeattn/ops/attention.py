@@ -25,11 +25,13 @@ from collections.abc import Callable
 import torch
 
 from treeattn.ops.biased_sdpa import padded_sdpa, sdpa_with_bias_grad
+from treeattn.ops.cpu_attention import KERNEL_DTYPES, biased_attention
 
 __all__ = [
     "BACKENDS",
     "AttentionKernel",
     "attention_auto",
+    "attention_fused",
     "attention_math",
     "attention_sdpa",
     "resolve_backend",
@@ -96,6 +98,36 @@ def attention_sdpa(
     return padded_sdpa(q, k, v, bias, scale)
 
 
+def attention_fused(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """Training on the CPU with a learnable shared bias: treeattn's fused C++ kernel.
+
+    The case where PyTorch has no fast path (float32/float64 CPU tensors, a ``(1, heads, T, T)``
+    bias that needs a gradient, autograd recording) runs
+    :func:`~treeattn.ops.cpu_attention.biased_attention`: one opaque operator, forward and
+    backward, eager and under ``torch.compile`` alike (no graph break). Its C++ kernel is built on
+    first use; where it cannot be built the operator runs the PyTorch path of
+    :func:`attention_sdpa` inside. Everything else — inference, a fixed or no bias, bf16, GPUs —
+    is :func:`attention_sdpa`.
+    """
+    if (
+        bias is not None
+        and bias.requires_grad
+        and torch.is_grad_enabled()
+        and q.device.type == "cpu"
+        and q.dtype in KERNEL_DTYPES
+        and bias.dim() == 4
+        and bias.shape[0] == 1
+    ):
+        return biased_attention(q, k, v, bias.to(q.dtype), scale)
+    return attention_sdpa(q, k, v, bias, scale)
+
+
 # Window size up to which explicit attention beats SDPA's fused CPU kernel (measured on a 2-core
 # AVX2 machine, forward and forward+backward, 16–64 tokens vs 256).
 SMALL_WINDOW_TOKENS = 64
@@ -108,15 +140,17 @@ def attention_auto(
     bias: torch.Tensor | None,
     scale: float,
 ) -> torch.Tensor:
-    """``math`` for small windows on the CPU, ``sdpa`` otherwise (shape/device rule, no state).
+    """``math`` for small windows on the CPU, ``fused`` otherwise (shape/device rule, no state).
 
-    Under ``torch.compile`` it is always ``sdpa``: one opaque op compiles in a fraction of the time
-    the explicit softmax graph takes with dynamic shapes.
+    ``fused`` is treeattn's C++ kernel where PyTorch has no fast path (CPU training with a
+    learnable bias), SDPA elsewhere. Under ``torch.compile`` small windows take ``fused`` too: one
+    opaque op compiles in a fraction of the time the explicit softmax graph takes with dynamic
+    shapes.
     """
     small_cpu_window = q.device.type == "cpu" and q.shape[-2] <= SMALL_WINDOW_TOKENS
     if small_cpu_window and not torch.compiler.is_compiling():
         return attention_math(q, k, v, bias, scale)
-    return attention_sdpa(q, k, v, bias, scale)
+    return attention_fused(q, k, v, bias, scale)
 
 
 @functools.cache
@@ -164,6 +198,7 @@ BACKENDS: dict[str, Callable[[], AttentionKernel]] = {
     "auto": lambda: attention_auto,
     "math": lambda: attention_math,
     "sdpa": lambda: attention_sdpa,
+    "fused": lambda: attention_fused,
     "xformers": _xformers_kernel,
 }
 
