@@ -8,11 +8,14 @@ Backends are chosen once, when a module is built (:func:`resolve_backend`), neve
 
 * ``math`` — explicit ``softmax(q·kᵀ·scale + bias)·v``, the reference;
 * ``sdpa`` — :func:`torch.nn.functional.scaled_dot_product_attention`, bias as ``attn_mask``;
+* ``fused`` — CPU training with a learnable shared bias runs treeattn's C++ kernel
+  (:mod:`treeattn.ops.cpu_attention`, built on first use; the PyTorch path where it cannot be),
+  everything else ``sdpa``;
 * ``xformers`` — ``xformers.ops.memory_efficient_attention`` on CUDA; an optional extra, imported
   lazily; unavailable → SDPA with one logged reason;
 * ``auto`` — the ``TREEATTN_ATTN_BACKEND`` environment variable if set, else :func:`attention_auto`:
-  ``math`` for small CPU windows (≤ 64 tokens, where it beats the fused kernel forward and
-  backward), ``sdpa`` otherwise.
+  ``math`` for small CPU windows (≤ 64 tokens, where it beats the fused kernels forward and
+  backward), ``fused`` otherwise.
 """
 
 from __future__ import annotations
@@ -204,7 +207,8 @@ BACKENDS: dict[str, Callable[[], AttentionKernel]] = {
 
 
 def resolve_backend(backend: str) -> AttentionKernel:
-    """Return the attention kernel for a backend name: ``auto``, ``sdpa``, ``math``, ``xformers``.
+    """Return the attention kernel for a backend name: ``auto``, ``sdpa``, ``fused``, ``math``,
+    ``xformers``.
 
     Raises:
         ValueError: for an unknown name (also when it comes from ``TREEATTN_ATTN_BACKEND``).

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from treeattn.ops.biased_sdpa import bias_grad_backward, flash_forward
-from treeattn.ops.cpu_kernel import load_cpu_kernel
+from treeattn.ops.cpu_kernel import heads_inner, load_cpu_kernel
 
 __all__ = ["KERNEL_DTYPES", "biased_attention", "kernel_available"]
 
@@ -29,11 +29,16 @@ def kernel_available(dtype: torch.dtype = torch.float32) -> bool:
     return dtype in KERNEL_DTYPES and load_cpu_kernel() is not None
 
 
+# Both kernels read and write any strides: the compiler need not copy their inputs into the
+# layout eager mode happened to have.
+_TAGS = (torch.Tag.flexible_layout,)
+
+
 def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-@torch.library.custom_op("treeattn::biased_attention", mutates_args=())
+@torch.library.custom_op("treeattn::biased_attention", mutates_args=(), tags=_TAGS)
 def _forward_op(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,17 +46,17 @@ def _forward_op(
         out, lse = load_cpu_kernel().forward(q, k, v, bias, scale)
         return out, lse
     out, lse = flash_forward(q, k, v, bias, scale)
-    return out.contiguous(), lse.contiguous()
+    return heads_inner(out.shape, out).copy_(out), lse.contiguous()
 
 
 @_forward_op.register_fake
 def _forward_fake(q, k, v, bias, scale):
     n, heads, tokens, _ = q.shape
-    out = v.new_empty((n, heads, tokens, v.shape[-1]))
+    out = heads_inner((n, heads, tokens, v.shape[-1]), v)
     return out, q.new_empty((n, heads, tokens), dtype=_lse_dtype(q.dtype))
 
 
-@torch.library.custom_op("treeattn::biased_attention_backward", mutates_args=())
+@torch.library.custom_op("treeattn::biased_attention_backward", mutates_args=(), tags=_TAGS)
 def _backward_op(
     grad_out: torch.Tensor,
     q: torch.Tensor,
@@ -66,12 +71,12 @@ def _backward_op(
         grads = load_cpu_kernel().backward(grad_out, q, k, v, bias, out, lse, scale)
         return tuple(grads)
     grads = bias_grad_backward(grad_out, q, k, v, bias, out, lse, scale)
-    return tuple(g.contiguous() for g in grads)
+    return (*(heads_inner(g.shape, g).copy_(g) for g in grads[:3]), grads[3].contiguous())
 
 
 @_backward_op.register_fake
 def _backward_fake(grad_out, q, k, v, bias, out, lse, scale):
-    return tuple(torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v, bias))
+    return (*(heads_inner(t.shape, t) for t in (q, k, v)), bias.new_empty(bias.shape))
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -104,7 +109,8 @@ def biased_attention(
         scale: Factor on ``q·kᵀ``.
 
     Returns:
-        ``(N, heads, T, Dv)``, contiguous.
+        ``(N, heads, T, Dv)``, laid out as ``(N, T, heads, Dv)``
+        (:func:`~treeattn.ops.cpu_kernel.heads_inner`); the gradients of ``q, k, v`` too.
     """
     out, _ = _forward_op(q, k, v, bias.contiguous(), float(scale))
     return out

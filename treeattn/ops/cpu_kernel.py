@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["CpuKernel", "load_cpu_kernel"]
+__all__ = ["CpuKernel", "heads_inner", "load_cpu_kernel"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,16 @@ _FLAG_SETS = (
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 _P = ctypes.c_void_p
-_FORWARD_ARGS = [_P] * 8 + [ctypes.c_double, _P, _P, ctypes.c_int]
-_BACKWARD_ARGS = [_P] * 13 + [ctypes.c_double, _P, _P, _P, _P, ctypes.c_int]
+_FORWARD_ARGS = [_P] * 8 + [ctypes.c_double, _P, _P, _P, ctypes.c_int]
+_BACKWARD_ARGS = [_P] * 13 + [ctypes.c_double, *[_P] * 7, ctypes.c_int]
+
+
+def heads_inner(shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tensor:
+    """An empty ``(N, heads, T, D)`` tensor laid out as ``(N, T, heads, D)`` — the layout of
+    heads split from a projection's channels, so merging them back (``n h t d -> n t (h d)``) is a
+    view, not a copy."""
+    n, heads, tokens, width = shape
+    return like.new_empty((n, tokens, heads, width)).transpose(1, 2)
 
 
 def _sizes(*values: int) -> ctypes.Array:
@@ -71,11 +79,12 @@ class CpuKernel:
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``out`` ``(N, heads, T, Dv)`` and the rows' log-sum-exp ``(N, heads, T)``."""
+        """``out`` ``(N, heads, T, Dv)`` (laid out by :func:`heads_inner`) and the rows'
+        log-sum-exp ``(N, heads, T)``."""
         _check(q, k, v, bias)
         n, heads, tokens, _ = q.shape
         bias = bias.contiguous()
-        out = v.new_empty((n, heads, tokens, v.shape[-1]))
+        out = heads_inner((n, heads, tokens, v.shape[-1]), v)
         lse = q.new_zeros((n, heads, tokens))
         if out.numel():  # (nothing to attend with no tokens or zero-width values)
             status = self._forward[q.dtype](
@@ -84,6 +93,7 @@ class CpuKernel:
                 _ptr(bias),
                 scale,
                 _ptr(out),
+                _sizes(*out.stride()),
                 _ptr(lse),
                 torch.get_num_threads(),
             )
@@ -101,13 +111,14 @@ class CpuKernel:
         lse: torch.Tensor,
         scale: float,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gradients of ``q, k, v`` and of the bias (summed over windows), all contiguous."""
+        """Gradients of ``q, k, v`` (laid out by :func:`heads_inner`) and of the bias (summed over
+        windows, contiguous)."""
         _check(q, k, v, bias)
         if grad_out.shape != out.shape or out.shape != v.shape:
             raise ValueError(f"grad_out {grad_out.shape} and out {out.shape} must be v's shape")
         n, heads, tokens, _ = q.shape
         bias, lse = bias.contiguous(), lse.contiguous()
-        grads = [torch.zeros(t.shape, dtype=t.dtype) for t in (q, k, v, bias)]
+        grads = [heads_inner(t.shape, t).zero_() for t in (q, k, v)] + [torch.zeros_like(bias)]
         if out.numel():  # (else every gradient is zero)
             status = self._backward[q.dtype](
                 _sizes(n, heads, tokens, q.shape[-1], v.shape[-1]),
@@ -117,7 +128,8 @@ class CpuKernel:
                 _sizes(*out.stride()),
                 _ptr(lse),
                 scale,
-                *(_ptr(g) for g in grads),
+                *(x for g in grads[:3] for x in (_ptr(g), _sizes(*g.stride()))),
+                _ptr(grads[3]),
                 torch.get_num_threads(),
             )
             _raise_on(status)

@@ -315,7 +315,19 @@ struct ForwardArgs {
   const T *q, *k, *v, *bias;
   const int64_t *q_strides, *k_strides, *v_strides;
   T scale;
-  T *out, *lse;  // contiguous (N, H, T, E) and (N, H, T)
+  T* out;  // strided (N, H, T, E)
+  const int64_t* out_strides;
+  T* lse;  // contiguous (N, H, T)
+};
+
+// (n, h) slices of a strided (N, H, rows, cols) output.
+template <typename T>
+struct StridedOut {
+  T* data;
+  int64_t s0, s1, s2, s3;
+  StridedOut(T* data_, const int64_t* strides)
+      : data(data_), s0(strides[0]), s1(strides[1]), s2(strides[2]), s3(strides[3]) {}
+  T* slice(int64_t n, int64_t h) const { return data + n * s0 + h * s1; }
 };
 
 template <typename T>
@@ -324,6 +336,7 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
   std::vector<T> bias_storage;
   const T* bias_data = padded_bias(a.bias, s, bias_storage);
   const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
+  const StridedOut<T> outs_(a.out, a.out_strides);
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
   parallel_tasks(s.n * s.h, threads, [&](int64_t, int64_t begin, int64_t end) {
     std::vector<T> qp(s.t * s.dp), kt(s.d * s.tp), vp(s.t * s.ep);
@@ -334,6 +347,7 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
       pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, kt.data(), s.tp);
       pack_rows(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, T(1), vp.data(), s.ep);
       const int64_t row0 = (n * s.h + h) * s.t;
+      T* out_slice = outs_.slice(n, h);
       for (int64_t i0 = 0; i0 < s.t; i0 += kRowBlock) {
         const int64_t rows = std::min(kRowBlock, s.t - i0);
         gemm<T, false>(rows, s.tp / L, s.d, qp.data() + i0 * s.dp, s.dp, 1, kt.data(), s.tp,
@@ -362,8 +376,8 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
         gemm<T, false>(rows, s.ep / L, s.t, maps.data(), s.tp, 1, vp.data(), s.ep, outs.data(),
                        s.ep);
         for (int64_t r = 0; r < rows; ++r) {
-          T* o = a.out + (row0 + i0 + r) * s.e;
-          for (int64_t e = 0; e < s.e; ++e) o[e] = outs[r * s.ep + e] * inv[r];
+          T* o = out_slice + (i0 + r) * outs_.s2;
+          for (int64_t e = 0; e < s.e; ++e) o[e * outs_.s3] = outs[r * s.ep + e] * inv[r];
         }
       }
     }
@@ -375,7 +389,9 @@ struct BackwardArgs {
   const T *grad_out, *q, *k, *v, *bias, *out, *lse;
   const int64_t *grad_out_strides, *q_strides, *k_strides, *v_strides, *out_strides;
   T scale;
-  T *grad_q, *grad_k, *grad_v, *grad_bias;  // contiguous
+  T *grad_q, *grad_k, *grad_v;  // strided (N, H, T, ·)
+  const int64_t *grad_q_strides, *grad_k_strides, *grad_v_strides;
+  T* grad_bias;  // contiguous (H, T, T)
 };
 
 template <typename T>
@@ -385,6 +401,8 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
   const T* bias_data = padded_bias(a.bias, s, bias_storage);
   const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
   const Strided<T> gs(a.grad_out, a.grad_out_strides), os(a.out, a.out_strides);
+  const StridedOut<T> gqs(a.grad_q, a.grad_q_strides), gks(a.grad_k, a.grad_k_strides);
+  const StridedOut<T> gvs(a.grad_v, a.grad_v_strides);
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
   // The bias gradient sums over windows: one partial sum per thread, added up at the end.
   const int64_t bias_size = s.h * s.t * s.tp;
@@ -450,13 +468,15 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
         gemm<T, false>(rows, s.dp / L, s.t, grads.data(), s.tp, 1, kp.data(), s.dp, dq.data(),
                        s.dp);
         for (int64_t r = 0; r < rows; ++r) {
-          T* dst = a.grad_q + (row0 + i0 + r) * s.d;
-          for (int64_t d = 0; d < s.d; ++d) dst[d] = dq[r * s.dp + d] * a.scale;
+          T* dst = gqs.slice(n, h) + (i0 + r) * gqs.s2;
+          for (int64_t d = 0; d < s.d; ++d) dst[d * gqs.s3] = dq[r * s.dp + d] * a.scale;
         }
       }
+      T* gv = gvs.slice(n, h);
+      T* gk = gks.slice(n, h);
       for (int64_t j = 0; j < s.t; ++j) {
-        for (int64_t e = 0; e < s.e; ++e) a.grad_v[(row0 + j) * s.e + e] = dvt[e * s.tp + j];
-        for (int64_t d = 0; d < s.d; ++d) a.grad_k[(row0 + j) * s.d + d] = dkt[d * s.tp + j];
+        for (int64_t e = 0; e < s.e; ++e) gv[j * gvs.s2 + e * gvs.s3] = dvt[e * s.tp + j];
+        for (int64_t d = 0; d < s.d; ++d) gk[j * gks.s2 + d * gks.s3] = dkt[d * s.tp + j];
       }
     }
   });
@@ -473,11 +493,11 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
 template <typename T>
 int forward_entry(const int64_t* sizes, const T* q, const int64_t* q_strides, const T* k,
                   const int64_t* k_strides, const T* v, const int64_t* v_strides, const T* bias,
-                  double scale, T* out, T* lse, int threads) {
+                  double scale, T* out, const int64_t* out_strides, T* lse, int threads) {
   try {
     const Shape s = shape_of<T>(sizes);
     forward_impl(s, ForwardArgs<T>{q, k, v, bias, q_strides, k_strides, v_strides,
-                                   static_cast<T>(scale), out, lse},
+                                   static_cast<T>(scale), out, out_strides, lse},
                  threads);
     return 0;
   } catch (...) {
@@ -489,14 +509,16 @@ template <typename T>
 int backward_entry(const int64_t* sizes, const T* grad_out, const int64_t* grad_out_strides,
                    const T* q, const int64_t* q_strides, const T* k, const int64_t* k_strides,
                    const T* v, const int64_t* v_strides, const T* bias, const T* out,
-                   const int64_t* out_strides, const T* lse, double scale, T* grad_q, T* grad_k,
-                   T* grad_v, T* grad_bias, int threads) {
+                   const int64_t* out_strides, const T* lse, double scale, T* grad_q,
+                   const int64_t* grad_q_strides, T* grad_k, const int64_t* grad_k_strides,
+                   T* grad_v, const int64_t* grad_v_strides, T* grad_bias, int threads) {
   try {
     const Shape s = shape_of<T>(sizes);
     backward_impl(s,
                   BackwardArgs<T>{grad_out, q, k, v, bias, out, lse, grad_out_strides, q_strides,
                                   k_strides, v_strides, out_strides, static_cast<T>(scale),
-                                  grad_q, grad_k, grad_v, grad_bias},
+                                  grad_q, grad_k, grad_v, grad_q_strides, grad_k_strides,
+                                  grad_v_strides, grad_bias},
                   threads);
     return 0;
   } catch (...) {
@@ -506,24 +528,27 @@ int backward_entry(const int64_t* sizes, const T* grad_out, const int64_t* grad_
 
 }  // namespace
 
-// sizes = (N, H, T, D, E); bias, lse and every output are contiguous; strides count elements.
-// Each returns 0, or 1 if it failed (out of memory).
+// sizes = (N, H, T, D, E); bias, lse and the bias gradient are contiguous, the other arrays
+// strided (strides count elements). Each returns 0, or 1 if it failed (out of memory).
 #define TREEATTN_ENTRIES(T, suffix)                                                                \
   extern "C" int treeattn_attention_forward_##suffix(                                              \
       const int64_t* sizes, const T* q, const int64_t* q_strides, const T* k,                      \
       const int64_t* k_strides, const T* v, const int64_t* v_strides, const T* bias,               \
-      double scale, T* out, T* lse, int threads) {                                                 \
+      double scale, T* out, const int64_t* out_strides, T* lse, int threads) {                     \
     return forward_entry<T>(sizes, q, q_strides, k, k_strides, v, v_strides, bias, scale, out,     \
-                            lse, threads);                                                         \
+                            out_strides, lse, threads);                                            \
   }                                                                                                \
   extern "C" int treeattn_attention_backward_##suffix(                                             \
       const int64_t* sizes, const T* grad_out, const int64_t* grad_out_strides, const T* q,        \
       const int64_t* q_strides, const T* k, const int64_t* k_strides, const T* v,                  \
       const int64_t* v_strides, const T* bias, const T* out, const int64_t* out_strides,           \
-      const T* lse, double scale, T* grad_q, T* grad_k, T* grad_v, T* grad_bias, int threads) {    \
+      const T* lse, double scale, T* grad_q, const int64_t* grad_q_strides, T* grad_k,             \
+      const int64_t* grad_k_strides, T* grad_v, const int64_t* grad_v_strides, T* grad_bias,       \
+      int threads) {                                                                               \
     return backward_entry<T>(sizes, grad_out, grad_out_strides, q, q_strides, k, k_strides, v,     \
-                             v_strides, bias, out, out_strides, lse, scale, grad_q, grad_k,        \
-                             grad_v, grad_bias, threads);                                          \
+                             v_strides, bias, out, out_strides, lse, scale, grad_q,                \
+                             grad_q_strides, grad_k, grad_k_strides, grad_v, grad_v_strides,       \
+                             grad_bias, threads);                                                  \
   }
 
 TREEATTN_ENTRIES(float, f32)
