@@ -57,7 +57,7 @@ for windows in (16, 64):
     )
 
 # whole layer: swap the kernel module used by treeattn.ops.attention
-layer = HiIRLayer(180, 6, (16, 64))
+layer = HiIRLayer(180, 6, (16, 64), backend="sdpa")  # the path biased_sdpa serves
 swin = SwinLayer(180, 6, 8)
 for size in (64, 128):
     x = torch.randn(1, 180, size, size)

@@ -123,7 +123,7 @@ class LevelAttend(nn.Module):
         qk_dim: Channels of q and k (``v`` may differ).
         attn_type: ``dot`` or ``cosine``.
         pos_bias: ``cpb``, ``table`` or ``none``.
-        backend: ``auto``, ``sdpa``, ``math`` or ``xformers``.
+        backend: ``auto``, ``sdpa``, ``fused``, ``math`` or ``xformers``.
         device: Parameter device.
         dtype: Parameter dtype.
     """
@@ -276,7 +276,7 @@ class TreeAttention(_GridAttention):
         shift: Offset the window grid by half the top block.
         pass_values: v4 — levels from the third on project only q and k and attend over the
             previous level's output directly.
-        backend: Attention backend (``auto``, ``sdpa``, ``math``, ``xformers``).
+        backend: Attention backend (``auto``, ``sdpa``, ``fused``, ``math``, ``xformers``).
         device: Parameter device.
         dtype: Parameter dtype.
     """

@@ -99,7 +99,7 @@ class HiIRLayer(nn.Module):
         drop_path: Stochastic-depth probability of both branches.
         init: Init scheme (see :mod:`treeattn.layers.init`), or ``None`` to leave the weights to
             the caller (models apply their scheme once to all their modules).
-        backend: Attention backend: ``auto``, ``sdpa``, ``math`` or ``xformers``.
+        backend: Attention backend: ``auto``, ``sdpa``, ``fused``, ``math`` or ``xformers``.
         data_format: ``BCHW`` (default) or ``BHWC`` (for stacking layers without permutes).
         device: Parameter device.
         dtype: Parameter dtype.

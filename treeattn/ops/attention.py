@@ -8,11 +8,14 @@ Backends are chosen once, when a module is built (:func:`resolve_backend`), neve
 
 * ``math`` — explicit ``softmax(q·kᵀ·scale + bias)·v``, the reference;
 * ``sdpa`` — :func:`torch.nn.functional.scaled_dot_product_attention`, bias as ``attn_mask``;
+* ``fused`` — CPU training with a learnable shared bias runs treeattn's C++ kernel
+  (:mod:`treeattn.ops.cpu_attention`, built on first use; the PyTorch path where it cannot be),
+  everything else ``sdpa``;
 * ``xformers`` — ``xformers.ops.memory_efficient_attention`` on CUDA; an optional extra, imported
   lazily; unavailable → SDPA with one logged reason;
 * ``auto`` — the ``TREEATTN_ATTN_BACKEND`` environment variable if set, else :func:`attention_auto`:
-  ``math`` for small CPU windows (≤ 64 tokens, where it beats the fused kernel forward and
-  backward), ``sdpa`` otherwise.
+  ``math`` for small CPU windows (≤ 64 tokens, where it beats the fused kernels forward and
+  backward), ``fused`` otherwise.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from collections.abc import Callable
 import torch
 
 from treeattn.ops.biased_sdpa import padded_sdpa, sdpa_with_bias_grad
+from treeattn.ops.cpu_attention import KERNEL_DTYPES, biased_attention
 
 __all__ = [
     "BACKENDS",
     "AttentionKernel",
     "attention_auto",
+    "attention_fused",
     "attention_math",
     "attention_sdpa",
     "resolve_backend",
@@ -96,6 +101,36 @@ def attention_sdpa(
     return padded_sdpa(q, k, v, bias, scale)
 
 
+def attention_fused(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """Training on the CPU with a learnable shared bias: treeattn's fused C++ kernel.
+
+    The case where PyTorch has no fast path (float32/float64 CPU tensors, a ``(1, heads, T, T)``
+    bias that needs a gradient, autograd recording) runs
+    :func:`~treeattn.ops.cpu_attention.biased_attention`: one opaque operator, forward and
+    backward, eager and under ``torch.compile`` alike (no graph break). Its C++ kernel is built on
+    first use; where it cannot be built the operator runs the PyTorch path of
+    :func:`attention_sdpa` inside. Everything else — inference, a fixed or no bias, bf16, GPUs —
+    is :func:`attention_sdpa`.
+    """
+    if (
+        bias is not None
+        and bias.requires_grad
+        and torch.is_grad_enabled()
+        and q.device.type == "cpu"
+        and q.dtype in KERNEL_DTYPES
+        and bias.dim() == 4
+        and bias.shape[0] == 1
+    ):
+        return biased_attention(q, k, v, bias.to(q.dtype), scale)
+    return attention_sdpa(q, k, v, bias, scale)
+
+
 # Window size up to which explicit attention beats SDPA's fused CPU kernel (measured on a 2-core
 # AVX2 machine, forward and forward+backward, 16–64 tokens vs 256).
 SMALL_WINDOW_TOKENS = 64
@@ -108,15 +143,17 @@ def attention_auto(
     bias: torch.Tensor | None,
     scale: float,
 ) -> torch.Tensor:
-    """``math`` for small windows on the CPU, ``sdpa`` otherwise (shape/device rule, no state).
+    """``math`` for small windows on the CPU, ``fused`` otherwise (shape/device rule, no state).
 
-    Under ``torch.compile`` it is always ``sdpa``: one opaque op compiles in a fraction of the time
-    the explicit softmax graph takes with dynamic shapes.
+    ``fused`` is treeattn's C++ kernel where PyTorch has no fast path (CPU training with a
+    learnable bias), SDPA elsewhere. Under ``torch.compile`` small windows take ``fused`` too: one
+    opaque op compiles in a fraction of the time the explicit softmax graph takes with dynamic
+    shapes.
     """
     small_cpu_window = q.device.type == "cpu" and q.shape[-2] <= SMALL_WINDOW_TOKENS
     if small_cpu_window and not torch.compiler.is_compiling():
         return attention_math(q, k, v, bias, scale)
-    return attention_sdpa(q, k, v, bias, scale)
+    return attention_fused(q, k, v, bias, scale)
 
 
 @functools.cache
@@ -164,12 +201,14 @@ BACKENDS: dict[str, Callable[[], AttentionKernel]] = {
     "auto": lambda: attention_auto,
     "math": lambda: attention_math,
     "sdpa": lambda: attention_sdpa,
+    "fused": lambda: attention_fused,
     "xformers": _xformers_kernel,
 }
 
 
 def resolve_backend(backend: str) -> AttentionKernel:
-    """Return the attention kernel for a backend name: ``auto``, ``sdpa``, ``math``, ``xformers``.
+    """Return the attention kernel for a backend name: ``auto``, ``sdpa``, ``fused``, ``math``,
+    ``xformers``.
 
     Raises:
         ValueError: for an unknown name (also when it comes from ``TREEATTN_ATTN_BACKEND``).

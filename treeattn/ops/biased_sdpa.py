@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["padded_sdpa", "sdpa_with_bias_grad"]
+__all__ = ["bias_grad_backward", "flash_forward", "padded_sdpa", "sdpa_with_bias_grad"]
 
 # Bytes of attention map recomputed per backward step: a few MiB keeps it in a CPU's L2/L3.
 _CHUNK_BYTES = 4 * 2**20
@@ -35,11 +35,7 @@ def padded_sdpa(
 class _SDPAWithBiasGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, bias, scale):
-        qp, kp = _pad_to(q, v.shape[-1]), _pad_to(k, v.shape[-1])
-        # the fused CPU kernel, called directly for its row log-sum-exp (SDPA drops it)
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            qp, kp, v, 0.0, False, attn_mask=bias.detach().to(q.dtype), scale=scale
-        )
+        out, lse = flash_forward(q, k, v, bias.detach(), scale)
         ctx.save_for_backward(q, k, v, bias, out, lse)
         ctx.scale = scale
         return out
@@ -47,46 +43,72 @@ class _SDPAWithBiasGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, bias, out, lse = ctx.saved_tensors
-        scale = ctx.scale
-        n, heads, tokens, width = q.shape
-        windows, queries = _chunks(heads, tokens, q.element_size())
-        # rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij, the softmax backward's correction term.
-        delta = (grad_out * out).sum(-1, keepdim=True)
-        # The attention maps are rebuilt as exp(q·kᵀ·scale + bias − lse): no softmax pass. With
-        # the scale folded into q, q and k are zero-padded to a multiple of 16 (zero columns
-        # change no dot product, and 16-wide GEMMs run ~2× faster than 15-wide); when that
-        # leaves a spare column, −lse rides in it (against a column of ones in k), so the GEMM
-        # subtracts it. Likewise −delta rides in a spare column of dO against ones in v.
-        exact = lse.dtype == q.dtype  # a float32 lse rounded into bf16 columns would be off
-        q_lse = _with_column(q * scale, -lse if exact else None)
-        k_ones = _with_column(k, torch.ones_like(lse) if q_lse.folded else None)
-        go_delta = _with_column(grad_out, -delta[..., 0] if exact else None)
-        v_ones = _with_column(v, torch.ones_like(lse) if go_delta.folded else None)
-        qx, kx, gox, vx = q_lse.tensor, k_ones.tensor, go_delta.tensor, v_ones.tensor
-        grad_q, grad_k, grad_v = torch.empty_like(qx), torch.empty_like(kx), torch.empty_like(v)
-        # Summed over every window: accumulate in at least float32 (float64 stays float64).
-        acc_dtype = torch.promote_types(bias.dtype, torch.float32)
-        grad_bias = torch.zeros(bias.shape, dtype=acc_dtype, device=bias.device)
-        for w in range(0, n, windows):
-            ws = slice(w, w + windows)
-            kc, vc = kx[ws], vx[ws]
-            for r in range(0, tokens, queries):
-                rs = slice(r, r + queries)
-                qc = qx[ws, :, rs]
-                logits = torch.matmul(qc, kc.transpose(-2, -1)).add_(bias[:, :, rs])
-                if not q_lse.folded:
-                    logits.sub_(lse[ws, :, rs, None])
-                probs = logits.exp_()
-                _matmul_into(grad_v[ws], probs.transpose(-2, -1), grad_out[ws, :, rs], r > 0)
-                grad_logits = torch.matmul(gox[ws, :, rs], vc.transpose(-2, -1))
-                if not go_delta.folded:
-                    grad_logits.sub_(delta[ws, :, rs])
-                grad_logits = grad_logits.mul_(probs)
-                grad_q[ws, :, rs] = torch.matmul(grad_logits, kc)
-                _matmul_into(grad_k[ws], grad_logits.transpose(-2, -1), qc, r > 0)
-                grad_bias[:, :, rs] += grad_logits.sum(0, keepdim=True, dtype=acc_dtype)
-        grad_q, grad_k = grad_q[..., :width] * scale, grad_k[..., :width]
-        return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype), None
+        grads = bias_grad_backward(grad_out, q, k, v, bias, out, lse, ctx.scale)
+        return (*grads, None)
+
+
+def flash_forward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyTorch's fused CPU attention forward: ``out`` and each query row's log-sum-exp ``lse``
+    (``(N, heads, T)``, float32 for bf16/half inputs), which SDPA itself drops."""
+    qp, kp = _pad_to(q, v.shape[-1]), _pad_to(k, v.shape[-1])
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        qp, kp, v, 0.0, False, attn_mask=bias.to(q.dtype), scale=scale
+    )
+
+
+def bias_grad_backward(
+    grad_out: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of ``q, k, v`` and the shared ``bias`` from :func:`flash_forward`'s ``out, lse``,
+    the attention maps rebuilt a cache-sized chunk at a time."""
+    n, heads, tokens, width = q.shape
+    windows, queries = _chunks(heads, tokens, q.element_size())
+    # rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij, the softmax backward's correction term.
+    delta = (grad_out * out).sum(-1, keepdim=True)
+    # The attention maps are rebuilt as exp(q·kᵀ·scale + bias − lse): no softmax pass. With
+    # the scale folded into q, q and k are zero-padded to a multiple of 16 (zero columns
+    # change no dot product, and 16-wide GEMMs run ~2× faster than 15-wide); when that
+    # leaves a spare column, −lse rides in it (against a column of ones in k), so the GEMM
+    # subtracts it. Likewise −delta rides in a spare column of dO against ones in v.
+    exact = lse.dtype == q.dtype  # a float32 lse rounded into bf16 columns would be off
+    q_lse = _with_column(q * scale, -lse if exact else None)
+    k_ones = _with_column(k, torch.ones_like(lse) if q_lse.folded else None)
+    go_delta = _with_column(grad_out, -delta[..., 0] if exact else None)
+    v_ones = _with_column(v, torch.ones_like(lse) if go_delta.folded else None)
+    qx, kx, gox, vx = q_lse.tensor, k_ones.tensor, go_delta.tensor, v_ones.tensor
+    grad_q, grad_k, grad_v = torch.empty_like(qx), torch.empty_like(kx), torch.empty_like(v)
+    # Summed over every window: accumulate in at least float32 (float64 stays float64).
+    acc_dtype = torch.promote_types(bias.dtype, torch.float32)
+    grad_bias = torch.zeros(bias.shape, dtype=acc_dtype, device=bias.device)
+    for w in range(0, n, windows):
+        ws = slice(w, w + windows)
+        kc, vc = kx[ws], vx[ws]
+        for r in range(0, tokens, queries):
+            rs = slice(r, r + queries)
+            qc = qx[ws, :, rs]
+            logits = torch.matmul(qc, kc.transpose(-2, -1)).add_(bias[:, :, rs])
+            if not q_lse.folded:
+                logits.sub_(lse[ws, :, rs, None])
+            probs = logits.exp_()
+            _matmul_into(grad_v[ws], probs.transpose(-2, -1), grad_out[ws, :, rs], r > 0)
+            grad_logits = torch.matmul(gox[ws, :, rs], vc.transpose(-2, -1))
+            if not go_delta.folded:
+                grad_logits.sub_(delta[ws, :, rs])
+            grad_logits = grad_logits.mul_(probs)
+            grad_q[ws, :, rs] = torch.matmul(grad_logits, kc)
+            _matmul_into(grad_k[ws], grad_logits.transpose(-2, -1), qc, r > 0)
+            grad_bias[:, :, rs] += grad_logits.sum(0, keepdim=True, dtype=acc_dtype)
+    grad_q, grad_k = grad_q[..., :width] * scale, grad_k[..., :width]
+    return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype)
 
 
 class _Padded(NamedTuple):

@@ -1,0 +1,106 @@
+"""A/B in one process: treeattn's C++ attention kernel against the PyTorch path it replaces.
+
+Times (thread CPU time at one thread, medians of interleaved runs) the level-1 attention alone
+(fwd + bwd, 16 and 64 windows of 256 tokens, q/k head dim 15, v head dim 30, learnable bias) with
+``sdpa_with_bias_grad`` (old) and the ``treeattn::biased_attention`` operator (new), then
+``HiIRLayer(180, 6, (16, 64))`` fwd + bwd with the old ``auto`` rule (math for small windows, SDPA
+otherwise) and the new one (the C++ kernel for large windows), against ``SwinLayer(180, 6, 8)``.
+
+Usage: python benchmarks/ab_cpu_kernel.py [--threads 1] [--sizes 64 128] [--repeats 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from treeattn import HiIRLayer, SwinLayer
+from treeattn.ops.attention import SMALL_WINDOW_TOKENS, attention_math, attention_sdpa
+from treeattn.ops.biased_sdpa import sdpa_with_bias_grad
+from treeattn.ops.cpu_attention import biased_attention, kernel_available
+from treeattn.ops.cpu_kernel import load_cpu_kernel
+
+
+def old_auto(q, k, v, bias, scale):
+    """``auto`` before the C++ kernel: math for small CPU windows, SDPA otherwise."""
+    if q.device.type == "cpu" and q.shape[-2] <= SMALL_WINDOW_TOKENS:
+        return attention_math(q, k, v, bias, scale)
+    return attention_sdpa(q, k, v, bias, scale)
+
+
+def interleaved(runs: dict, repeats: int, clock) -> dict[str, float]:
+    """Median seconds of each run, alternating the order every round (ABBA)."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for rep in range(repeats):
+        for name in list(runs) if rep % 2 == 0 else list(runs)[::-1]:
+            start = clock()
+            runs[name]()
+            times[name].append(clock() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def kernel_runs(windows: int) -> dict:
+    torch.manual_seed(0)
+    q, k = (torch.randn(windows, 6, 256, 15, requires_grad=True) for _ in range(2))
+    v = torch.randn(windows, 6, 256, 30, requires_grad=True)
+    bias = torch.randn(1, 6, 256, 256, requires_grad=True)
+    grad = torch.randn(windows, 6, 256, 30)
+
+    def run(fn):
+        return lambda: torch.autograd.grad(fn(q, k, v, bias, 15**-0.5), (q, k, v, bias), grad)
+
+    return {"old": run(sdpa_with_bias_grad), "new": run(biased_attention)}
+
+
+def layer_runs(size: int) -> dict:
+    torch.manual_seed(0)
+    new = HiIRLayer(180, 6, (16, 64))
+    old = HiIRLayer(180, 6, (16, 64))
+    old.load_state_dict(new.state_dict())
+    for module in old.modules():
+        if hasattr(module, "kernel"):
+            module.kernel = old_auto
+    swin = SwinLayer(180, 6, 8)
+    x = torch.randn(1, 180, size, size)
+
+    def run(layer):
+        return lambda: layer(x).sum().backward()
+
+    return {"old": run(old), "new": run(new), "swin": run(swin)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--windows", type=int, nargs="*", default=[16, 64])
+    parser.add_argument("--repeats", type=int, default=4)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    clock = time.thread_time if args.threads == 1 else time.perf_counter
+    if load_cpu_kernel() is None or not kernel_available():
+        raise SystemExit("the C++ kernel could not be built here; nothing to compare")
+    for windows in args.windows:
+        med = interleaved(kernel_runs(windows), args.repeats + 2, clock)
+        print(
+            f"attention fwd+bwd, {windows} windows of 256 tokens: old {med['old'] * 1e3:.1f} ms, "
+            f"new {med['new'] * 1e3:.1f} ms, new/old {med['new'] / med['old']:.3f}",
+            flush=True,
+        )
+    for size in args.sizes:
+        med = interleaved(layer_runs(size), args.repeats, clock)
+        print(
+            f"HiIRLayer fwd+bwd {size}²: old {med['old'] * 1e3:.0f} ms, new {med['new'] * 1e3:.0f}"
+            f" ms, SwinLayer {med['swin'] * 1e3:.0f} ms; Hi-IR/Swin old "
+            f"{med['old'] / med['swin']:.3f} → new {med['new'] / med['swin']:.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

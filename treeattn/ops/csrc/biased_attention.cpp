@@ -1,0 +1,555 @@
+// Window attention with an additive bias shared by all windows, forward and backward, on the CPU.
+//
+// softmax(q·kᵀ·scale + bias)·v for q, k (N, H, T, D), v (N, H, T, E) and bias (1, H, T, T); the
+// backward returns the gradients of q, k, v and of the bias, summed over the N windows. Each
+// (head, window) pair is one task: its q, k, v are packed into small cache-resident buffers and
+// its T×T map is built a few query rows at a time (kRowBlock rows, kept in L1/L2) — the forward
+// never stores a map, and the backward rebuilds each block of maps as exp(logits − lse) from the
+// forward's row log-sum-exp. Every product is one register-tiled kernel (`tile`) over GCC/Clang
+// vector types, so the compiler emits the host's widest FMA (built with -march=native).
+//
+// Plain C++ with a C interface (no PyTorch headers, so it builds in seconds): the caller passes
+// data pointers, shapes and element strides, and allocates the outputs; OpenMP threads, if the
+// build has it. Part of treeattn (Apache-2.0); built on first use by treeattn/ops/cpu_kernel.py.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+constexpr int kAccumulators = 24;  // of 32 vector registers
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+constexpr int kAccumulators = 12;  // of 16
+#elif defined(__aarch64__)
+constexpr int kVecBytes = 16;
+constexpr int kAccumulators = 24;  // of 32
+#else
+constexpr int kVecBytes = 16;
+constexpr int kAccumulators = 12;
+#endif
+// Most vectors of columns one tile holds: its accumulators, one row of B and a broadcast of A
+// must fit the register file.
+constexpr int kMaxColumnVecs = kAccumulators >= 24 ? 4 : 3;
+// Query rows per block of maps: 48 × 256 floats (48 KiB) stays in L1/L2 with the packed inputs.
+constexpr int64_t kRowBlock = 48;
+
+template <typename T>
+struct VecTraits;
+template <>
+struct VecTraits<float> {
+  typedef float vec __attribute__((vector_size(kVecBytes)));
+  typedef int32_t ivec __attribute__((vector_size(kVecBytes)));
+};
+template <>
+struct VecTraits<double> {
+  typedef double vec __attribute__((vector_size(kVecBytes)));
+  typedef int64_t ivec __attribute__((vector_size(kVecBytes)));
+};
+template <typename T>
+using Vec = typename VecTraits<T>::vec;
+template <typename T>
+constexpr int64_t kLanes = kVecBytes / sizeof(T);
+
+template <typename T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename T>
+inline void store(T* p, const Vec<T>& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+template <typename T>
+inline Vec<T> splat(T x) {
+  return Vec<T>{} + x;
+}
+
+template <typename T>
+inline T horizontal_sum(const Vec<T>& v) {
+  T s = 0;
+  for (int64_t l = 0; l < kLanes<T>; ++l) s += v[l];
+  return s;
+}
+
+template <typename T>
+inline T horizontal_max(const Vec<T>& v) {
+  T m = v[0];
+  for (int64_t l = 1; l < kLanes<T>; ++l) m = std::max(m, v[l]);
+  return m;
+}
+
+// exp, lane by lane (float64: the parity reference, speed irrelevant).
+inline Vec<double> vexp(Vec<double> x) {
+  for (int64_t l = 0; l < kLanes<double>; ++l) x[l] = std::exp(x[l]);
+  return x;
+}
+
+// exp in float32, 0 below ln(FLT_MIN) (including −inf).
+#if defined(__AVX512F__)
+// e^x = 2^n · 2^f with n = round(x·log2 e), |f| ≤ 1/2: a degree-6 polynomial for 2^f (fitted for
+// relative error ≤ 1e-7) and vscalefps for 2^n, which also flushes tiny results to 0.
+inline Vec<float> vexp(Vec<float> x) {
+  const __m512 t = _mm512_mul_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)),
+                                 _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const Vec<float> f = _mm512_sub_ps(t, n);
+  Vec<float> p = splat(1.5337577497120947e-4f);
+  p = p * f + 1.3399859890341759e-3f;
+  p = p * f + 9.618519805371761e-3f;
+  p = p * f + 5.550329014658928e-2f;
+  p = p * f + 2.4022646248340607e-1f;
+  p = p * f + 6.931471824645996e-1f;
+  p = p * f + 1.0f;
+  const Vec<float> result = _mm512_scalef_ps(p, n);
+  return x < -87.3365447505531f ? splat(0.0f) : result;
+}
+#else
+// x = n·ln2 + r, |r| ≤ ln2/2: a degree-6 polynomial for e^r (Cephes' expf coefficients), 2^n
+// through the exponent bits.
+inline Vec<float> vexp(Vec<float> x) {
+  using V = Vec<float>;
+  using I = VecTraits<float>::ivec;
+  const V lo = splat(-87.3365447505531f);
+  const V hi = splat(88.3762626647949f);
+  const I under = x < lo;
+  x = x > hi ? hi : x;
+  x = x < lo ? lo : x;
+  const V magic = splat(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
+  const V n = (x * 1.44269504088896341f + magic) - magic;
+  V r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  V p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  V pow2n;
+  std::memcpy(&pow2n, &bits, sizeof(pow2n));
+  const V result = p * pow2n;
+  return under ? splat(0.0f) : result;
+}
+#endif
+
+// C[r, :] (=, or += when Accumulate) Σ_k A(r, k) · B[k, :] for R rows and CV vectors of columns;
+// A(r, k) = a[r·a_row + k·a_depth] is broadcast, B's rows are vectors.
+template <typename T, int R, int CV, bool Accumulate>
+inline void tile(int64_t depth, const T* a, int64_t a_row, int64_t a_depth, const T* b,
+                 int64_t b_row, T* c, int64_t c_row) {
+  using V = Vec<T>;
+  constexpr int64_t L = kLanes<T>;
+  V acc[R][CV];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int j = 0; j < CV; ++j) acc[r][j] = Accumulate ? load(c + r * c_row + j * L) : V{};
+  }
+  for (int64_t k = 0; k < depth; ++k) {
+    V bk[CV];
+#pragma GCC unroll 4
+    for (int j = 0; j < CV; ++j) bk[j] = load(b + k * b_row + j * L);
+    const T* ak = a + k * a_depth;
+#pragma GCC unroll 32
+    for (int r = 0; r < R; ++r) {
+      const V ar = splat(ak[r * a_row]);
+#pragma GCC unroll 4
+      for (int j = 0; j < CV; ++j) acc[r][j] += ar * bk[j];
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int j = 0; j < CV; ++j) store(c + r * c_row + j * L, acc[r][j]);
+  }
+}
+
+template <typename T, int CV, bool Accumulate>
+void gemm_columns(int64_t rows, int64_t depth, const T* a, int64_t a_row, int64_t a_depth,
+                  const T* b, int64_t b_row, T* c, int64_t c_row) {
+  constexpr int R = kAccumulators / CV;
+  int64_t r = 0;
+  for (; r + R <= rows; r += R)
+    tile<T, R, CV, Accumulate>(depth, a + r * a_row, a_row, a_depth, b, b_row, c + r * c_row,
+                               c_row);
+  if constexpr (R > 4) {
+    for (; r + 4 <= rows; r += 4)
+      tile<T, 4, CV, Accumulate>(depth, a + r * a_row, a_row, a_depth, b, b_row, c + r * c_row,
+                                 c_row);
+  }
+  if constexpr (R > 2) {
+    for (; r + 2 <= rows; r += 2)
+      tile<T, 2, CV, Accumulate>(depth, a + r * a_row, a_row, a_depth, b, b_row, c + r * c_row,
+                                 c_row);
+  }
+  for (; r < rows; ++r)
+    tile<T, 1, CV, Accumulate>(depth, a + r * a_row, a_row, a_depth, b, b_row, c + r * c_row,
+                               c_row);
+}
+
+// C (rows × vecs·L, row stride c_row) = (or +=) A (rows × depth) · B (depth × vecs·L).
+template <typename T, bool Accumulate>
+void gemm(int64_t rows, int64_t vecs, int64_t depth, const T* a, int64_t a_row, int64_t a_depth,
+          const T* b, int64_t b_row, T* c, int64_t c_row) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t v = 0;
+  for (; v + kMaxColumnVecs <= vecs; v += kMaxColumnVecs)
+    gemm_columns<T, kMaxColumnVecs, Accumulate>(rows, depth, a, a_row, a_depth, b + v * L, b_row,
+                                                c + v * L, c_row);
+  switch (vecs - v) {
+    case 3:
+      gemm_columns<T, 3, Accumulate>(rows, depth, a, a_row, a_depth, b + v * L, b_row, c + v * L,
+                                     c_row);
+      break;
+    case 2:
+      gemm_columns<T, 2, Accumulate>(rows, depth, a, a_row, a_depth, b + v * L, b_row, c + v * L,
+                                     c_row);
+      break;
+    case 1:
+      gemm_columns<T, 1, Accumulate>(rows, depth, a, a_row, a_depth, b + v * L, b_row, c + v * L,
+                                     c_row);
+      break;
+    default:
+      break;
+  }
+}
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// A strided (N, H, rows, cols) array read as (n, h) slices.
+template <typename T>
+struct Strided {
+  const T* data;
+  int64_t s0, s1, s2, s3;
+  Strided(const T* data_, const int64_t* strides)
+      : data(data_), s0(strides[0]), s1(strides[1]), s2(strides[2]), s3(strides[3]) {}
+  const T* slice(int64_t n, int64_t h) const { return data + n * s0 + h * s1; }
+};
+
+// rows × cols of src (row stride sr, column stride sc) · factor into dst (row stride ld), zero
+// padded to ld columns.
+template <typename T>
+void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc, T factor, T* dst,
+               int64_t ld) {
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t d = 0; d < cols; ++d) dst[i * ld + d] = src[i * sr + d * sc] * factor;
+    for (int64_t d = cols; d < ld; ++d) dst[i * ld + d] = 0;
+  }
+}
+
+// The transpose: dst[d, i] = src[i, d], zero padded to ld columns.
+template <typename T>
+void pack_transposed(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc, T* dst,
+                     int64_t ld) {
+  for (int64_t d = 0; d < cols; ++d) {
+    for (int64_t i = 0; i < rows; ++i) dst[d * ld + i] = src[i * sr + d * sc];
+    for (int64_t i = rows; i < ld; ++i) dst[d * ld + i] = 0;
+  }
+}
+
+struct Shape {
+  int64_t n, h, t, d, e;  // windows, heads, tokens, q/k and v head dims
+  int64_t tp, dp, ep;     // padded to whole vectors
+};
+
+template <typename T>
+Shape shape_of(const int64_t* sizes) {
+  constexpr int64_t L = kLanes<T>;
+  Shape s{sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], 0, 0, 0};
+  s.tp = round_up(s.t, L);
+  s.dp = round_up(s.d, L);
+  s.ep = round_up(s.e, L);
+  return s;
+}
+
+// The contiguous (H, T, T) bias as rows of Tp, −inf in the padding columns (a copy only when
+// T is not a whole number of vectors).
+template <typename T>
+const T* padded_bias(const T* bias, const Shape& s, std::vector<T>& storage) {
+  if (s.tp == s.t) return bias;
+  storage.assign(s.h * s.t * s.tp, -std::numeric_limits<T>::infinity());
+  for (int64_t row = 0; row < s.h * s.t; ++row)
+    std::copy(bias + row * s.t, bias + (row + 1) * s.t, storage.data() + row * s.tp);
+  return storage.data();
+}
+
+// Runs body(thread, begin, end) on contiguous ranges of [0, tasks), one per thread.
+template <typename F>
+void parallel_tasks(int64_t tasks, int threads, const F& body) {
+#ifdef _OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t count = omp_get_num_threads(), thread = omp_get_thread_num();
+      const int64_t chunk = (tasks + count - 1) / count;
+      const int64_t begin = std::min(tasks, thread * chunk);
+      const int64_t end = std::min(tasks, begin + chunk);
+      if (begin < end) body(thread, begin, end);
+    }
+    return;
+  }
+#endif
+  body(0, 0, tasks);
+}
+
+template <typename T>
+struct ForwardArgs {
+  const T *q, *k, *v, *bias;
+  const int64_t *q_strides, *k_strides, *v_strides;
+  T scale;
+  T* out;  // strided (N, H, T, E)
+  const int64_t* out_strides;
+  T* lse;  // contiguous (N, H, T)
+};
+
+// (n, h) slices of a strided (N, H, rows, cols) output.
+template <typename T>
+struct StridedOut {
+  T* data;
+  int64_t s0, s1, s2, s3;
+  StridedOut(T* data_, const int64_t* strides)
+      : data(data_), s0(strides[0]), s1(strides[1]), s2(strides[2]), s3(strides[3]) {}
+  T* slice(int64_t n, int64_t h) const { return data + n * s0 + h * s1; }
+};
+
+template <typename T>
+void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
+  constexpr int64_t L = kLanes<T>;
+  std::vector<T> bias_storage;
+  const T* bias_data = padded_bias(a.bias, s, bias_storage);
+  const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
+  const StridedOut<T> outs_(a.out, a.out_strides);
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
+  parallel_tasks(s.n * s.h, threads, [&](int64_t, int64_t begin, int64_t end) {
+    std::vector<T> qp(s.t * s.dp), kt(s.d * s.tp), vp(s.t * s.ep);
+    std::vector<T> maps(kRowBlock * s.tp), outs(kRowBlock * s.ep), inv(kRowBlock);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h = task / s.n, n = task % s.n;  // a head's windows in a row: its bias stays
+      pack_rows(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qp.data(), s.dp);
+      pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, kt.data(), s.tp);
+      pack_rows(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, T(1), vp.data(), s.ep);
+      const int64_t row0 = (n * s.h + h) * s.t;
+      T* out_slice = outs_.slice(n, h);
+      for (int64_t i0 = 0; i0 < s.t; i0 += kRowBlock) {
+        const int64_t rows = std::min(kRowBlock, s.t - i0);
+        gemm<T, false>(rows, s.tp / L, s.d, qp.data() + i0 * s.dp, s.dp, 1, kt.data(), s.tp,
+                       maps.data(), s.tp);
+        for (int64_t r = 0; r < rows; ++r) {
+          T* m = maps.data() + r * s.tp;
+          const T* b = bias_data + (h * s.t + i0 + r) * s.tp;
+          Vec<T> most = splat(-std::numeric_limits<T>::infinity());
+          for (int64_t j = 0; j < s.tp; j += L) {
+            const Vec<T> x = load(m + j) + load(b + j);
+            store(m + j, x);
+            most = x > most ? x : most;
+          }
+          T top = horizontal_max<T>(most);
+          if (!std::isfinite(top)) top = 0;
+          Vec<T> total{};
+          for (int64_t j = 0; j < s.tp; j += L) {
+            const Vec<T> p = vexp(load(m + j) - top);
+            store(m + j, p);
+            total += p;
+          }
+          const T sum = horizontal_sum<T>(total);
+          a.lse[row0 + i0 + r] = top + std::log(sum);
+          inv[r] = T(1) / sum;
+        }
+        gemm<T, false>(rows, s.ep / L, s.t, maps.data(), s.tp, 1, vp.data(), s.ep, outs.data(),
+                       s.ep);
+        for (int64_t r = 0; r < rows; ++r) {
+          T* o = out_slice + (i0 + r) * outs_.s2;
+          for (int64_t e = 0; e < s.e; ++e) o[e * outs_.s3] = outs[r * s.ep + e] * inv[r];
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+struct BackwardArgs {
+  const T *grad_out, *q, *k, *v, *bias, *out, *lse;
+  const int64_t *grad_out_strides, *q_strides, *k_strides, *v_strides, *out_strides;
+  T scale;
+  T *grad_q, *grad_k, *grad_v;  // strided (N, H, T, ·)
+  const int64_t *grad_q_strides, *grad_k_strides, *grad_v_strides;
+  T* grad_bias;  // contiguous (H, T, T)
+};
+
+template <typename T>
+void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
+  constexpr int64_t L = kLanes<T>;
+  std::vector<T> bias_storage;
+  const T* bias_data = padded_bias(a.bias, s, bias_storage);
+  const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
+  const Strided<T> gs(a.grad_out, a.grad_out_strides), os(a.out, a.out_strides);
+  const StridedOut<T> gqs(a.grad_q, a.grad_q_strides), gks(a.grad_k, a.grad_k_strides);
+  const StridedOut<T> gvs(a.grad_v, a.grad_v_strides);
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
+  // The bias gradient sums over windows: one partial sum per thread, added up at the end.
+  const int64_t bias_size = s.h * s.t * s.tp;
+  std::vector<T> partial(threads * bias_size, T(0));
+  parallel_tasks(s.n * s.h, threads, [&](int64_t thread, int64_t begin, int64_t end) {
+    T* bias_grad = partial.data() + thread * bias_size;
+    std::vector<T> qp(s.t * s.dp), kt(s.d * s.tp), kp(s.t * s.dp), vt(s.e * s.tp);
+    std::vector<T> gop(s.t * s.ep), delta(s.t), dvt(s.e * s.tp), dkt(s.d * s.tp);
+    std::vector<T> maps(kRowBlock * s.tp), grads(kRowBlock * s.tp), dq(kRowBlock * s.dp);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h = task / s.n, n = task % s.n;
+      pack_rows(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qp.data(), s.dp);
+      pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, kt.data(), s.tp);
+      pack_rows(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, T(1), kp.data(), s.dp);
+      pack_transposed(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, vt.data(), s.tp);
+      pack_rows(gs.slice(n, h), s.t, s.e, gs.s2, gs.s3, T(1), gop.data(), s.ep);
+      const T* o = os.slice(n, h);
+      for (int64_t i = 0; i < s.t; ++i) {  // rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij
+        T acc = 0;
+        for (int64_t e = 0; e < s.e; ++e) acc += gop[i * s.ep + e] * o[i * os.s2 + e * os.s3];
+        delta[i] = acc;
+      }
+      const int64_t row0 = (n * s.h + h) * s.t;
+      for (int64_t i0 = 0; i0 < s.t; i0 += kRowBlock) {
+        const int64_t rows = std::min(kRowBlock, s.t - i0);
+        // P = exp(q·kᵀ·scale + bias − lse)
+        gemm<T, false>(rows, s.tp / L, s.d, qp.data() + i0 * s.dp, s.dp, 1, kt.data(), s.tp,
+                       maps.data(), s.tp);
+        for (int64_t r = 0; r < rows; ++r) {
+          T* m = maps.data() + r * s.tp;
+          const T* b = bias_data + (h * s.t + i0 + r) * s.tp;
+          const T shift = a.lse[row0 + i0 + r];
+          for (int64_t j = 0; j < s.tp; j += L)
+            store(m + j, vexp(load(m + j) + load(b + j) - shift));
+        }
+        // dS = P ⊙ (dO·vᵀ − delta): the logits' gradient, and the bias's
+        gemm<T, false>(rows, s.tp / L, s.e, gop.data() + i0 * s.ep, s.ep, 1, vt.data(), s.tp,
+                       grads.data(), s.tp);
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* m = maps.data() + r * s.tp;
+          T* g = grads.data() + r * s.tp;
+          T* db = bias_grad + (h * s.t + i0 + r) * s.tp;
+          const T correction = delta[i0 + r];
+          for (int64_t j = 0; j < s.tp; j += L) {
+            const Vec<T> x = load(m + j) * (load(g + j) - correction);
+            store(g + j, x);
+            store(db + j, load(db + j) + x);
+          }
+        }
+        // dvᵀ += dOᵀ·P and dkᵀ += (q·scale)ᵀ·dS over these rows (transposed: the maps' rows are
+        // the vectors, keys the columns); dq = dS·k·scale for them
+        if (i0 == 0) {
+          gemm<T, false>(s.e, s.tp / L, rows, gop.data(), 1, s.ep, maps.data(), s.tp, dvt.data(),
+                         s.tp);
+          gemm<T, false>(s.d, s.tp / L, rows, qp.data(), 1, s.dp, grads.data(), s.tp, dkt.data(),
+                         s.tp);
+        } else {
+          gemm<T, true>(s.e, s.tp / L, rows, gop.data() + i0 * s.ep, 1, s.ep, maps.data(), s.tp,
+                        dvt.data(), s.tp);
+          gemm<T, true>(s.d, s.tp / L, rows, qp.data() + i0 * s.dp, 1, s.dp, grads.data(), s.tp,
+                        dkt.data(), s.tp);
+        }
+        gemm<T, false>(rows, s.dp / L, s.t, grads.data(), s.tp, 1, kp.data(), s.dp, dq.data(),
+                       s.dp);
+        for (int64_t r = 0; r < rows; ++r) {
+          T* dst = gqs.slice(n, h) + (i0 + r) * gqs.s2;
+          for (int64_t d = 0; d < s.d; ++d) dst[d * gqs.s3] = dq[r * s.dp + d] * a.scale;
+        }
+      }
+      T* gv = gvs.slice(n, h);
+      T* gk = gks.slice(n, h);
+      for (int64_t j = 0; j < s.t; ++j) {
+        for (int64_t e = 0; e < s.e; ++e) gv[j * gvs.s2 + e * gvs.s3] = dvt[e * s.tp + j];
+        for (int64_t d = 0; d < s.d; ++d) gk[j * gks.s2 + d * gks.s3] = dkt[d * s.tp + j];
+      }
+    }
+  });
+  for (int64_t row = 0; row < s.h * s.t; ++row) {
+    for (int64_t j = 0; j < s.t; ++j) {
+      T sum = 0;
+      for (int64_t thread = 0; thread < threads; ++thread)
+        sum += partial[thread * bias_size + row * s.tp + j];
+      a.grad_bias[row * s.t + j] = sum;
+    }
+  }
+}
+
+template <typename T>
+int forward_entry(const int64_t* sizes, const T* q, const int64_t* q_strides, const T* k,
+                  const int64_t* k_strides, const T* v, const int64_t* v_strides, const T* bias,
+                  double scale, T* out, const int64_t* out_strides, T* lse, int threads) {
+  try {
+    const Shape s = shape_of<T>(sizes);
+    forward_impl(s, ForwardArgs<T>{q, k, v, bias, q_strides, k_strides, v_strides,
+                                   static_cast<T>(scale), out, out_strides, lse},
+                 threads);
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+template <typename T>
+int backward_entry(const int64_t* sizes, const T* grad_out, const int64_t* grad_out_strides,
+                   const T* q, const int64_t* q_strides, const T* k, const int64_t* k_strides,
+                   const T* v, const int64_t* v_strides, const T* bias, const T* out,
+                   const int64_t* out_strides, const T* lse, double scale, T* grad_q,
+                   const int64_t* grad_q_strides, T* grad_k, const int64_t* grad_k_strides,
+                   T* grad_v, const int64_t* grad_v_strides, T* grad_bias, int threads) {
+  try {
+    const Shape s = shape_of<T>(sizes);
+    backward_impl(s,
+                  BackwardArgs<T>{grad_out, q, k, v, bias, out, lse, grad_out_strides, q_strides,
+                                  k_strides, v_strides, out_strides, static_cast<T>(scale),
+                                  grad_q, grad_k, grad_v, grad_q_strides, grad_k_strides,
+                                  grad_v_strides, grad_bias},
+                  threads);
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+}  // namespace
+
+// sizes = (N, H, T, D, E); bias, lse and the bias gradient are contiguous, the other arrays
+// strided (strides count elements). Each returns 0, or 1 if it failed (out of memory).
+#define TREEATTN_ENTRIES(T, suffix)                                                                \
+  extern "C" int treeattn_attention_forward_##suffix(                                              \
+      const int64_t* sizes, const T* q, const int64_t* q_strides, const T* k,                      \
+      const int64_t* k_strides, const T* v, const int64_t* v_strides, const T* bias,               \
+      double scale, T* out, const int64_t* out_strides, T* lse, int threads) {                     \
+    return forward_entry<T>(sizes, q, q_strides, k, k_strides, v, v_strides, bias, scale, out,     \
+                            out_strides, lse, threads);                                            \
+  }                                                                                                \
+  extern "C" int treeattn_attention_backward_##suffix(                                             \
+      const int64_t* sizes, const T* grad_out, const int64_t* grad_out_strides, const T* q,        \
+      const int64_t* q_strides, const T* k, const int64_t* k_strides, const T* v,                  \
+      const int64_t* v_strides, const T* bias, const T* out, const int64_t* out_strides,           \
+      const T* lse, double scale, T* grad_q, const int64_t* grad_q_strides, T* grad_k,             \
+      const int64_t* grad_k_strides, T* grad_v, const int64_t* grad_v_strides, T* grad_bias,       \
+      int threads) {                                                                               \
+    return backward_entry<T>(sizes, grad_out, grad_out_strides, q, q_strides, k, k_strides, v,     \
+                             v_strides, bias, out, out_strides, lse, scale, grad_q,                \
+                             grad_q_strides, grad_k, grad_k_strides, grad_v, grad_v_strides,       \
+                             grad_bias, threads);                                                  \
+  }
+
+TREEATTN_ENTRIES(float, f32)
+TREEATTN_ENTRIES(double, f64)
