@@ -87,3 +87,11 @@ def test_validation_psnr_is_the_psnr_of_restore_image(model, fresh_accelerate_st
     )
     assert scored["images"] == 3
     assert scored["psnr"] == float(psnr.double().mean())
+
+
+def test_padded_forward_moved_to_the_runner_with_a_warning():
+    from treeattn.inference import runner
+
+    with pytest.warns(DeprecationWarning, match=r"import it from treeattn\.inference\.runner"):
+        from treeattn.engine.evaluate import padded_forward
+    assert padded_forward is runner.padded_forward
