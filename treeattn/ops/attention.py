@@ -115,13 +115,15 @@ def attention_fused(
     :func:`~treeattn.ops.cpu_attention.biased_attention`: one opaque operator, forward and
     backward, eager and under ``torch.compile`` alike (no graph break). Its C++ kernel is built on
     first use; where it cannot be built the operator runs the PyTorch path of
-    :func:`attention_sdpa` inside. Everything else — inference, a fixed or no bias, bf16, GPUs —
-    is :func:`attention_sdpa`.
+    :func:`attention_sdpa` inside. Everything else — inference, a fixed or no bias, bf16, GPUs,
+    ``torch.export`` (ONNX and ``.pt2`` files hold standard operators only) — is
+    :func:`attention_sdpa`.
     """
     if (
         bias is not None
         and bias.requires_grad
         and torch.is_grad_enabled()
+        and not torch.compiler.is_exporting()  # exported graphs (ONNX, .pt2) hold standard ops
         and q.device.type == "cpu"
         and q.dtype in KERNEL_DTYPES
         and bias.dim() == 4
