@@ -140,7 +140,12 @@ class Stage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` → ``(B, C, H, W)``: layers channels-last, stage end, residual."""
         y = self.layers(rearrange(x, "b c h w -> b h w c"))
-        # A new map in ``x``'s layout: the stage end's output is channels-last (its input is the
-        # layers' map seen as NCHW), and adding into it would hand the next convolution a
-        # channels-last input, which oneDNN sums in another order (≈ 1e-6 off, issue 19).
-        return x + self.end(rearrange(y, "b h w c -> b c h w"))
+        out = self.end(rearrange(y, "b h w c -> b c h w"))
+        # Without autograd the residual goes into the stage end's fresh output (a convolution's):
+        # no new map, and the result stays channels-last like that output, so the next
+        # convolution runs oneDNN's channels-last kernels (a 2048² restore: ~11–13 s instead of
+        # 15–18). Those sum in another order than with an NCHW input: the restored image moves by
+        # ~1e-6 against the autograd path (issue 19). Autocast sums that change dtype go plain.
+        if torch.is_grad_enabled() or torch.result_type(out, x) != out.dtype:
+            return x + out
+        return out.add_(x)
