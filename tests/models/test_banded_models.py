@@ -112,4 +112,3 @@ def test_inference_equals_the_autograd_path(name, extra, dtype, atol, make_tiny,
     assert banded.stride() == whole.stride() == reference.stride()
     torch.testing.assert_close(banded, reference, rtol=0, atol=atol)
     torch.testing.assert_close(whole, reference, rtol=0, atol=atol)
-
