@@ -62,7 +62,7 @@ def make_restorer(model: nn.Module, *, tile: int | None = None, overlap: int = 3
     The same :class:`~treeattn.inference.runner.Runner` as :func:`treeattn.restore_image` with
     these settings (no gradients, padded once to the model's needs, large layer maps band by
     band; with ``tile`` the padded image in overlapping tiles). The settings were checked where
-    they entered (:func:`treeattn.engine.settings.validate`).
+    they entered (:func:`treeattn.engine.settings.check_settings`).
 
     Args:
         model: A model with ``meta`` in eval mode (unwrapped, or the EMA copy).
