@@ -2,14 +2,16 @@
 
 Saves the run's final ``model/`` (with its training record) into ``treeattn/pretrained/NAME/``,
 writes its ``benchmark.json`` from the rows of ``denoise_bench.py``'s results that scored this model
-(found by its checksum) and of the peers on the same images (BM3D, DnCNN-S), and draws the
-training curves (loss, learning rate, validation PSNR against steps and wall time) from the run's
-``log.jsonl``::
+(found by its checksum) and of the peers on the same images (BM3D, DnCNN-S), draws the
+training curves (loss, learning rate, validation PSNR against steps) from the run's ``log.jsonl``
+and writes ``benchmarks/results/NAME_training.json``: the exact command, the resumed pieces with
+their seconds of work and of pause, the training hours and the validations::
 
-    python benchmarks/denoise_bench.py --model ../runs/dn_gray_cpu --no-shipped
+    python benchmarks/denoise_bench.py --model ../runs/dn_gray_mid --no-shipped
 
-    python benchmarks/ship_pretrained.py --run ../runs/dn_gray_cpu --name hiir_dn_gray_cpu \\
-        --sigma-range 0 50 --summary "blind gray Gaussian denoiser, σ 0-50, Train400, CPU"
+    python benchmarks/ship_pretrained.py --run ../runs/dn_gray_mid --name hiir_dn_gray_mid \\
+        --sigma-range 0 50 --summary "blind gray Gaussian denoiser, σ 0-50, Train400, CPU" \\
+        --command "accelerate launch recipes/denoise.py --preset cpu_gray_mid ..."
 
 The model card (``README.md`` in the same folder) is written by hand from these files.
 """
@@ -31,20 +33,61 @@ from treeattn.models import TrainingRecord, from_pretrained, save_pretrained
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read_log(run: Path) -> list[dict]:
-    """The run's log records, each with ``piece`` (0 for the first, +1 at each resume) and
-    ``wall_s``: seconds of training summed over the resumed pieces.
+#: An interval between two log records longer than this is a pause (the process was stopped or
+#: suspended), not training: records come every few seconds and a validation pass takes minutes.
+PAUSE_S = 200.0
 
-    A resumed piece restarts ``time_s`` at 0 (its logger starts anew); pieces are told apart by
-    ``time_s`` going down.
+
+def read_log(run: Path, *, pause_s: float = PAUSE_S) -> list[dict]:
+    """The run's log records as one history, each with ``piece`` and ``wall_s``.
+
+    A resumed piece restarts ``time_s`` at 0 (its logger starts anew), so pieces are told apart by
+    ``time_s`` going down; ``piece`` is 0 for the first and +1 at each resume. A piece resumes from
+    its latest checkpoint and so repeats the steps its predecessor ran after that checkpoint: the
+    predecessor's records of those steps are dropped (the later piece's stand in the history).
+
+    ``wall_s`` is the seconds of work up to the record, summed over the pieces: training and
+    validation, the repeated steps included (they were computed twice), pauses left out — an
+    interval longer than ``pause_s`` counts as the median interval of the log.
     """
-    records, offset, last, piece = [], 0.0, 0.0, 0
-    for record in engine_read_log(run):
-        if record["time_s"] < last:
-            offset, piece = offset + last, piece + 1
-        last = record["time_s"]
-        records.append({**record, "piece": piece, "wall_s": offset + record["time_s"]})
+    records, wall, piece = [], 0.0, -1
+    for record, worked, _, new_piece in _timed(engine_read_log(run), pause_s):
+        if new_piece:
+            piece += 1
+            records = [r for r in records if r["step"] < record["step"]]
+        wall += worked
+        records.append({**record, "piece": piece, "wall_s": wall})
     return records
+
+
+def _timed(raw: list[dict], pause_s: float) -> list[tuple[dict, float, float, bool]]:
+    """``(record, seconds worked, seconds paused, starts a piece)`` for every raw log record:
+    the interval since the previous record of the piece (since its start for the first), a pause
+    (longer than ``pause_s``) counted as the median of the other intervals."""
+    intervals, last = [], 0.0
+    for record in raw:
+        starts = record["time_s"] < last or not intervals
+        intervals.append((record["time_s"] - (0.0 if starts else last), starts))
+        last = record["time_s"]
+    worked = sorted(d for d, _ in intervals if d <= pause_s)
+    typical = worked[len(worked) // 2] if worked else 0.0
+    return [
+        (record, d, 0.0, starts) if d <= pause_s else (record, typical, d - typical, starts)
+        for record, (d, starts) in zip(raw, intervals, strict=True)
+    ]
+
+
+def training_pieces(run: Path, *, pause_s: float = PAUSE_S) -> list[dict]:
+    """The run's resumed pieces: first and last step logged, seconds worked and paused."""
+    pieces = []
+    for record, worked, paused, starts in _timed(engine_read_log(run), pause_s):
+        if starts:
+            pieces.append({"from_step": record["step"], "work_s": 0.0, "paused_s": 0.0})
+        piece = pieces[-1]
+        piece["to_step"] = record["step"]
+        piece["work_s"] = round(piece["work_s"] + worked, 2)
+        piece["paused_s"] = round(piece["paused_s"] + paused, 2)
+    return pieces
 
 
 def _smooth(values: list[float], window: int) -> list[float]:
@@ -90,7 +133,7 @@ def draw_curves(records: list[dict], path: Path, *, title: str, val_label: str) 
     hours = train[-1]["wall_s"] / 3600 if train else 0
     pieces = records[-1]["piece"] + 1 if records else 1
     fig.suptitle(
-        f"{title}: {steps[-1] if steps else 0} steps, {hours:.2f} h of wall time"
+        f"{title}: {steps[-1] if steps else 0} steps, {hours:.2f} h of training (pauses left out)"
         + (f" in {pieces} resumed pieces" if pieces > 1 else "")
     )
     fig.savefig(path, dpi=110)
@@ -133,12 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "benchmarks" / "results" / "denoise_bench.json",
         help="denoise_bench.py's results (or an older denoise_vs_bm3d.py results file)",
     )
+    parser.add_argument(
+        "--command", required=True, help="the exact training command (recorded with the run)"
+    )
+    parser.add_argument(
+        "--pause-s",
+        type=float,
+        default=PAUSE_S,
+        help="an interval between log records longer than this many seconds is a pause, left out "
+        f"of the training time (default {PAUSE_S:g})",
+    )
     args = parser.parse_args(argv)
     model_dir = args.run / "model"
     if not (model_dir / "model.safetensors").is_file():
         parser.error(f"{model_dir} holds no final model; finish (or resume) the run first")
     target = ROOT / "treeattn" / "pretrained" / args.name
-    records = read_log(args.run)
+    records = read_log(args.run, pause_s=args.pause_s)
     train = [r for r in records if r["kind"] == "train"]
     model = from_pretrained(model_dir)
     if model.provenance is None:  # runs of treeattn before training records
@@ -178,7 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     levels = _run_settings(args.run).get("test_level") or []
     val_label = "validation" + (f" at σ = {', '.join(f'{v:g}' for v in levels)}" if levels else "")
     draw_curves(records, target / "curves.png", title=args.name, val_label=val_label)
-    print(f"shipped {args.name} in {target}")
+    training = {
+        "what": f"the training run of the shipped {args.name}: its resumed pieces and validations",
+        "command": args.command,
+        "steps": train[-1]["step"],
+        "training_hours": benchmark["training_hours"],
+        "hours_counted": f"training and validation, repeated steps included, pauses (intervals "
+        f"between log records over {args.pause_s:g} s) left out",
+        "pieces": training_pieces(args.run, pause_s=args.pause_s),
+        "validation_level": levels,
+        "validation": [r for r in records if r["kind"] == "val"],
+    }
+    training_path = ROOT / "benchmarks" / "results" / f"{args.name}_training.json"
+    training_path.parent.mkdir(parents=True, exist_ok=True)
+    training_path.write_text(json.dumps(training, indent=2) + "\n")
+    print(f"shipped {args.name} in {target}; its training: {training_path}")
     return 0
 
 

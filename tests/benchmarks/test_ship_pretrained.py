@@ -68,7 +68,7 @@ def run(tmp_path, monkeypatch):
     record = {"format": bench.FORMAT, "rows": rows}
     (tmp_path / "bench.json").write_text(json.dumps(record))
     monkeypatch.setattr(ship, "ROOT", tmp_path / "repo")
-    argv = ["--run", str(run), "--name", "shipped", "--summary", "a test model"]
+    argv = ["--run", str(run), "--name", "shipped", "--summary", "a test model", "--command", "go"]
     return [*argv, "--bench", str(tmp_path / "bench.json")], tmp_path / "repo"
 
 
@@ -94,6 +94,38 @@ def test_a_run_is_shipped_with_record_benchmark_and_curves(run):
     records = ship.read_log(Path(argv[1]))
     assert [r["wall_s"] for r in records][-3:] == [16.0, 20.0, 21.0]
     assert (target / "curves.png").stat().st_size > 0
+    training = json.loads((repo / "benchmarks" / "results" / "shipped_training.json").read_text())
+    assert training["command"] == "go" and training["steps"] == 40
+    assert [(p["from_step"], p["to_step"]) for p in training["pieces"]] == [(10, 20), (30, 40)]
+    assert [v["Set12/psnr"] for v in training["validation"]] == [27.0, 28.0]
+
+
+def test_log_drops_repeated_steps_and_pauses(tmp_path):
+    """A piece resumed from an earlier checkpoint replaces its predecessor's later records; a
+    stopped process's pause counts as a typical interval; the repeated work still counts."""
+    records = [
+        {"kind": "train", "step": 10, "time_s": 5.0, "loss": 0.3, "lr": 1e-3},
+        {"kind": "train", "step": 20, "time_s": 10.0, "loss": 0.2, "lr": 1e-3},
+        {"kind": "train", "step": 30, "time_s": 1015.0, "loss": 0.1, "lr": 1e-3},  # paused 1000 s
+        {"kind": "train", "step": 40, "time_s": 1020.0, "loss": 0.05, "lr": 1e-3},
+        {"kind": "train", "step": 30, "time_s": 6.0, "loss": 0.09, "lr": 5e-4},  # from step 20
+        {"kind": "train", "step": 40, "time_s": 11.0, "loss": 0.08, "lr": 1e-4},
+    ]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    history = ship.read_log(tmp_path, pause_s=100.0)
+    assert [(r["step"], r["loss"], r["piece"]) for r in history] == [
+        (10, 0.3, 0),
+        (20, 0.2, 0),
+        (30, 0.09, 1),
+        (40, 0.08, 1),
+    ]
+    # 5 + 5 + 5 (the pause, as the median interval) + 5, then 6 + 5 in the resumed piece
+    assert [r["wall_s"] for r in history] == [5.0, 10.0, 26.0, 31.0]
+    assert ship.read_log(tmp_path, pause_s=2000.0)[-1]["wall_s"] == 1031.0
+    assert ship.training_pieces(tmp_path, pause_s=100.0) == [
+        {"from_step": 10, "to_step": 40, "work_s": 20.0, "paused_s": 1000.0},
+        {"from_step": 30, "to_step": 40, "work_s": 11.0, "paused_s": 0.0},
+    ]
 
 
 def test_wrong_sigma_range_or_benchmark_of_another_model_is_refused(run, tmp_path):
