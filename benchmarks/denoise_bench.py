@@ -72,6 +72,7 @@ __all__ = [
     "read_rows",
     "row_group",
     "row_key",
+    "save_rows",
     "shipped_denoisers",
 ]
 
@@ -81,6 +82,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 FORMAT = "denoise_bench/1"
 #: The long-range test set, scored on a report subset (its first ``--urban-images`` images).
 URBAN = "Urban100"
+#: The test sets, in the order of the tables.
+SETS = ("Set12", "BSD68", URBAN)
 Restorer = Callable[[torch.Tensor], torch.Tensor]
 
 #: Row methods with their titles.
@@ -393,7 +396,7 @@ def _markdown(rows: list[dict], *, set_order: list[str], source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save(path: Path, rows: list[dict], *, set_order: list[str]) -> None:
+def save_rows(path: Path, rows: list[dict], *, set_order: list[str] = SETS) -> None:
     """Write every row (JSON) and their tables (``.md`` beside it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": FORMAT, "rows": rows}
@@ -403,9 +406,7 @@ def _save(path: Path, rows: list[dict], *, set_order: list[str]) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sets", nargs="+", default=["Set12", "BSD68", URBAN], help="folders in --data"
-    )
+    parser.add_argument("--sets", nargs="+", default=list(SETS), help="folders in --data")
     parser.add_argument("--sigmas", nargs="+", type=float, default=[15.0, 25.0, 50.0])
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the test sets")
     parser.add_argument(
@@ -537,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                     row = cached
                 rows = _put(rows, row)
                 scored.append(row)
-                _save(out, rows, set_order=args.sets)
+                save_rows(out, rows, set_order=args.sets)
                 how = "cached" if row is cached else f"{row['seconds_per_megapixel']:.1f} s/MP"
                 print(
                     f"{set_name} σ={sigma:g} ({images} images) {_title(row)}: "

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from denoise_bench import TREEATTN_MODES, model_checksum, read_rows, row_group
+from denoise_bench import TREEATTN_MODES, model_checksum, read_rows, row_group, save_rows
 
 from treeattn.engine.curves import read_log as engine_read_log
 from treeattn.engine.rundir import CONFIG_FILE
@@ -158,6 +158,16 @@ def _benchmark_rows(rows: list[dict], checksum: str) -> list[dict]:
     return [r for r in rows if r in peers or r in ours]
 
 
+def _named(rows: list[dict], checksum: str, name: str) -> list[dict]:
+    """``rows`` with the treeattn rows of the model of ``checksum`` labelled ``name``."""
+    return [
+        {**r, "model": name}
+        if r["method"] in TREEATTN_MODES.values() and r["checksum"] == checksum
+        else r
+        for r in rows
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Copy weights, write benchmark.json and curves.png; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -212,13 +222,17 @@ def main(argv: list[str] | None = None) -> int:
             f"--sigma-range {args.sigma_range} differs from the run's training levels "
             f"{list(model.provenance.level)}"
         )
-    rows = _benchmark_rows(read_rows(args.bench), model_checksum(model_dir))
+    checksum = model_checksum(model_dir)
+    rows = _benchmark_rows(read_rows(args.bench), checksum)
     if not rows:
         parser.error(
             f"{args.bench} holds no row of {model_dir}'s model; run "
             f"`python benchmarks/denoise_bench.py --model {args.run} --no-shipped` first"
         )
     save_pretrained(model, target)
+    # the run's rows carry the shipped name from now on, in the results file and its tables too
+    rows = _named(rows, checksum, args.name)
+    save_rows(args.bench, _named(read_rows(args.bench), checksum, args.name))
     benchmark = {
         "summary": args.summary,
         "sigma_range": [int(v) if v.is_integer() else v for v in args.sigma_range],

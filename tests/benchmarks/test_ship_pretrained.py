@@ -26,6 +26,9 @@ def _row(method: str, checksum: str, level: float, psnr: float) -> dict:
         "images": 12,
         "psnr": psnr,
         "ssim": 0.85,
+        "seconds_per_megapixel": 5.0,
+        "threads": 2,
+        "timed_images": 12,
         "command": f"python benchmarks/denoise_bench.py --{method}",
     }
 
@@ -89,6 +92,16 @@ def test_a_run_is_shipped_with_record_benchmark_and_curves(run):
         ("treeattn_x8", 30.1),
     ]
     assert len(benchmark["benchmark_commands"]) == 4
+    # the run's rows carry the shipped name, in the benchmark and in the results file
+    results = bench.read_rows(Path(argv[-1]))
+    assert {r["model"] for r in benchmark["rows"] if r["method"].startswith("treeattn")} == {
+        "shipped"
+    }
+    assert sorted(r["model"] for r in results if r["method"] == "treeattn") == [
+        "shipped",
+        "treeattn",
+    ]
+    assert Path(argv[-1]).with_suffix(".md").is_file()
     assert bench.model_checksum(target) == bench.model_checksum(Path(argv[1]) / "model")
     # wall time sums the pieces: 12 s before the resume, then 8 s to the last training step
     records = ship.read_log(Path(argv[1]))
