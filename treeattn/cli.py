@@ -146,16 +146,27 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The peers a shipped model's benchmark may hold rows of: method → title.
+_PEERS = {"bm3d": "BM3D", "dncnn_s25": "DnCNN-S"}
+
+
 def _pretrained_lines(name: str) -> list[str]:
     info = pretrained_info(name)
-    bm3d, ours = info.scores("bm3d"), info.scores("treeattn")
-    ensemble = info.scores("treeattn_x8")
+    ours, ensemble = info.scores("treeattn"), info.scores("treeattn_x8")
+    peers = {title: info.scores(method) for method, title in _PEERS.items()}
+    counts = info.image_counts()
     lines = [f"{name}: {info.summary}" if info.summary else name]
     for (test_set, level), (psnr, ssim) in ours.items():
-        ref, x8 = bm3d.get((test_set, level)), ensemble.get((test_set, level))
+        x8 = ensemble.get((test_set, level))
         also = f", {x8[0]:.2f} dB with --self-ensemble" if x8 else ""
-        versus = f" (BM3D {ref[0]:.2f} dB)" if ref else ""
-        lines.append(f"  {test_set} σ={level:g}: {psnr:.2f} dB / SSIM {ssim:.4f}{also}{versus}")
+        refs = [
+            f"{t} {s[(test_set, level)][0]:.2f} dB"
+            for t, s in peers.items()
+            if (test_set, level) in s
+        ]
+        versus = f" ({', '.join(refs)})" if refs else ""
+        shown = f"{test_set} ({counts[test_set]} images)" if test_set in counts else test_set
+        lines.append(f"  {shown} σ={level:g}: {psnr:.2f} dB / SSIM {ssim:.4f}{also}{versus}")
     return lines
 
 

@@ -227,6 +227,15 @@ class PretrainedInfo:
             if row.get("method") == method
         }
 
+    def image_counts(self) -> dict[str, int]:
+        """``{test set: images scored}`` in ``benchmark.json`` (a subset, e.g. Urban100's first
+        20, shows in the count); sets whose rows do not say are left out."""
+        return {
+            row["set"]: int(row["images"])
+            for row in self.benchmark.get("rows", [])
+            if "images" in row
+        }
+
 
 def _shipped_folders() -> dict[str, Path]:
     if not PRETRAINED_ROOT.is_dir():
