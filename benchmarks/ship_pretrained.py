@@ -13,7 +13,11 @@ their seconds of work and of pause, the training hours and the validations::
         --sigma-range 0 50 --summary "blind gray Gaussian denoiser, σ 0-50, Train400, CPU" \\
         --command "accelerate launch recipes/denoise.py --preset cpu_gray_mid ..."
 
-The model card (``README.md`` in the same folder) is written by hand from these files.
+The model card (``README.md`` in the same folder) is written by hand from these files. When the
+benchmark scores a shipped model on more sets or peers later, ``--refresh`` rewrites its
+``benchmark.json`` rows alone (no run folder needed)::
+
+    python benchmarks/ship_pretrained.py --name hiir_dn_gray_cpu --refresh
 """
 
 from __future__ import annotations
@@ -168,13 +172,39 @@ def _named(rows: list[dict], checksum: str, name: str) -> list[dict]:
     ]
 
 
+def refresh(name: str, bench: Path) -> int:
+    """Rewrite the rows of the shipped ``name``'s ``benchmark.json`` from the results file
+    ``bench`` (the rows of its weights and the peers' on the same images); the rest stays."""
+    target = ROOT / "treeattn" / "pretrained" / name
+    path = target / "benchmark.json"
+    if not path.is_file():
+        raise SystemExit(
+            f"{target} is no shipped model with a benchmark.json (treeattn list --pretrained)"
+        )
+    checksum = model_checksum(target)
+    rows = _named(_benchmark_rows(read_rows(bench), checksum), checksum, name)
+    if not rows:
+        raise SystemExit(f"{bench} holds no row of {name}'s weights; run denoise_bench.py first")
+    benchmark = json.loads(path.read_text())
+    benchmark |= {"benchmark_commands": sorted({r["command"] for r in rows}), "rows": rows}
+    path.write_text(json.dumps(benchmark, indent=2) + "\n")
+    print(f"{path}: {len(rows)} rows")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Copy weights, write benchmark.json and curves.png; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="the recipe's output folder")
+    parser.add_argument("--run", type=Path, help="the recipe's output folder")
     parser.add_argument("--name", required=True, help="shipped model name (folder name)")
-    parser.add_argument("--summary", required=True, help="one line: what the model is")
-    parser.add_argument("--sigma-range", nargs=2, type=float, required=True, metavar=("LO", "HI"))
+    parser.add_argument("--summary", help="one line: what the model is")
+    parser.add_argument("--sigma-range", nargs=2, type=float, metavar=("LO", "HI"))
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="only rewrite the shipped NAME's benchmark.json rows from --bench (new rows of its "
+        "weights and of the peers on the same images); needs no run",
+    )
     parser.add_argument(
         "--data",
         default="Train400: 400 gray 180×180 BSD crops (DnCNN's public repository)",
@@ -186,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "benchmarks" / "results" / "denoise_bench.json",
         help="denoise_bench.py's results (or an older denoise_vs_bm3d.py results file)",
     )
-    parser.add_argument(
-        "--command", required=True, help="the exact training command (recorded with the run)"
-    )
+    parser.add_argument("--command", help="the exact training command (recorded with the run)")
     parser.add_argument(
         "--pause-s",
         type=float,
@@ -197,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         f"of the training time (default {PAUSE_S:g})",
     )
     args = parser.parse_args(argv)
+    if args.refresh:
+        return refresh(args.name, args.bench)
+    needed = ("--run", "--summary", "--sigma-range", "--command")
+    missing = [flag for flag in needed if getattr(args, flag[2:].replace("-", "_")) is None]
+    if missing:
+        parser.error(f"shipping a run needs {', '.join(missing)} (or --refresh NAME alone)")
     model_dir = args.run / "model"
     if not (model_dir / "model.safetensors").is_file():
         parser.error(f"{model_dir} holds no final model; finish (or resume) the run first")

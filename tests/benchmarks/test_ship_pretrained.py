@@ -113,6 +113,34 @@ def test_a_run_is_shipped_with_record_benchmark_and_curves(run):
     assert [v["Set12/psnr"] for v in training["validation"]] == [27.0, 28.0]
 
 
+def test_refresh_rewrites_the_rows_of_a_shipped_model(run, tmp_path):
+    argv, repo = run
+    assert ship.main([*argv, "--sigma-range", "0", "50"]) == 0
+    path = repo / "treeattn" / "pretrained" / "shipped" / "benchmark.json"
+    before = json.loads(path.read_text())
+    record = json.loads((tmp_path / "bench.json").read_text())
+    ours = bench.model_checksum(Path(argv[1]) / "model")
+    record["rows"] += [
+        {**_row("bm3d", "bm3d==4.0.3", 25.0, 28.0), "set": "Urban100", "images": 20},
+        {**_row("treeattn", ours, 25.0, 28.7), "set": "Urban100", "images": 20},
+        {**_row("treeattn", "another model", 50.0, 20.0), "set": "Urban100", "images": 20},
+    ]
+    (tmp_path / "bench.json").write_text(json.dumps(record))
+    bench_flag = ["--bench", str(tmp_path / "bench.json")]
+    assert ship.main(["--name", "shipped", "--refresh", *bench_flag]) == 0
+    after = json.loads(path.read_text())
+    assert after["summary"] == before["summary"] and after["steps"] == before["steps"]
+    assert [(r["method"], r["set"], r["psnr"]) for r in after["rows"]][-2:] == [
+        ("bm3d", "Urban100", 28.0),
+        ("treeattn", "Urban100", 28.7),
+    ]
+    assert len(after["rows"]) == len(before["rows"]) + 2
+    with pytest.raises(SystemExit):
+        ship.main(["--name", "no_such_model", "--refresh", *bench_flag])
+    with pytest.raises(SystemExit):  # shipping a run needs the run's flags
+        ship.main(["--name", "shipped", "--run", argv[1], *bench_flag])
+
+
 def test_log_drops_repeated_steps_and_pauses(tmp_path):
     """A piece resumed from an earlier checkpoint replaces its predecessor's later records; a
     stopped process's pause counts as a typical interval; the repeated work still counts."""
