@@ -183,6 +183,7 @@ def refresh(name: str, bench: Path) -> int:
         )
     checksum = model_checksum(target)
     rows = _named(_benchmark_rows(read_rows(bench), checksum), checksum, name)
+    save_rows(bench, _named(read_rows(bench), checksum, name))
     if not rows:
         raise SystemExit(f"{bench} holds no row of {name}'s weights; run denoise_bench.py first")
     benchmark = json.loads(path.read_text())
