@@ -172,6 +172,12 @@ def _named(rows: list[dict], checksum: str, name: str) -> list[dict]:
     ]
 
 
+def _name_results(bench: Path, checksum: str, name: str) -> None:
+    """Label the rows of ``checksum`` in the results file (and its tables) with the shipped
+    name, so that they read as the shipped model's from now on."""
+    save_rows(bench, _named(read_rows(bench), checksum, name))
+
+
 def refresh(name: str, bench: Path) -> int:
     """Rewrite the rows of the shipped ``name``'s ``benchmark.json`` from the results file
     ``bench`` (the rows of its weights and the peers' on the same images); the rest stays."""
@@ -183,9 +189,9 @@ def refresh(name: str, bench: Path) -> int:
         )
     checksum = model_checksum(target)
     rows = _named(_benchmark_rows(read_rows(bench), checksum), checksum, name)
-    save_rows(bench, _named(read_rows(bench), checksum, name))
     if not rows:
         raise SystemExit(f"{bench} holds no row of {name}'s weights; run denoise_bench.py first")
+    _name_results(bench, checksum, name)
     benchmark = json.loads(path.read_text())
     benchmark |= {"benchmark_commands": sorted({r["command"] for r in rows}), "rows": rows}
     path.write_text(json.dumps(benchmark, indent=2) + "\n")
@@ -265,9 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             f"`python benchmarks/denoise_bench.py --model {args.run} --no-shipped` first"
         )
     save_pretrained(model, target)
-    # the run's rows carry the shipped name from now on, in the results file and its tables too
     rows = _named(rows, checksum, args.name)
-    save_rows(args.bench, _named(read_rows(args.bench), checksum, args.name))
+    _name_results(args.bench, checksum, args.name)
     benchmark = {
         "summary": args.summary,
         "sigma_range": [int(v) if v.is_integer() else v for v in args.sigma_range],
