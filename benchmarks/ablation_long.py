@@ -14,9 +14,10 @@ budget's record. What the long budget changes:
 * validation curves on the embedded Set12 crops and on centred 256² crops of Urban100 images
   091-100, each point with the training seconds reached (validations and checkpoints left out),
   for the comparison at equal wall time (``ablation_cost.py``);
-* the final evaluation on Set12, BSD68 and ``Urban100_20`` (:data:`URBAN_REPORT`, the report
-  subset of this round) keeps per-image PSNR/SSIM, which the paired intervals of
-  ``ablation_stats.py`` need.
+* the final evaluation on Set12, BSD68 and ``Urban100_40`` (:data:`URBAN_REPORT`, images
+  001-040 whole; the pilot scored 001-020) keeps per-image PSNR/SSIM, which the paired intervals
+  of ``ablation_stats.py`` need. Urban100's per-image spread is the widest, so the study scores
+  twice the pilot's images there (the plan counts the extra evaluation time).
 
 The pilot trains ``depth2`` with seeds 0 and 1 for :data:`PILOT_STEPS` steps under the long
 settings, times one step of every row, and plans steps × seeds within the CPU budget
@@ -43,6 +44,7 @@ import ablation_stats
 import numpy as np
 import torch
 import urban_split
+from PIL import Image
 
 from treeattn.data.embedded import test_dir
 from treeattn.engine import Run, TrainConfig, fit, parse_config, prepare_run
@@ -57,6 +59,7 @@ __all__ = [
     "LONG_ROWS",
     "MIN_SEEDS",
     "PILOT_STEPS",
+    "PILOT_URBAN_IMAGES",
     "URBAN_REPORT",
     "URBAN_VAL",
     "StepClock",
@@ -93,16 +96,26 @@ LONG = MappingProxyType(
         "val_points": 12,
         "checkpoint_every": 200,
         "patch_schedule": None,
+        "urban_images": 40,
     }
 )
 #: ``--budget long --quick``: a few steps on the embedded data, for the tests.
 LONG_QUICK = MappingProxyType(
-    {**ablation.QUICK, "val_points": 1, "checkpoint_every": 1, "patch_schedule": None}
+    {
+        **ablation.QUICK,
+        "val_points": 1,
+        "checkpoint_every": 1,
+        "patch_schedule": None,
+        "urban_images": None,
+    }
 )
 #: Steps of each of the pilot's two runs (under the long settings otherwise).
 PILOT_STEPS = 1000
-#: The Urban100 report subset (whole images; the same noise as when the whole folder is scored).
-URBAN_REPORT = urban_split.REPORT
+#: Urban100 images the pilot scores (``urban_split.REPORT``).
+PILOT_URBAN_IMAGES = 20
+#: The study's Urban100 report subset (whole images; the same noise as when the whole folder is
+#: scored).
+URBAN_REPORT = urban_split.report(LONG["urban_images"])
 #: Urban100 images whose centred crops validate during training (never reported on).
 URBAN_VAL = urban_split.VALIDATION
 URBAN_CROP = urban_split.CROP
@@ -195,23 +208,25 @@ class StepClock:
         return float(sum(d - f for d, f in known))
 
 
-def _urban_folders(work: Path) -> tuple[Path, Path]:
-    """``<work>/data/Urban100_20`` (links to the report images) and ``Urban100_val`` (crops)."""
+def _urban_folders(work: Path, count: int) -> tuple[Path, Path]:
+    """``<work>/data/Urban100_<count>`` (links to the first ``count`` images) and
+    ``Urban100_val`` (crops)."""
     data = work / "data"
     try:
-        report = urban_split.link_report(URBAN100, data / "Urban100_20")
+        names = urban_split.report(count)
+        report = urban_split.link_report(URBAN100, data / f"Urban100_{count}", names)
         urban_split.write_validation(URBAN100, data / "Urban100_val")
     except FileNotFoundError as err:
         raise SystemExit(f"{err}: the long study needs Urban100 there") from err
     return report, data / "Urban100_val"
 
 
-def _sets(work: Path, *, quick: bool) -> tuple[list[str], list[str]]:
+def _sets(work: Path, *, quick: bool, urban_images: int) -> tuple[list[str], list[str]]:
     """(validation folders, final test folders) of the long study."""
     embedded = str(test_dir(color=False))
     if quick:
         return [embedded], [embedded]
-    report, val = _urban_folders(work)
+    report, val = _urban_folders(work, urban_images)
     tests = [str(ablation.DATA / "test" / name) for name in ("Set12", "BSD68")] + [str(report)]
     return [embedded, str(val)], tests
 
@@ -279,7 +294,7 @@ def run_long(
     spec = ablation._denoise_spec()
     name = f"{row.name}_seed{row.seed}"
     out = work / name
-    vals, tests = _sets(work, quick=quick)
+    vals, tests = _sets(work, quick=quick, urban_images=settings["urban_images"])
     cfg = parse_config(spec, _argv(row, settings, out=out, vals=vals, quick=quick))
     cfg = dataclasses.replace(cfg, model_overrides=row.model_settings())
     run = prepare_run(spec, cfg)
@@ -380,10 +395,12 @@ def _meta(settings: Mapping[str, Any], *, command: str, quick: bool) -> dict[str
     pixels = settings["max_steps"] * settings["batch_size"] * settings["patch_size"] ** 2
     curve = "embedded gray_test (Set12 crops)"
     tests = "embedded gray_test"
+    urban = {}
     if not quick:
+        names = urban_split.report(settings["urban_images"])
         curve += f"; Urban100_val: centred {URBAN_CROP}² crops of {URBAN_VAL[0]}-{URBAN_VAL[-1]}"
-        tests = f"Set12, BSD68, Urban100_20 ({URBAN_REPORT[0]}-{URBAN_REPORT[-1]}, whole images)"
-    urban = {} if quick else {"urban100_report": list(URBAN_REPORT)}
+        tests = f"Set12, BSD68, Urban100_{len(names)} ({names[0]}-{names[-1]}, whole images)"
+        urban = {"urban100_report": list(names)}
     return {
         **urban,
         "settings": dict(settings),
@@ -414,6 +431,39 @@ def _noise(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     return noise
 
 
+def _megapixels(test: str, names: Sequence[str]) -> float:
+    """Megapixels of the images ``names`` (file stems) of one test set of the study."""
+    folder = URBAN100 if test.startswith("Urban100_") else ablation.DATA / "test" / test
+    total = 0
+    for name in names:
+        with Image.open(folder / f"{Path(name).stem}.png") as image:
+            total += image.width * image.height
+    return total / 1e6
+
+
+def _study_urban(
+    runs: Sequence[Mapping[str, Any]], noise: dict[str, dict[str, float]], images: int | None
+) -> tuple[dict[str, dict[str, float]], float]:
+    """The pilot's noise with its Urban100 subset taken as the study's ``images`` (the same
+    per-image spread), and the evaluation seconds per run the extra images add (the pilot's
+    seconds per megapixel over all its test images). Without either, ``noise`` and 0."""
+    pilot = next((test for test in noise if test.startswith("Urban100_")), None)
+    if images is None or pilot is None or images == noise[pilot]["images"]:
+        return noise, 0.0
+    study = f"Urban100_{images}"
+    tables = runs[0]["per_image"]
+    pilot_mp = sum(_megapixels(test, table["names"]) for test, table in tables.items())
+    added = _megapixels(pilot, urban_split.report(images)) - _megapixels(
+        pilot, tables[pilot]["names"]
+    )
+    rate = statistics.fmean(run["eval_s"] for run in runs) / pilot_mp
+    scaled = {
+        (study if test == pilot else test): ({**n, "images": images} if test == pilot else n)
+        for test, n in noise.items()
+    }
+    return scaled, rate * added
+
+
 def pilot_plan(
     pilot: Mapping[str, Any],
     seconds_per_step: Mapping[str, float],
@@ -423,12 +473,15 @@ def pilot_plan(
     step_options: Sequence[int],
     target: float = TARGET_DB,
     seed_sd: float | None = None,
+    urban_images: int | None = None,
 ) -> tuple[ablation_stats.Plan, dict[str, Any]]:
     """The study's plan from the pilot's runs of ``depth2`` and one timed step of every row.
 
     A timed step (random data, no loader, no logging) runs faster than a step of the engine; the
     rows' times are scaled by the pilot's ratio ``engine s/step ÷ timed s/step`` of ``depth2``.
-    Validation, checkpoint and evaluation time per run is the pilot's, scaled by MACs.
+    Validation, checkpoint and evaluation time per run is the pilot's, scaled by MACs; a study
+    scoring more Urban100 images than the pilot adds their evaluation time (the pilot's seconds
+    per megapixel) and plans with their count (the pilot's per-image spread).
 
     Args:
         pilot: The pilot's results (``rows.depth2.seeds`` holds at least two runs).
@@ -438,6 +491,7 @@ def pilot_plan(
         step_options: Step counts to consider.
         target: Interval half-width to reach (dB).
         seed_sd: Seed standard deviation to plan with instead of the pilot's (dB, every set).
+        urban_images: Urban100 images the study scores (``None``: as many as the pilot).
 
     Returns:
         The plan and what it was computed from.
@@ -451,9 +505,9 @@ def pilot_plan(
     engine = statistics.fmean(run["s_per_step"] for run in runs)
     scale = engine / seconds_per_step["depth2"]
     per_step = {row: seconds * scale for row, seconds in seconds_per_step.items()}
-    overhead = statistics.fmean(run["val_ckpt_s"] + run["eval_s"] for run in runs)
+    noise, added_eval_s = _study_urban(runs, _noise(runs), urban_images)
+    overhead = statistics.fmean(run["val_ckpt_s"] + run["eval_s"] for run in runs) + added_eval_s
     overhead_s = {row: overhead * macs[row] / macs["depth2"] for row in seconds_per_step}
-    noise = _noise(runs)
     if seed_sd is not None:
         noise = {test: {**n, "seed_sd": seed_sd} for test, n in noise.items()}
     plan = ablation_stats.plan_study(
@@ -471,6 +525,7 @@ def pilot_plan(
         "seconds_per_step": {row: round(s, 4) for row, s in per_step.items()},
         "overhead_s": {row: round(s, 1) for row, s in overhead_s.items()},
         "noise": noise,
+        "urban_eval_s_added": round(added_eval_s, 1),
         "budget_s": round(budget_s),
         "target_db": target,
     }
@@ -565,8 +620,9 @@ def _pilot(
     """Train the pilot's two runs (resumable), time every row, plan and print the study."""
     if "depth2" not in rows:
         raise SystemExit("--pilot times the rows against depth2: keep depth2 in --rows")
-    quick, study_steps = args.quick, settings["max_steps"]
+    quick, study_steps, study_urban = args.quick, settings["max_steps"], settings["urban_images"]
     settings["max_steps"] = args.pilot_steps or (study_steps if quick else PILOT_STEPS)
+    settings["urban_images"] = None if quick else PILOT_URBAN_IMAGES
     settings["warmup_steps"] = min(settings["warmup_steps"], settings["max_steps"])
     results = _open(path, settings, _meta(settings, command=command, quick=quick))
     _train(
@@ -574,7 +630,7 @@ def _pilot(
     )
     start = time.perf_counter()
     timed = ablation.measure(
-        [ablation._BY_NAME[r] for r in rows], settings, steps=1 if quick else 3
+        [ablation._BY_NAME[r] for r in rows], settings, steps=1 if quick else 10
     )
     spent = _pilot_spent(results) + time.perf_counter() - start
     macs = {r: _row_record(ablation._BY_NAME[r])["macs_per_pixel"] for r in rows}
@@ -586,6 +642,7 @@ def _pilot(
         step_options=tuple(range(study_steps, 4 * study_steps + 1, max(1, study_steps // 5))),
         target=args.target,
         seed_sd=args.seed_sd,
+        urban_images=study_urban,
     )
     inputs["pilot_s"] = round(spent)
     study_work = work.parent / ("ablation_long_quick" if quick else "ablation_long")

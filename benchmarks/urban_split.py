@@ -4,13 +4,14 @@ The long-range denoiser is chosen by validation PSNR on regular structure (build
 reported on images it was never chosen on. The split, fixed here once:
 
 * **report** — ``img_001`` … ``img_020`` (``REPORT``), whole images, the subset
-  ``docs/QUALITY.md`` and issue 17 compare DnCNN-S on;
+  ``docs/QUALITY.md`` and issue 17 compare DnCNN-S on; a study that needs more images for its
+  power takes the first ``count`` (:func:`report`, at most 90: never the validation images);
 * **validation** — one centred 256×256 crop of each of ``img_091`` … ``img_100``
   (``VALIDATION``), written by this script as PNGs to a folder outside the repository::
 
     python benchmarks/urban_split.py --out ../runs/data/Urban100_val
 
-Images 021-090 are used by neither.
+Images 021-090 are used by neither (but by :func:`report` subsets longer than 20).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 URBAN100 = ROOT.parent / "shared" / "data" / "test" / "Urban100"
-REPORT = tuple(f"img_{i:03d}.png" for i in range(1, 21))
 VALIDATION = tuple(f"img_{i:03d}.png" for i in range(91, 101))
 CROP = 256
 
@@ -33,8 +33,25 @@ __all__ = [
     "VALIDATION",
     "centre_crop",
     "link_report",
+    "report",
     "write_validation",
 ]
+
+
+def report(count: int) -> tuple[str, ...]:
+    """The first ``count`` Urban100 images (``img_001.png`` …), scored whole.
+
+    Raises:
+        ValueError: ``count`` is below 1 or reaches the validation images (``img_091`` on).
+    """
+    most = int(VALIDATION[0][4:7]) - 1
+    if not 1 <= count <= most:
+        raise ValueError(f"a report subset holds 1 to {most} images (the rest validate), got {count}")
+    return tuple(f"img_{i:03d}.png" for i in range(1, count + 1))
+
+
+#: The report subset of the denoiser work (issue 17) and the depth study's pilot.
+REPORT = report(20)
 
 
 def centre_crop(image: Image.Image, size: int = CROP) -> Image.Image:
@@ -66,9 +83,16 @@ def write_validation(source: Path, out: Path) -> list[Path]:
     return [out / name for name in VALIDATION]
 
 
-def link_report(source: Path, out: Path) -> Path:
-    """A folder ``out`` of links to the report images of ``source`` (scored whole); return it."""
-    for path, link in _images(source, REPORT, out):
+def link_report(source: Path, out: Path, names: tuple[str, ...] = REPORT) -> Path:
+    """A folder ``out`` of links to the report images ``names`` of ``source``; return it.
+
+    Raises:
+        ValueError: ``out`` already holds other images (another subset's folder).
+    """
+    held = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if held - set(names):
+        raise ValueError(f"{out} holds images outside this report subset: give another folder")
+    for path, link in _images(source, names, out):
         if not link.exists():
             link.symlink_to(path.resolve())
     return out

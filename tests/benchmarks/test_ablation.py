@@ -116,7 +116,8 @@ def test_long_rows_fit_the_crop_and_reach_five_times_the_training_pixels():
         "depth2",
         "swin8",
     }
-    assert long.URBAN_REPORT[0] == "img_001.png" and long.URBAN_REPORT[-1] == "img_020.png"
+    assert long.URBAN_REPORT[0] == "img_001.png" and long.URBAN_REPORT[-1] == "img_040.png"
+    assert len(long.URBAN_REPORT) == settings["urban_images"] > long.PILOT_URBAN_IMAGES
 
 
 def test_the_step_clock_counts_busy_and_lost_steps_as_the_median_step(tmp_path):
@@ -149,7 +150,8 @@ def test_seed_counts_parse_and_refuse_bad_items():
 def test_urban100_folders_hold_the_report_subset_and_centred_crops(tmp_path):
     from PIL import Image
 
-    report, val = long._urban_folders(tmp_path)
+    report, val = long._urban_folders(tmp_path, len(long.URBAN_REPORT))
+    assert report.name == f"Urban100_{len(long.URBAN_REPORT)}"
     assert sorted(p.name for p in report.iterdir()) == list(long.URBAN_REPORT)
     assert (report / "img_001.png").resolve() == (long.URBAN100 / "img_001.png").resolve()
     assert sorted(p.name for p in val.iterdir()) == list(long.URBAN_VAL)
@@ -290,3 +292,48 @@ def test_the_plan_scales_timed_steps_to_the_engine_and_overhead_by_macs():
         pilot, timed, macs=macs, budget_s=1e6, step_options=[10], seed_sd=0.3
     )
     assert fixed["noise"]["set"]["seed_sd"] == 0.3
+
+
+@pytest.mark.skipif(not long.URBAN100.is_dir(), reason="needs ../shared/data/test/Urban100")
+def test_a_study_scoring_more_urban_images_plans_with_them_and_their_time():
+    from PIL import Image
+
+    def run(shift):
+        names = {"Set12": ["01", "02"], "Urban100_2": ["img_001", "img_002"]}
+        return {
+            "s_per_step": 1.0,
+            "val_ckpt_s": 0.0,
+            "eval_s": 20.0,
+            "test": {test: {"psnr": 28.0 + shift} for test in names},
+            "per_image": {
+                test: {"names": n, "psnr": [28.0 + shift, 28.1 + 3 * shift]}
+                for test, n in names.items()
+            },
+        }
+
+    pilot = {"rows": {"depth2": {"seeds": {"0": run(0.0), "1": run(0.1)}}}}
+    timed = dict.fromkeys(long.LONG_ROWS, 1.0)
+    macs = dict.fromkeys(long.LONG_ROWS, 100)
+
+    def megapixels(folder, names):
+        sizes = []
+        for name in names:
+            with Image.open(folder / name) as image:
+                sizes.append(image.width * image.height / 1e6)
+        return sum(sizes)
+
+    urban = [long.URBAN100 / f"img_{i:03d}.png" for i in range(1, 6)]
+    pilot_mp = megapixels(long.ablation.DATA / "test" / "Set12", ["01.png", "02.png"])
+    pilot_mp += megapixels(long.URBAN100, [p.name for p in urban[:2]])
+    added = megapixels(long.URBAN100, [p.name for p in urban[2:]])
+    same, inputs = long.pilot_plan(pilot, timed, macs=macs, budget_s=1e6, step_options=[10])
+    more, scaled = long.pilot_plan(
+        pilot, timed, macs=macs, budget_s=1e6, step_options=[10], urban_images=5
+    )
+    assert list(inputs["noise"]) == ["Set12", "Urban100_2"] and inputs["urban_eval_s_added"] == 0
+    assert list(scaled["noise"]) == ["Set12", "Urban100_5"]
+    assert scaled["noise"]["Urban100_5"] == {**inputs["noise"]["Urban100_2"], "images": 5}
+    assert scaled["urban_eval_s_added"] == pytest.approx(20.0 / pilot_mp * added, abs=0.05)
+    extra = scaled["overhead_s"]["depth2"] - inputs["overhead_s"]["depth2"]
+    assert extra == pytest.approx(20.0 / pilot_mp * added, abs=0.1)
+    assert more.by_set["depth2-depth1"]["Urban100_5"] < same.by_set["depth2-depth1"]["Urban100_2"]

@@ -71,6 +71,21 @@ def test_urban_split_is_disjoint_and_crops_the_centre(tmp_path) -> None:
     assert sorted(p.name for p in report.iterdir()) == list(urban_split.REPORT)
 
 
+def test_a_longer_report_subset_keeps_clear_of_validation_and_its_own_folder(tmp_path) -> None:
+    assert urban_split.report(20) == urban_split.REPORT
+    assert urban_split.report(90)[-1] == "img_090.png"
+    for bad in (0, 91):
+        with pytest.raises(ValueError, match="1 to 90 images"):
+            urban_split.report(bad)
+    source = tmp_path / "Urban100"
+    _fake_urban(source, urban_split.report(4), size=(20, 20))
+    folder = urban_split.link_report(source, tmp_path / "report", urban_split.report(4))
+    assert sorted(p.name for p in folder.iterdir()) == list(urban_split.report(4))
+    urban_split.link_report(source, folder, urban_split.report(4))  # again: nothing to add
+    with pytest.raises(ValueError, match="outside this report subset"):
+        urban_split.link_report(source, folder, urban_split.report(2))
+
+
 def test_urban_split_names_a_missing_image_and_a_small_one(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"img_091\.png is missing"):
         urban_split.write_validation(tmp_path, tmp_path / "val")
