@@ -211,3 +211,29 @@ def test_the_cost_table_marks_the_pareto_rows():
     assert [r["row"] for r in table] == ["cheap", "dear_better", "dear_worse"]
     assert [r["pareto_macs"] for r in table] == [True, True, False]
     assert [r["pareto_time"] for r in table] == [True, True, False]
+
+
+def test_the_summary_tables_state_each_verdict_interval_and_equal_time_winner():
+    summary = load_benchmark("ablation_summary")
+    rows = _rows(0.2)
+    for name, row in rows.items():
+        row["macs_per_pixel"] = 1000 if name == "a" else 800
+        for seed, run in row["seeds"].items():
+            run["test"]["set"]["ssim"] = 0.8
+            run["s_per_step"] = 0.5 if name == "a" else 0.4
+            ahead = 1.0 if name == "a" else 0.0
+            run["val_curve"] = [{"train_time_s": t, "v/psnr": 20 + t + ahead} for t in (1, 2)]
+    rows["c"] = {"seeds": {}, "macs_per_pixel": 1}  # not trained yet: left out
+    comparisons = [["a", "b", "the change", "higher"], ["c", "b", "untrained", None]]
+    results = {"rows": rows, "meta": {"settings": {"max_steps": 9}, "comparisons": comparisons}}
+    text = summary.summary(results)
+    record = stats.compare_rows({k: rows[k] for k in "ab"}, [("a", "b")])[0]
+    interval = f"{record['mean']:+.3f} [{record['low']:+.3f}, {record['high']:+.3f}]"
+    line = next(line for line in text.splitlines() if line.startswith("| `a − b`"))
+    assert interval in line and "(2/2 seeds): **better**" in line
+    assert "`a` +1.000 dB at 2 s" in line  # the equal-time column of curve v/psnr
+    assert "equal time, v |" in text and "`c − b`" not in text and "| `c` |" not in text
+    assert text.startswith("4 runs of 9 steps; seed sd of a set mean (pooled): set 0.014 dB")
+    row_a = next(line for line in text.splitlines() if line.startswith("| `a` |"))
+    assert row_a.startswith("| `a` | 2 | 1,000 | 0.500 | 28.")
+    assert row_a.endswith(" ± 0.01 / 0.8000 |")
