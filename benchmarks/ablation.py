@@ -295,27 +295,32 @@ def _train_seconds(stamps: list[float], *, every: int) -> float:
 
 
 def measure(rows: Sequence[Row], settings: Mapping[str, Any], *, steps: int = 3) -> dict:
-    """Seconds per training step (forward, backward, AdamW) of each row, after one warm-up step.
+    """Seconds per training step (forward, backward, AdamW) of each row: the median of ``steps``
+    steps after one warm-up step each, the rows interleaved step by step (ABC ABC ...) so that a
+    machine speeding up or slowing down moves every row alike.
 
     Runs with the grid's threads, batch and patch, on random data: a quick basis for
     :data:`SETTINGS` ``max_steps`` (a busy machine makes it slower, never faster).
     """
     torch.set_num_threads(settings["threads"])
     shape = (settings["batch_size"], 1, settings["patch_size"], settings["patch_size"])
-    result = {}
-    for row in rows:
-        model = create_model(row.model, in_chans=1, out_chans=1, **row.model_settings())
-        optimizer = torch.optim.AdamW(model.parameters())
-        x = torch.rand(shape)
-        times = []
-        for _ in range(steps + 1):
+    x = torch.rand(shape)
+    models = {
+        row.name: create_model(row.model, in_chans=1, out_chans=1, **row.model_settings())
+        for row in rows
+    }
+    optimizers = {name: torch.optim.AdamW(model.parameters()) for name, model in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(steps + 1):
+        for name, model in models.items():
             begin = time.perf_counter()
             (model(x) - x).abs().mean().backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            times.append(time.perf_counter() - begin)
-        result[row.name] = statistics.median(times[1:])
-        print(f"{row.name:<14} {result[row.name]:.2f} s/step", flush=True)
+            optimizers[name].step()
+            optimizers[name].zero_grad()
+            times[name].append(time.perf_counter() - begin)
+    result = {name: statistics.median(values[1:]) for name, values in times.items()}
+    for name, seconds in result.items():
+        print(f"{name:<14} {seconds:.2f} s/step", flush=True)
     return result
 
 
