@@ -352,22 +352,20 @@ def _train(
     """Run every missing ``(row, seed)`` of ``plan`` (``{row: seeds}``), saving after each.
 
     Seed by seed across the rows (seed 0 of every row, then seed 1, ...): a study stopped early
-    holds every row once before any row twice.
+    holds every row once before any row twice, and no row without a finished run.
     """
-    weights = path.parent / path.stem
-    records = {
-        name: results["rows"].setdefault(name, _row_record(ablation._BY_NAME[name]))
-        for name in plan
-    }
+    weights, rows = path.parent / path.stem, results["rows"]
     for seed in range(max(plan.values(), default=0)):
         for name in (name for name, seeds in plan.items() if seed < seeds):
-            record = records[name]
-            if str(seed) in record["seeds"]:
+            if str(seed) in rows.get(name, {}).get("seeds", {}):
                 print(f"{name} seed {seed}: already in {path}, skipped", flush=True)
                 continue
             row = dataclasses.replace(ablation._BY_NAME[name], seed=seed)
             done = run_long(row, settings, work=work, weights=weights, quick=quick)
             done["command"] = command
+            # a row enters the file with its first finished run: a study stopped early holds
+            # only rows with runs
+            record = rows.setdefault(name, _row_record(ablation._BY_NAME[name]))
             record["seeds"][str(seed)] = done
             record["seeds"] = dict(sorted(record["seeds"].items(), key=lambda kv: int(kv[0])))
             ablation._save(path, results)
