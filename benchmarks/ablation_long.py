@@ -20,7 +20,7 @@ budget's record. What the long budget changes:
   twice the pilot's images there (the plan counts the extra evaluation time).
 
 The pilot trains ``depth2`` with seeds 0 and 1 for :data:`PILOT_STEPS` steps under the long
-settings, times one step of every row, and plans steps × seeds within the CPU budget
+settings, times ten steps of every row (interleaved), and plans steps × seeds within the CPU budget
 (:func:`ablation_stats.plan_study`); it prints the study's command.
 """
 
@@ -473,7 +473,7 @@ def pilot_plan(
     seed_sd: float | None = None,
     urban_images: int | None = None,
 ) -> tuple[ablation_stats.Plan, dict[str, Any]]:
-    """The study's plan from the pilot's runs of ``depth2`` and one timed step of every row.
+    """The study's plan from the pilot's runs of ``depth2`` and timed steps of every row.
 
     A timed step (random data, no loader, no logging) runs faster than a step of the engine; the
     rows' times are scaled by the pilot's ratio ``engine s/step ÷ timed s/step`` of ``depth2``.
