@@ -44,6 +44,7 @@ import ablation_stats
 import numpy as np
 import torch
 import urban_split
+from benchlib import cpu_model
 from PIL import Image
 
 from treeattn.data.embedded import test_dir
@@ -126,17 +127,9 @@ TARGET_DB = 0.1
 
 def hardware() -> dict[str, Any]:
     """Where this process runs: CPU model, cores, accelerator, torch, threads and the load."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     accelerator = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "accelerator": accelerator,
         "torch": torch.__version__,

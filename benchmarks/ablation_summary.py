@@ -3,7 +3,7 @@
 Not part of the package. ``docs/ablation.md`` pastes its output (so no number there is typed by
 hand) and ``notebooks/depth_ablation.ipynb`` displays it::
 
-    python benchmarks/ablation_summary.py                      # benchmarks/results/ablation_long.json
+    python benchmarks/ablation_summary.py       # benchmarks/results/ablation_long.json
     python benchmarks/ablation_summary.py --results other.json
 
 Two tables: every row's seed-mean scores and costs, and every comparison's paired difference with
@@ -51,10 +51,8 @@ def _curve_keys(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def row_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     """Per row: seeds, MACs per pixel, s/step, and per test set PSNR (mean ± seed sd) / SSIM."""
     tests = _tests(rows)
-    lines = [
-        "| row | seeds | MACs/px | s/step | " + " | ".join(f"{t} PSNR / SSIM" for t in tests) + " |",
-        "|---|---|---|---|" + "---|" * len(tests),
-    ]
+    columns = ["row", "seeds", "MACs/px", "s/step", *(f"{t} PSNR / SSIM" for t in tests)]
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for name, row in rows.items():
         runs = list(row["seeds"].values())
         if not runs:

@@ -23,6 +23,7 @@ from treeattn.analysis.macs import count_macs
 __all__ = [
     "abba_times",
     "count_forward_macs",
+    "cpu_model",
     "machine_meta",
     "peak_rss",
     "report_load",
@@ -103,12 +104,24 @@ def peak_rss():
         box["bytes"] = hwm or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows (e.g. ``x86_64``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_meta(load_before: float) -> dict:
     """Torch version, threads, CPU and the load seen before and after the benchmark."""
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],

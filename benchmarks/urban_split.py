@@ -46,7 +46,9 @@ def report(count: int) -> tuple[str, ...]:
     """
     most = int(VALIDATION[0][4:7]) - 1
     if not 1 <= count <= most:
-        raise ValueError(f"a report subset holds 1 to {most} images (the rest validate), got {count}")
+        raise ValueError(
+            f"a report subset holds 1 to {most} images (the rest validate), got {count}"
+        )
     return tuple(f"img_{i:03d}.png" for i in range(1, count + 1))
 
 

@@ -218,7 +218,7 @@ def test_the_summary_tables_state_each_verdict_interval_and_equal_time_winner():
     rows = _rows(0.2)
     for name, row in rows.items():
         row["macs_per_pixel"] = 1000 if name == "a" else 800
-        for seed, run in row["seeds"].items():
+        for run in row["seeds"].values():
             run["test"]["set"]["ssim"] = 0.8
             run["s_per_step"] = 0.5 if name == "a" else 0.4
             ahead = 1.0 if name == "a" else 0.0
