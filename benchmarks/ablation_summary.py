@@ -49,14 +49,12 @@ def _curve_keys(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def row_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    """Per row: seeds, MACs per pixel, s/step, and per test set PSNR (mean ± seed sd) / SSIM."""
+    """Per row (each with a finished run): seeds, MACs/px, s/step, per test set PSNR ± sd / SSIM."""
     tests = _tests(rows)
     columns = ["row", "seeds", "MACs/px", "s/step", *(f"{t} PSNR / SSIM" for t in tests)]
     lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for name, row in rows.items():
         runs = list(row["seeds"].values())
-        if not runs:
-            continue
         cells = [
             f"`{name}`",
             str(len(runs)),
@@ -86,12 +84,9 @@ def comparison_table(
     the row ahead at equal training time on every validation curve."""
     tests, keys = _tests(rows), _curve_keys(rows)
     pairs = [(c[0], c[1], c[2]) for c in comparisons if c[0] in rows and c[1] in rows]
-    pairs = [p for p in pairs if rows[p[0]]["seeds"] and rows[p[1]]["seeds"]]
     records = {
         (r["a"], r["b"], r["test"]): r
-        for r in ablation_stats.compare_rows(
-            {k: v for k, v in rows.items() if v["seeds"]}, [(a, b) for a, b, _ in pairs]
-        )
+        for r in ablation_stats.compare_rows(rows, [(a, b) for a, b, _ in pairs])
     }
     header = ["comparison", *tests, *(f"equal time, {k.removesuffix('/psnr')}" for k in keys)]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
@@ -109,10 +104,12 @@ def comparison_table(
 
 
 def summary(results: Mapping[str, Any]) -> str:
-    """Both tables with a line on what they rest on (runs, steps, seed spread)."""
-    rows, meta = results["rows"], results["meta"]
+    """Both tables with a line on what they rest on (runs, steps, seed spread); rows without a
+    finished run are left out."""
+    meta = results["meta"]
+    rows = {name: row for name, row in results["rows"].items() if row["seeds"]}
     runs = sum(len(row["seeds"]) for row in rows.values())
-    spreads = ablation_stats.seed_spreads({k: v for k, v in rows.items() if v["seeds"]})
+    spreads = ablation_stats.seed_spreads(rows)
     spread = ", ".join(
         f"{test} {s.sd:.3f} dB ({s.dof} dof)" for test, s in spreads.items() if s.dof > 0
     )
