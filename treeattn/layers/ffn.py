@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from treeattn.ops.bands import BandWise, MapFn, apply_with_halo, bands_wanted
+from treeattn.ops.depthwise import depthwise_conv3x3
 from treeattn.validate import check_choice, check_float, check_int
 
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn", "check_ffn_ratio"]
@@ -48,6 +49,8 @@ def _hidden(dim: int, ratio: float) -> int:
 class _DepthwiseConv(nn.Module):
     """Depthwise 3×3 convolution applied to a channels-last map.
 
+    Under ``torch.compile`` it is one opaque operator
+    (:func:`~treeattn.ops.depthwise.depthwise_conv3x3`, the same kernels as eager mode).
     Its weight is stored channels-last, the layout in which the convolution of a channels-last map
     returns the weight's gradient: the strides then match, so DDP's gradient buckets take it
     without the "grad strides do not match bucket view strides" copy.
@@ -60,6 +63,9 @@ class _DepthwiseConv(nn.Module):
         ).to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+            # one opaque node (exported graphs hold standard operators only)
+            return depthwise_conv3x3(x, self.conv.weight, self.conv.bias)
         y = self.conv(rearrange(x, "b h w c -> b c h w"))
         return rearrange(y, "b c h w -> b h w c")
 
