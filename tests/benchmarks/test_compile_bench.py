@@ -29,7 +29,6 @@ def test_a_tiny_run_reports_one_graph_per_layer_and_both_ratios(monkeypatch, tmp
     row = saved["results"]["8"]
     for name in ("hiir", "swin"):
         assert (row[name]["graphs"], row[name]["graph_breaks"]) == (1, 0)
-        assert row[name]["compiled_vs_eager"] == row[name]["compiled_s"] / row[name]["eager_s"]
-    ratios = row["ratios"]
-    assert ratios["compiled_hiir_vs_swin"] == row["hiir"]["compiled_s"] / row["swin"]["compiled_s"]
-    assert ratios["eager_hiir_vs_swin"] == row["hiir"]["eager_s"] / row["swin"]["eager_s"]
+        assert min(row[name][key] for key in ("compile_s", "eager_s", "compiled_s")) > 0
+    assert set(row["ratios"]) == {"eager_hiir_vs_swin", "compiled_hiir_vs_swin"}
+    assert all(ratio > 0 for ratio in row["ratios"].values())

@@ -49,7 +49,51 @@ def test_layouts_follow_the_shape_functions():
     y.sum().backward()
     assert strided.grad.shape == strided.shape
     assert weight.grad.stride() == weight.stride()
+
+
+@pytest.mark.parametrize("weight_layout", ["channels_last", "contiguous"])
+@pytest.mark.parametrize("strided_input", [False, True])
+def test_operators_pass_opcheck(weight_layout, strided_input):
+    x, weight, bias = _inputs(torch.float32, shape=(2, 5, 6, 3))
+    if weight_layout == "contiguous":
+        weight = weight.detach().contiguous().requires_grad_()
+    if strided_input:
+        x = rearrange(x.detach(), "b h w c -> b w h c").requires_grad_()
     torch.library.opcheck(torch.ops.treeattn.depthwise_conv3x3.default, (x, weight, bias))
+    grad_y = torch.randn(x.shape)
+    backward = torch.ops.treeattn.depthwise_conv3x3_backward.default
+    for mask in ([True, True, True], [True, False, False], [False, True, True]):
+        torch.library.opcheck(backward, (grad_y, x.detach(), weight.detach(), mask))
+
+
+@pytest.mark.parametrize("frozen", ["x", "weight and bias"])
+def test_only_the_gradients_asked_for_are_returned_and_they_match(frozen):
+    x, weight, bias = _inputs(torch.float64)
+    if frozen == "x":
+        x = x.detach()
+    else:
+        weight, bias = weight.detach(), bias.detach()
+    wanted = [t for t in (x, weight, bias) if t.requires_grad]
+    grad_y = torch.randn(x.shape, dtype=torch.float64)
+    mine = torch.autograd.grad(depthwise_conv3x3(x, weight, bias), wanted, grad_y)
+    reference = torch.autograd.grad(_conv_reference(x, weight, bias), wanted, grad_y)
+    for a, b in zip(mine, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_autocast_casts_like_a_convolution(dtype):
+    """bf16 autocast runs the conv in bf16 from float32 inputs, and leaves float64 alone."""
+    x, weight, bias = _inputs(dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mine = depthwise_conv3x3(x, weight, bias)
+        reference = _conv_reference(x, weight, bias)
+    assert (
+        mine.dtype
+        == reference.dtype
+        == (torch.float64 if dtype == torch.float64 else torch.bfloat16)
+    )
+    torch.testing.assert_close(mine, reference.contiguous(), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("ffn_class", [GatedDWConvFFN, LeFF])
@@ -100,3 +144,13 @@ def test_compiled_ffn_under_bf16_autocast_computes_the_conv_in_bf16_like_eager()
     for mine, reference in zip(*results, strict=True):
         assert mine.dtype == reference.dtype
         torch.testing.assert_close(mine, reference, rtol=1e-2, atol=1e-3)
+
+
+def test_compiled_ffn_keeps_a_hook_on_its_convolution():
+    """A hooked (or swapped-in) convolution is traced as it is, so its hook still runs."""
+    torch.manual_seed(0)
+    ffn = GatedDWConvFFN(4, 2.0)
+    ffn.dwconv.conv.register_forward_hook(lambda module, inputs, output: 2 * output)
+    x = torch.randn(1, 5, 5, 4)
+    compiled = torch.compile(ffn, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), ffn(x))

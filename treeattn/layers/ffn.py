@@ -50,7 +50,8 @@ class _DepthwiseConv(nn.Module):
     """Depthwise 3×3 convolution applied to a channels-last map.
 
     Under ``torch.compile`` it is one opaque operator
-    (:func:`~treeattn.ops.depthwise.depthwise_conv3x3`, the same kernels as eager mode).
+    (:func:`~treeattn.ops.depthwise.depthwise_conv3x3`, the same kernels as eager mode), unless
+    the convolution has hooks or was replaced by a subclass: then the call is traced as it is.
     Its weight is stored channels-last, the layout in which the convolution of a channels-last map
     returns the weight's gradient: the strides then match, so DDP's gradient buckets take it
     without the "grad strides do not match bucket view strides" copy.
@@ -62,8 +63,15 @@ class _DepthwiseConv(nn.Module):
             channels, channels, 3, padding=1, groups=channels, device=device, dtype=dtype
         ).to(memory_format=torch.channels_last)
 
+    @property
+    def _plain(self) -> bool:
+        """Whether ``self.conv`` is a plain convolution: no hooks, not a swapped-in subclass
+        (quantization, LoRA), whose call the operator would skip."""
+        conv = self.conv
+        return type(conv) is nn.Conv2d and not (conv._forward_hooks or conv._forward_pre_hooks)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        if torch.compiler.is_compiling() and not torch.compiler.is_exporting() and self._plain:
             # one opaque node (exported graphs hold standard operators only)
             return depthwise_conv3x3(x, self.conv.weight, self.conv.bias)
         y = self.conv(rearrange(x, "b h w c -> b c h w"))

@@ -42,7 +42,7 @@ def _forward_fake(x, weight, bias):
 
 @torch.library.custom_op("treeattn::depthwise_conv3x3_backward", mutates_args=())
 def _backward_op(
-    grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
+    grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, output_mask: list[bool]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     channels = weight.shape[0]
     grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
@@ -56,19 +56,32 @@ def _backward_op(
         False,  # transposed
         [0, 0],  # output padding
         channels,  # groups
-        [True, True, True],
+        output_mask,
     )
     # The weight's gradient in the weight's own layout, which the shape function promises.
-    return _bhwc(grad_x), torch.empty_like(weight).copy_(grad_weight), grad_bias
+    grads = (
+        _bhwc(grad_x) if output_mask[0] else None,
+        torch.empty_like(weight).copy_(grad_weight) if output_mask[1] else None,
+        grad_bias,
+    )
+    return _placeholders(grads, x)
 
 
 @_backward_op.register_fake
-def _backward_fake(grad_y, x, weight):
-    return (
-        grad_y.new_empty(grad_y.shape),
-        torch.empty_like(weight),
-        weight.new_empty(weight.shape[0]),
+def _backward_fake(grad_y, x, weight, output_mask):
+    grads = (
+        grad_y.new_empty(grad_y.shape) if output_mask[0] else None,
+        torch.empty_like(weight) if output_mask[1] else None,
+        weight.new_empty(weight.shape[0]) if output_mask[2] else None,
     )
+    return _placeholders(grads, x)
+
+
+def _placeholders(
+    grads: tuple[torch.Tensor | None, ...], like: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """Gradients not asked for as empty tensors (an operator returns tensors only)."""
+    return tuple(like.new_empty(0) if g is None else g for g in grads)
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -78,7 +91,9 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_y):
     x, weight = ctx.saved_tensors
-    return _backward_op(grad_y, x, weight)
+    wanted = list(ctx.needs_input_grad)  # eager autograd skips the others too (a frozen weight)
+    grads = _backward_op(grad_y, x, weight, wanted)
+    return tuple(g if need else None for g, need in zip(grads, wanted, strict=True))
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
@@ -101,7 +116,11 @@ def depthwise_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor)
     """
     device = x.device.type
     if torch.is_autocast_enabled(device):
-        # what autocast does to a convolution (the operator itself has no autocast rule)
+        # What autocast does to a convolution (the operator itself has no autocast rule): floating
+        # tensors other than float64 are cast to the autocast dtype.
         dtype = torch.get_autocast_dtype(device)
-        x, weight, bias = (t.to(dtype) for t in (x, weight, bias))
+        x, weight, bias = (
+            t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t
+            for t in (x, weight, bias)
+        )
     return _forward_op(x, weight, bias)
