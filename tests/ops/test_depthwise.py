@@ -96,6 +96,15 @@ def test_autocast_casts_like_a_convolution(dtype):
     torch.testing.assert_close(mine, reference.contiguous(), rtol=0, atol=0)
 
 
+def _compiled_and_eager(compiled, loss, x, module):
+    """Pairs (compiled, eager) of the loss on ``x`` and of its gradient for each parameter."""
+    results = []
+    for fn in (compiled, loss):
+        value = fn(x)
+        results.append((value, *torch.autograd.grad(value, list(module.parameters()))))
+    return zip(*results, strict=True)
+
+
 @pytest.mark.parametrize("ffn_class", [GatedDWConvFFN, LeFF])
 def test_compiled_ffn_holds_the_operator_and_matches_eager(ffn_class):
     torch.manual_seed(0)
@@ -111,11 +120,7 @@ def test_compiled_ffn_holds_the_operator_and_matches_eager(ffn_class):
     assert "treeattn.depthwise_conv3x3" in graph_code
     torch._dynamo.reset()
     compiled = torch.compile(loss, backend="aot_eager", fullgraph=True)
-    grads = []
-    for fn in (compiled, loss):
-        value = fn(x)
-        grads.append((value, *torch.autograd.grad(value, list(ffn.parameters()))))
-    for mine, reference in zip(*grads, strict=True):
+    for mine, reference in _compiled_and_eager(compiled, loss, x, ffn):
         torch.testing.assert_close(mine, reference, rtol=1e-12, atol=1e-12)
 
 
@@ -137,11 +142,7 @@ def test_compiled_ffn_under_bf16_autocast_computes_the_conv_in_bf16_like_eager()
             return ffn(x).float().square().mean()
 
     compiled = torch.compile(loss, backend="aot_eager", fullgraph=True)
-    results = []
-    for fn in (compiled, loss):
-        value = fn(x)
-        results.append((value, *torch.autograd.grad(value, list(ffn.parameters()))))
-    for mine, reference in zip(*results, strict=True):
+    for mine, reference in _compiled_and_eager(compiled, loss, x, ffn):
         assert mine.dtype == reference.dtype
         torch.testing.assert_close(mine, reference, rtol=1e-2, atol=1e-3)
 
