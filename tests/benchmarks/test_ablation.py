@@ -177,7 +177,10 @@ def test_long_runs_record_per_image_scores_curves_costs_and_weights(long_quick):
     meta = results["meta"]
     assert meta["settings"] == dict(long.LONG_QUICK)
     assert meta["commands"] == ["python benchmarks/ablation.py " + " ".join(argv)]
-    assert meta["hardware"]["cores"] >= 1 and meta["comparisons"][0][:2] == ["depth2", "depth1"]
+    assert meta["hardware"]["cores"] >= 1
+    assert meta["comparisons"] == [
+        list(c) for c in (*long.COMPARISONS, *long.POST_HOC_COMPARISONS)
+    ]
     rows = results["rows"]
     assert {name: list(row["seeds"]) for name, row in rows.items()} == {
         "depth1": ["0"],
@@ -288,6 +291,8 @@ def test_the_plan_scales_timed_steps_to_the_engine_and_overhead_by_macs():
     assert inputs["overhead_s"]["depth3"] == pytest.approx(60.0)  # 40 s × 150 / 100
     assert inputs["noise"]["set"]["seed_sd"] == pytest.approx(0.1 / 2**0.5)
     assert plan.meets_target and plan.seeds == dict(long.MIN_SEEDS)
+    # the plan resolves the planned comparisons only, not those added after the runs
+    assert set(plan.half_widths) == {f"{a}-{b}" for a, b, *_ in long.COMPARISONS}
     _, fixed = long.pilot_plan(
         pilot, timed, macs=macs, budget_s=1e6, step_options=[10], seed_sd=0.3
     )
