@@ -178,9 +178,7 @@ def test_long_runs_record_per_image_scores_curves_costs_and_weights(long_quick):
     assert meta["settings"] == dict(long.LONG_QUICK)
     assert meta["commands"] == ["python benchmarks/ablation.py " + " ".join(argv)]
     assert meta["hardware"]["cores"] >= 1
-    assert meta["comparisons"] == [
-        list(c) for c in (*long.COMPARISONS, *long.POST_HOC_COMPARISONS)
-    ]
+    assert meta["comparisons"] == [list(c) for c in (*long.COMPARISONS, *long.POST_HOC_COMPARISONS)]
     rows = results["rows"]
     assert {name: list(row["seeds"]) for name, row in rows.items()} == {
         "depth1": ["0"],

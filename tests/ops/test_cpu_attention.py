@@ -192,13 +192,31 @@ def test_fused_backend_takes_the_operator_only_when_training_on_the_cpu(monkeypa
     assert len(calls) == 1
 
 
-def test_auto_uses_the_operator_for_large_cpu_windows_in_training(monkeypatch):
+def test_auto_uses_the_operator_for_large_cpu_windows_in_training(monkeypatch, kernel):
     calls = _spy(monkeypatch)
     monkeypatch.delenv("TREEATTN_ATTN_BACKEND", raising=False)
     auto = resolve_backend("auto")
-    for tokens in (16, 80):
+    for tokens in (16, 32, 33, 64, 80):
         auto(*_inputs(1, 2, tokens, 4, 8, torch.float32), 0.5)
-    assert calls == [torch.Size([1, 2, 80, 4])]  # 16 tokens: explicit math
+    # up to 32 tokens explicit math beats the kernel; above, the kernel
+    assert [shape[2] for shape in calls] == [33, 64, 80]
+    with torch.no_grad():  # inference: explicit math up to 64 tokens, then SDPA; no operator
+        for tokens in (64, 80):
+            auto(*_inputs(1, 2, tokens, 4, 8, torch.float32), 0.5)
+    assert len(calls) == 3
+
+
+def test_auto_keeps_explicit_math_up_to_64_tokens_without_the_kernel(monkeypatch):
+    calls = _spy(monkeypatch)
+    sdpa_calls = []
+    monkeypatch.setattr(attention, "kernel_available", lambda dtype: False)
+    monkeypatch.setattr(attention, "attention_sdpa", lambda *a: sdpa_calls.append(a) or a[2])
+    monkeypatch.delenv("TREEATTN_ATTN_BACKEND", raising=False)
+    auto = resolve_backend("auto")
+    for tokens in (33, 64):
+        inputs = _inputs(1, 2, tokens, 4, 8, torch.float64)
+        torch.testing.assert_close(auto(*inputs, 0.5), attention_math(*inputs, 0.5))
+    assert calls == [] and sdpa_calls == []  # the PyTorch fallback would be SDPA's: math wins
 
 
 @pytest.mark.parametrize("tree", [(4, 16), ((2, 4), (6, 12))])

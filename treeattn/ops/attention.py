@@ -14,8 +14,8 @@ Backends are chosen once, when a module is built (:func:`resolve_backend`), neve
 * ``xformers`` — ``xformers.ops.memory_efficient_attention`` on CUDA; an optional extra, imported
   lazily; unavailable → SDPA with one logged reason;
 * ``auto`` — the ``TREEATTN_ATTN_BACKEND`` environment variable if set, else :func:`attention_auto`:
-  ``math`` for small CPU windows (≤ 64 tokens, where it beats the fused kernels forward and
-  backward), ``fused`` otherwise.
+  ``math`` for small CPU windows (≤ 64 tokens, where it beats SDPA's fused kernels forward and
+  backward; ≤ 32 tokens where the C++ kernel would run), ``fused`` otherwise.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 
 from treeattn.ops.biased_sdpa import padded_sdpa, sdpa_with_bias_grad
-from treeattn.ops.cpu_attention import KERNEL_DTYPES, biased_attention
+from treeattn.ops.cpu_attention import KERNEL_DTYPES, biased_attention, kernel_available
 
 __all__ = [
     "BACKENDS",
@@ -119,7 +119,14 @@ def attention_fused(
     ``torch.export`` (ONNX and ``.pt2`` files hold standard operators only) — is
     :func:`attention_sdpa`.
     """
-    if (
+    if _kernel_case(q, bias):
+        return biased_attention(q, k, v, bias.to(q.dtype), scale)
+    return attention_sdpa(q, k, v, bias, scale)
+
+
+def _kernel_case(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether :func:`attention_fused` hands this call to treeattn's C++ kernel operator."""
+    return (
         bias is not None
         and bias.requires_grad
         and torch.is_grad_enabled()
@@ -128,14 +135,16 @@ def attention_fused(
         and q.dtype in KERNEL_DTYPES
         and bias.dim() == 4
         and bias.shape[0] == 1
-    ):
-        return biased_attention(q, k, v, bias.to(q.dtype), scale)
-    return attention_sdpa(q, k, v, bias, scale)
+    )
 
 
 # Window size up to which explicit attention beats SDPA's fused CPU kernel (measured on a 2-core
 # AVX2 machine, forward and forward+backward, 16–64 tokens vs 256).
 SMALL_WINDOW_TOKENS = 64
+# Window size up to which explicit attention beats treeattn's C++ kernel in training (fwd + bwd;
+# 2-core AMD EPYC, 1 and 2 threads: 1.6–1.7x faster at 16 tokens, even at 32, 1.04–1.9x slower
+# at 64 — docs/performance.md).
+SMALL_WINDOW_TOKENS_KERNEL = 32
 
 
 def attention_auto(
@@ -148,14 +157,27 @@ def attention_auto(
     """``math`` for small windows on the CPU, ``fused`` otherwise (shape/device rule, no state).
 
     ``fused`` is treeattn's C++ kernel where PyTorch has no fast path (CPU training with a
-    learnable bias), SDPA elsewhere. Under ``torch.compile`` small windows take ``fused`` too: one
-    opaque op compiles in a fraction of the time the explicit softmax graph takes with dynamic
-    shapes.
+    learnable bias), SDPA elsewhere. "Small" depends on which of the two ``fused`` would run: up
+    to :data:`SMALL_WINDOW_TOKENS` tokens against SDPA, up to :data:`SMALL_WINDOW_TOKENS_KERNEL`
+    against the C++ kernel (where it is built). Under ``torch.compile`` small windows take
+    ``fused`` too: one opaque op compiles in a fraction of the time the explicit softmax graph
+    takes with dynamic shapes.
     """
-    small_cpu_window = q.device.type == "cpu" and q.shape[-2] <= SMALL_WINDOW_TOKENS
-    if small_cpu_window and not torch.compiler.is_compiling():
+    if _small_cpu_window(q, bias):
         return attention_math(q, k, v, bias, scale)
     return attention_fused(q, k, v, bias, scale)
+
+
+def _small_cpu_window(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether explicit math beats the kernel ``fused`` would run (eager CPU only)."""
+    if q.device.type != "cpu" or torch.compiler.is_compiling():
+        return False
+    tokens = q.shape[-2]
+    if tokens <= SMALL_WINDOW_TOKENS_KERNEL:
+        return True
+    return tokens <= SMALL_WINDOW_TOKENS and not (
+        _kernel_case(q, bias) and kernel_available(q.dtype)
+    )
 
 
 @functools.cache

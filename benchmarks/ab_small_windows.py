@@ -1,0 +1,114 @@
+"""A/B in one process: which kernel the ``auto`` backend gives small windows in CPU training.
+
+Times (medians of interleaved runs; thread CPU time at one thread, wall clock otherwise) the
+attention alone, fwd + bwd with a learnable bias, through explicit math and through treeattn's C++
+kernel at 16, 32 and 64 tokens; then training steps of the models users train on a CPU and of
+``SwinLayer(180, 6, 8)`` (64-token windows) with the old rule (explicit math up to 64 tokens) and
+the current one (math up to ``SMALL_WINDOW_TOKENS_KERNEL`` tokens where the C++ kernel runs).
+
+Usage: python benchmarks/ab_small_windows.py [--threads 1] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+from ab_cpu_kernel import interleaved
+
+import treeattn.ops.attention as attention
+from treeattn import SwinLayer
+from treeattn.models import create_model
+from treeattn.ops.cpu_attention import kernel_available
+
+
+@contextmanager
+def kernel_limit(tokens: int):
+    """Run ``auto`` with explicit math up to ``tokens`` where the C++ kernel would run."""
+    current = attention.SMALL_WINDOW_TOKENS_KERNEL
+    attention.SMALL_WINDOW_TOKENS_KERNEL = tokens
+    try:
+        yield
+    finally:
+        attention.SMALL_WINDOW_TOKENS_KERNEL = current
+
+
+def attention_runs(windows: int, tokens: int) -> dict[str, Callable[[], object]]:
+    """Math and the C++ kernel on ``windows`` windows of 6 heads (q/k 15, v 30 wide)."""
+    torch.manual_seed(0)
+    q, k = (torch.randn(windows, 6, tokens, 15, requires_grad=True) for _ in range(2))
+    v = torch.randn(windows, 6, tokens, 30, requires_grad=True)
+    bias = torch.randn(1, 6, tokens, tokens, requires_grad=True)
+    grad = torch.randn(windows, 6, tokens, 30)
+
+    def run(fn):
+        return lambda: torch.autograd.grad(fn(q, k, v, bias, 15**-0.5), (q, k, v, bias), grad)
+
+    return {"math": run(attention.attention_math), "kernel": run(attention.attention_fused)}
+
+
+def step_runs() -> dict[str, Callable[[], None]]:
+    """One training step (AdamW) of each CPU denoiser on its training batch, and a Swin layer's
+    fwd + bwd at 64²."""
+    torch.manual_seed(0)
+    steps = {}
+    for name, shape in [
+        ("hiir_unet_tiny_dn_gray", (8, 1, 64, 64)),
+        ("hiir_unet_mid_dn_gray", (4, 1, 128, 128)),
+    ]:
+        model = create_model(name)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        x = torch.randn(shape)
+
+        def step(model=model, optimizer=optimizer, x=x) -> None:
+            optimizer.zero_grad()
+            (model(x) - x).abs().mean().backward()
+            optimizer.step()
+
+        steps[name] = step
+    swin = SwinLayer(180, 6, 8)
+    x = torch.randn(1, 180, 64, 64)
+    steps["SwinLayer(180, 6, 8) 64²"] = lambda: swin(x).sum().backward()
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    if not kernel_available():
+        raise SystemExit("the C++ attention kernel cannot be built here: nothing to compare")
+    torch.set_num_threads(args.threads)
+    clock = time.thread_time if args.threads == 1 else time.perf_counter
+    print(f"threads={args.threads}; medians of {args.repeats} interleaved runs, ms")
+    for windows, tokens in [(256, 16), (128, 32), (64, 64)]:
+        t = interleaved(attention_runs(windows, tokens), args.repeats, clock)
+        print(
+            f"attention fwd+bwd, {windows} windows × {tokens} tokens: math {t['math'] * 1e3:.2f}, "
+            f"kernel {t['kernel'] * 1e3:.2f}, kernel / math {t['kernel'] / t['math']:.2f}"
+        )
+    current = attention.SMALL_WINDOW_TOKENS_KERNEL
+    for name, step in step_runs().items():
+
+        def under(limit: int, step=step) -> Callable[[], None]:
+            def run() -> None:
+                with kernel_limit(limit):
+                    step()
+
+            return run
+
+        runs = {"old": under(attention.SMALL_WINDOW_TOKENS), "new": under(current)}
+        t = interleaved(runs, args.repeats, clock)
+        print(
+            f"{name}: old rule (math ≤ {attention.SMALL_WINDOW_TOKENS} tokens) "
+            f"{t['old'] * 1e3:.1f}, new (math ≤ {current} with the kernel) {t['new'] * 1e3:.1f}, "
+            f"new / old {t['new'] / t['old']:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
