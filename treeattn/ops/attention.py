@@ -142,7 +142,7 @@ def _kernel_case(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
 # AVX2 machine, forward and forward+backward, 16–64 tokens vs 256).
 SMALL_WINDOW_TOKENS = 64
 # Window size up to which explicit attention beats treeattn's C++ kernel in training (fwd + bwd;
-# 2-core AMD EPYC, 1 and 2 threads: 1.6–1.7x faster at 16 tokens, even at 32, 1.04–1.9x slower
+# 2-core AMD EPYC, 1 and 2 threads: 1.5–2.1x faster at 16 tokens, even at 32, 1.04–1.9x slower
 # at 64 — docs/performance.md).
 SMALL_WINDOW_TOKENS_KERNEL = 32
 
