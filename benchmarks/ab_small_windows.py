@@ -12,6 +12,7 @@ Usage: python benchmarks/ab_small_windows.py [--threads 1] [--repeats 7]
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    if os.environ.get("TREEATTN_ATTN_BACKEND"):
+        raise SystemExit("unset TREEATTN_ATTN_BACKEND: it overrides the rule this script compares")
     if not kernel_available():
         raise SystemExit("the C++ attention kernel cannot be built here: nothing to compare")
     torch.set_num_threads(args.threads)

@@ -192,18 +192,36 @@ def test_fused_backend_takes_the_operator_only_when_training_on_the_cpu(monkeypa
     assert len(calls) == 1
 
 
+def _spy_sdpa(monkeypatch) -> list:
+    """Record the token counts that reach ``attention_sdpa`` (which still runs)."""
+    tokens, real = [], attention.attention_sdpa
+
+    def spy(*args):
+        tokens.append(args[0].shape[2])
+        return real(*args)
+
+    monkeypatch.setattr(attention, "attention_sdpa", spy)
+    return tokens
+
+
 def test_auto_uses_the_operator_for_large_cpu_windows_in_training(monkeypatch, kernel):
-    calls = _spy(monkeypatch)
+    calls, sdpa = _spy(monkeypatch), _spy_sdpa(monkeypatch)
     monkeypatch.delenv("TREEATTN_ATTN_BACKEND", raising=False)
     auto = resolve_backend("auto")
     for tokens in (16, 32, 33, 64, 80):
         auto(*_inputs(1, 2, tokens, 4, 8, torch.float32), 0.5)
     # up to 32 tokens explicit math beats the kernel; above, the kernel
-    assert [shape[2] for shape in calls] == [33, 64, 80]
-    with torch.no_grad():  # inference: explicit math up to 64 tokens, then SDPA; no operator
+    assert [shape[2] for shape in calls] == [33, 64, 80] and sdpa == []
+    # where the kernel does not run, explicit math up to 64 tokens, then SDPA: inference, a fixed
+    # bias, bfloat16
+    with torch.no_grad():
         for tokens in (64, 80):
             auto(*_inputs(1, 2, tokens, 4, 8, torch.float32), 0.5)
-    assert len(calls) == 3
+    for tokens in (48, 80):
+        q, k, v, bias = _inputs(1, 2, tokens, 4, 8, torch.float32)
+        auto(q, k, v, bias.detach(), 0.5)
+        auto(*(t.bfloat16() for t in (q, k, v, bias)), 0.5)
+    assert len(calls) == 3 and sdpa == [80, 80, 80]
 
 
 def test_auto_keeps_explicit_math_up_to_64_tokens_without_the_kernel(monkeypatch):

@@ -141,9 +141,9 @@ def _kernel_case(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
 # Window size up to which explicit attention beats SDPA's fused CPU kernel (measured on a 2-core
 # AVX2 machine, forward and forward+backward, 16–64 tokens vs 256).
 SMALL_WINDOW_TOKENS = 64
-# Window size up to which explicit attention beats treeattn's C++ kernel in training (fwd + bwd;
-# 2-core AMD EPYC, 1 and 2 threads: 1.5–2.1x faster at 16 tokens, even at 32, 1.04–1.9x slower
-# at 64 — docs/performance.md).
+# Window size up to which explicit attention beats treeattn's C++ kernel in training (fwd + bwd,
+# benchmarks/ab_small_windows.py on a 2-core AMD EPYC, 1 and 2 threads: math 1.7–2.1x faster at 16
+# tokens, 2–14 % faster at 32, 1.5x slower at 64; sizes in between not measured).
 SMALL_WINDOW_TOKENS_KERNEL = 32
 
 
