@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
-from ab_cpu_kernel import interleaved
+from ab_cpu_kernel import attention_runs, interleaved
 
 import treeattn.ops.attention as attention
 from treeattn import SwinLayer
@@ -35,20 +35,6 @@ def kernel_limit(tokens: int):
         yield
     finally:
         attention.SMALL_WINDOW_TOKENS_KERNEL = current
-
-
-def attention_runs(windows: int, tokens: int) -> dict[str, Callable[[], object]]:
-    """Math and the C++ kernel on ``windows`` windows of 6 heads (q/k 15, v 30 wide)."""
-    torch.manual_seed(0)
-    q, k = (torch.randn(windows, 6, tokens, 15, requires_grad=True) for _ in range(2))
-    v = torch.randn(windows, 6, tokens, 30, requires_grad=True)
-    bias = torch.randn(1, 6, tokens, tokens, requires_grad=True)
-    grad = torch.randn(windows, 6, tokens, 30)
-
-    def run(fn):
-        return lambda: torch.autograd.grad(fn(q, k, v, bias, 15**-0.5), (q, k, v, bias), grad)
-
-    return {"math": run(attention.attention_math), "kernel": run(attention.attention_fused)}
 
 
 def step_runs() -> dict[str, Callable[[], None]]:
@@ -89,7 +75,8 @@ def main() -> None:
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     print(f"threads={args.threads}; medians of {args.repeats} interleaved runs, ms")
     for windows, tokens in [(256, 16), (128, 32), (64, 64)]:
-        t = interleaved(attention_runs(windows, tokens), args.repeats, clock)
+        kernels = {"math": attention.attention_math, "kernel": attention.attention_fused}
+        t = interleaved(attention_runs(windows, tokens, kernels), args.repeats, clock)
         print(
             f"attention fwd+bwd, {windows} windows × {tokens} tokens: math {t['math'] * 1e3:.2f}, "
             f"kernel {t['kernel'] * 1e3:.2f}, kernel / math {t['kernel'] / t['math']:.2f}"
