@@ -1,13 +1,18 @@
-"""A/B in one process: HiIRLayer fwd+bwd with fc1 split into two GEMMs (now) or chunked (before).
+"""A/B/C in one process: HiIRLayer fwd+bwd with the L3 FFN as it is now and as it was before.
 
-Before: ``value, gate = fc1(x).chunk(2, -1)`` — strided halves, so the channels-last depthwise conv
-copies the gate and the backward concatenates the halves' gradients. Now: two GEMMs over the
-weight's halves (:class:`treeattn.layers.ffn.GatedDWConvFFN`). ``SwinLayer(180, 6, 8)`` gives the
-Hi-IR / Swin ratio of issue #11's training-step goal. One thread: CPU time of the thread.
+* ``chunked`` — ``value, gate = fc1(x).chunk(2, -1)``: strided halves, so the channels-last
+  depthwise conv copies the gate and the backward concatenates the halves' gradients.
+* ``two_gemms`` — fc1 as two GEMMs over the weight's halves, the gate as PyTorch operators
+  (``value * F.gelu(g)``: GELU, product, and in the backward two products and the GELU gradient).
+* ``now`` — :class:`treeattn.layers.ffn.GatedDWConvFFN`: two GEMMs, and the gate in one pass each
+  way (:func:`treeattn.ops.gate.gated_gelu`, the C++ kernel when it is built here).
+
+``SwinLayer(180, 6, 8)`` gives the Hi-IR / Swin ratio of issue #11's training-step goal. One
+thread: CPU time of the thread; more: wall time.
 
 Usage::
 
-    python benchmarks/ab_ffn.py [THREADS]
+    python benchmarks/ab_ffn.py [THREADS] [REPEATS]
 """
 
 from __future__ import annotations
@@ -23,37 +28,51 @@ from benchlib import abba_times
 
 from treeattn import HiIRLayer, SwinLayer
 from treeattn.layers.ffn import GatedDWConvFFN
+from treeattn.ops.cpu_attention import kernel_available
 
 
-def mix_before(self: GatedDWConvFFN, x: torch.Tensor) -> torch.Tensor:
+def mix_chunked(self: GatedDWConvFFN, x: torch.Tensor) -> torch.Tensor:
     value, gate = self.fc1(x).chunk(2, dim=-1)
+    return self.fc2(value * F.gelu(self.dwconv(gate)))
+
+
+def mix_two_gemms(self: GatedDWConvFFN, x: torch.Tensor) -> torch.Tensor:
+    weights, biases = self.fc1.weight.chunk(2), self.fc1.bias.chunk(2)
+    value, gate = (F.linear(x, w, b) for w, b in zip(weights, biases, strict=True))
     return self.fc2(value * F.gelu(self.dwconv(gate)))
 
 
 def main() -> None:
     torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 6
     clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
-    mix_now = GatedDWConvFFN.mix
+    mixes = {"chunked": mix_chunked, "two_gemms": mix_two_gemms, "now": GatedDWConvFFN.mix}
+    print(f"gate kernel built here: {kernel_available()}; threads {torch.get_num_threads()}")
     torch.manual_seed(0)
     layer, swin = HiIRLayer(180, 6, (16, 64)), SwinLayer(180, 6, 8)
-    for size in (64, 128):
-        x = torch.randn(1, 180, size, size)
+    try:
+        for size in (64, 128):
+            x = torch.randn(1, 180, size, size)
 
-        def run(name: str, x: torch.Tensor = x) -> None:
-            GatedDWConvFFN.mix = mix_before if name == "before" else mix_now
-            (swin if name == "swin" else layer)(x).square().mean().backward()
+            def run(name: str, x: torch.Tensor = x) -> None:
+                if name != "swin":
+                    GatedDWConvFFN.mix = mixes[name]
+                (swin if name == "swin" else layer)(x).square().mean().backward()
 
-        runs = {name: partial(run, name) for name in ("before", "now", "swin")}
-        for warm_up in runs.values():
-            warm_up()
-        times = abba_times(runs, repeats=6, clock=clock)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(
-            f"HiIRLayer fwd+bwd {size}²: before {med['before'] * 1e3:.0f} ms, "
-            f"now {med['now'] * 1e3:.0f} ms, SwinLayer {med['swin'] * 1e3:.0f} ms; Hi-IR/Swin "
-            f"before {med['before'] / med['swin']:.3f}, now {med['now'] / med['swin']:.3f}"
-        )
-    GatedDWConvFFN.mix = mix_now
+            runs = {name: partial(run, name) for name in (*mixes, "swin")}
+            for warm_up in runs.values():
+                warm_up()
+            times = abba_times(runs, repeats=repeats, clock=clock)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(
+                f"HiIRLayer fwd+bwd {size}²: "
+                + ", ".join(f"{k} {med[k] * 1e3:.0f} ms" for k in mixes)
+                + f"; SwinLayer {med['swin'] * 1e3:.0f} ms; Hi-IR/Swin "
+                + ", ".join(f"{k} {med[k] / med['swin']:.3f}" for k in mixes)
+                + f"; now/two_gemms {med['now'] / med['two_gemms']:.3f}"
+            )
+    finally:
+        GatedDWConvFFN.mix = mixes["now"]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 * ``gated_dwconv`` — the Hi-IR "L3" level (default): ``Linear C→2rC``, split into value and gate,
   gate through a depthwise 3×3 conv and GELU, ``value·gate``, ``Linear rC→C`` (``6C² + 25C`` params
-  at ``r = 2``). Its 3×3 conv is what bridges neighbouring regions.
+  at ``r = 2``). Its 3×3 conv is what bridges neighbouring regions; the GELU and the product run
+  as one operator in CPU training (:func:`~treeattn.ops.gate.gated_gelu`).
 * ``leff`` — LeFF: ``Linear C→rC`` (1×1), GELU, depthwise 3×3, GELU, ``Linear rC→C``.
 * ``mlp`` — plain two-layer MLP (Hi-IR "without L3").
 
@@ -22,6 +23,7 @@ from torch import nn
 
 from treeattn.ops.bands import BandWise, MapFn, apply_with_halo, bands_wanted
 from treeattn.ops.depthwise import depthwise_conv3x3
+from treeattn.ops.gate import gated_gelu
 from treeattn.validate import check_choice, check_float, check_int
 
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn", "check_ffn_ratio"]
@@ -133,7 +135,8 @@ class GatedDWConvFFN(_LocalFFN):
         # backward needs no concatenation — about 8 % off the FFN's training step on a CPU.
         weights, biases = self.fc1.weight.chunk(2), self.fc1.bias.chunk(2)
         value, gate = (F.linear(x, w, b) for w, b in zip(weights, biases, strict=True))
-        return self.fc2(value * F.gelu(self.dwconv(gate)))
+        # value·GELU(gate) in one pass each way when training on the CPU (treeattn.ops.gate)
+        return self.fc2(gated_gelu(value, self.dwconv(gate)))
 
 
 class LeFF(_LocalFFN):

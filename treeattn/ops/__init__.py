@@ -1,6 +1,7 @@
-"""Pure tensor functions: tree partitions, padding, position tables, attention kernels."""
+"""Pure tensor functions: tree partitions, padding, position tables, attention and gate kernels."""
 
 from treeattn.ops.attention import BACKENDS, attention_math, attention_sdpa, resolve_backend
+from treeattn.ops.gate import gated_gelu
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
@@ -20,6 +21,7 @@ __all__ = [
     "attention_math",
     "attention_sdpa",
     "crop_to",
+    "gated_gelu",
     "level_geometry",
     "normalize_patch_sizes",
     "pad_to_multiple",

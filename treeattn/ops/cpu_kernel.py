@@ -1,14 +1,15 @@
-"""Build and load treeattn's C++ CPU attention kernel on first use (cached), or say why not.
+"""Build and load treeattn's C++ CPU kernels on first use (cached), or say why not.
 
-The source, ``treeattn/ops/csrc/biased_attention.cpp``, is plain C++ with a C interface (no
-PyTorch headers: it compiles in seconds). :func:`load_cpu_kernel` builds it with
-:func:`torch.utils.cpp_extension.load` the first time it is called in a process — never at import —
-into ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), where later processes find it
-built (PyTorch rebuilds it when the source changes), and wraps it as :class:`CpuKernel`. It is
-compiled for the host CPU (``-march=native``); the library's name carries a tag of the CPU's
-instruction-set flags, so machines of different CPUs that share a home directory never load each
-other's build. Without a C++ compiler or ninja, or with ``TREEATTN_CPU_KERNEL=0``, it returns
-``None`` and the callers use their PyTorch path; the reason is logged once.
+The sources in ``treeattn/ops/csrc/`` — ``biased_attention.cpp`` (window attention with a learnable
+shared bias) and ``gated_gelu.cpp`` (the L3 feed-forward's gate) — are plain C++ with a C interface
+(no PyTorch headers: they compile in seconds), built into one library. :func:`load_cpu_kernel`
+builds it with :func:`torch.utils.cpp_extension.load` the first time it is called in a process —
+never at import — into ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), where later
+processes find it built (PyTorch rebuilds it when a source changes), and wraps it as
+:class:`CpuKernel`. It is compiled for the host CPU (``-march=native``); the library's name carries
+a tag of the CPU's instruction-set flags, so machines of different CPUs that share a home directory
+never load each other's build. Without a C++ compiler or ninja, or with ``TREEATTN_CPU_KERNEL=0``,
+it returns ``None`` and the callers use their PyTorch path; the reason is logged once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ __all__ = ["CpuKernel", "heads_inner", "load_cpu_kernel"]
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "biased_attention.cpp"
+SOURCES = tuple(
+    Path(__file__).resolve().parent / "csrc" / name
+    for name in ("biased_attention.cpp", "gated_gelu.cpp")
+)
 # Tried in order: the host's full instruction set, then a portable build, then without OpenMP
 # (the kernel then runs on one thread).
 _FLAG_SETS = (
@@ -40,6 +44,8 @@ _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _P = ctypes.c_void_p
 _FORWARD_ARGS = [_P] * 8 + [ctypes.c_double, _P, _P, _P, ctypes.c_int]
 _BACKWARD_ARGS = [_P] * 13 + [ctypes.c_double, *[_P] * 7, ctypes.c_int]
+_GATE_FORWARD_ARGS = [ctypes.c_int64, *[_P] * 3, ctypes.c_int]
+_GATE_BACKWARD_ARGS = [ctypes.c_int64, *[_P] * 5, ctypes.c_int]
 
 
 def heads_inner(shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tensor:
@@ -59,7 +65,8 @@ def _ptr(t: torch.Tensor) -> int:
 
 
 class CpuKernel:
-    """The compiled kernel: :meth:`forward` and :meth:`backward` on float32/float64 CPU tensors.
+    """The compiled kernels on float32/float64 CPU tensors: attention (:meth:`forward`,
+    :meth:`backward`) and the FFN gate (:meth:`gate_forward`, :meth:`gate_backward`).
 
     Args:
         path: The built shared library.
@@ -68,13 +75,18 @@ class CpuKernel:
     def __init__(self, path: str) -> None:
         self.path = path
         library = ctypes.CDLL(path)
-        self._forward, self._backward = {}, {}
+        self._forward, self._backward, self._gate_forward, self._gate_backward = {}, {}, {}, {}
+        entries = (
+            (self._forward, "attention_forward", _FORWARD_ARGS),
+            (self._backward, "attention_backward", _BACKWARD_ARGS),
+            (self._gate_forward, "gated_gelu_forward", _GATE_FORWARD_ARGS),
+            (self._gate_backward, "gated_gelu_backward", _GATE_BACKWARD_ARGS),
+        )
         for dtype, suffix in _SUFFIX.items():
-            forward = getattr(library, f"treeattn_attention_forward_{suffix}")
-            backward = getattr(library, f"treeattn_attention_backward_{suffix}")
-            forward.argtypes, forward.restype = _FORWARD_ARGS, ctypes.c_int
-            backward.argtypes, backward.restype = _BACKWARD_ARGS, ctypes.c_int
-            self._forward[dtype], self._backward[dtype] = forward, backward
+            for table, name, argtypes in entries:
+                function = getattr(library, f"treeattn_{name}_{suffix}")
+                function.argtypes, function.restype = argtypes, ctypes.c_int
+                table[dtype] = function
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
@@ -135,6 +147,47 @@ class CpuKernel:
             _raise_on(status)
         return tuple(grads)
 
+    def gate_forward(self, value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """``value · GELU(gate)`` (exact GELU) of two tensors of one shape."""
+        _check_gate(value, gate)
+        value, gate = value.contiguous(), gate.contiguous()
+        out = torch.empty_like(value)
+        status = self._gate_forward[value.dtype](
+            value.numel(), _ptr(value), _ptr(gate), _ptr(out), torch.get_num_threads()
+        )
+        _raise_on(status)
+        return out
+
+    def gate_backward(
+        self, grad_out: torch.Tensor, value: torch.Tensor, gate: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients of :meth:`gate_forward`'s ``value`` and ``gate``."""
+        _check_gate(value, gate)
+        _check_gate(grad_out, value)
+        grad_out, value, gate = (t.contiguous() for t in (grad_out, value, gate))
+        grad_value, grad_gate = torch.empty_like(value), torch.empty_like(value)
+        status = self._gate_backward[value.dtype](
+            value.numel(),
+            *(_ptr(t) for t in (grad_out, value, gate, grad_value, grad_gate)),
+            torch.get_num_threads(),
+        )
+        _raise_on(status)
+        return grad_value, grad_gate
+
+
+def _check_gate(value: torch.Tensor, gate: torch.Tensor) -> None:
+    if value.shape != gate.shape:
+        raise ValueError(
+            f"the gate kernel takes tensors of one shape, got {tuple(value.shape)} and "
+            f"{tuple(gate.shape)}"
+        )
+    for t in (value, gate):
+        if t.device.type != "cpu" or t.dtype != value.dtype or value.dtype not in _SUFFIX:
+            raise TypeError(
+                "the C++ gate kernel takes CPU tensors of one dtype, float32 or float64; got "
+                f"{[(str(x.device), x.dtype) for x in (value, gate)]}"
+            )
+
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> None:
     if q.dim() != 4 or q.shape != k.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
@@ -155,7 +208,7 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
 
 def _raise_on(status: int) -> None:
     if status:
-        raise MemoryError("the C++ attention kernel could not allocate its buffers")
+        raise MemoryError("a C++ kernel could not allocate its buffers")
 
 
 def _cpu_tag() -> str:
@@ -176,7 +229,7 @@ def _build(flags: list[str], name: str) -> str:
     link = ["-fopenmp"] if "-fopenmp" in flags else []
     return cpp_extension.load(
         name=name,
-        sources=[str(SOURCE)],
+        sources=[str(path) for path in SOURCES],
         extra_cflags=flags,
         extra_ldflags=link,
         is_python_module=False,
@@ -186,27 +239,27 @@ def _build(flags: list[str], name: str) -> str:
 
 @functools.cache
 def load_cpu_kernel() -> CpuKernel | None:
-    """The compiled kernel, built on the first call in a process (then cached on disk).
+    """The compiled kernels, built on the first call in a process (then cached on disk).
 
     Returns:
         A :class:`CpuKernel`, or ``None`` when it cannot be built here (no compiler, no ninja,
         ``TREEATTN_CPU_KERNEL=0``); one warning says why, and the answer is kept for the process.
     """
     if os.environ.get("TREEATTN_CPU_KERNEL", "1") == "0":
-        logger.info("TREEATTN_CPU_KERNEL=0: the C++ attention kernel is off")
+        logger.info("TREEATTN_CPU_KERNEL=0: the C++ kernels are off")
         return None
     errors = []
     for index, flags in enumerate(_FLAG_SETS):
-        name = f"treeattn_attention_{_cpu_tag()}_{index}"
-        logger.info("loading the C++ attention kernel %s (built once, then cached)", name)
+        name = f"treeattn_kernels_{_cpu_tag()}_{index}"
+        logger.info("loading the C++ kernels %s (built once, then cached)", name)
         try:
             return CpuKernel(_build(flags, name))
         except Exception as err:  # a compiler error, no compiler, no ninja
             last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
             errors.append(f"[{' '.join(flags)}] {last[0]}")
     logger.warning(
-        "the C++ attention kernel could not be built (%s); treeattn uses its PyTorch path. "
-        "Install a C++ compiler and ninja to get it, or set TREEATTN_CPU_KERNEL=0 to skip it.",
+        "the C++ kernels could not be built (%s); treeattn uses its PyTorch path. "
+        "Install a C++ compiler and ninja to get them, or set TREEATTN_CPU_KERNEL=0 to skip them.",
         "; ".join(errors),
     )
     return None

@@ -1,0 +1,101 @@
+"""``value · GELU(gate)`` — the gate of Hi-IR's L3 feed-forward — one pass each way in training.
+
+PyTorch computes the gate as separate passes over maps that do not fit in the cache (the GELU, the
+product; in the backward two products and the GELU's gradient), each writing a fresh map. When
+autograd records on the CPU in float32/float64, :func:`gated_gelu` runs
+``treeattn::gated_gelu`` instead: treeattn's C++ kernel (:mod:`treeattn.ops.cpu_kernel`), which
+reads and writes each element once per direction and keeps only ``value`` and ``gate`` for the
+backward. Everywhere else — inference (whose outputs stay PyTorch's to the bit), bf16, GPUs,
+``torch.compile`` (the compiler fuses the product itself), exported graphs, or no kernel on this
+machine — it is ``value * F.gelu(gate)``.
+
+The kernel's float32 GELU uses the erf approximation of PyTorch's vectorised CPU code (error below
+1.5e-7), so it matches PyTorch to float32 rounding; float64 is exact to rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from treeattn.ops.cpu_attention import kernel_available
+from treeattn.ops.cpu_kernel import load_cpu_kernel
+
+__all__ = ["gated_gelu", "gated_gelu_math"]
+
+
+def gated_gelu_math(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """``value * GELU(gate)`` in PyTorch operators (the reference); without autograd the product
+    is written into the GELU's output (the same values, one map fewer)."""
+    if (
+        torch.is_grad_enabled()
+        or value.shape != gate.shape
+        or torch.result_type(value, gate) != gate.dtype
+    ):
+        return value * F.gelu(gate)
+    return F.gelu(gate).mul_(value)
+
+
+@torch.library.custom_op("treeattn::gated_gelu", mutates_args=())
+def _forward_op(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    return load_cpu_kernel().gate_forward(value, gate)
+
+
+@_forward_op.register_fake
+def _forward_fake(value, gate):
+    return torch.empty_like(value, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("treeattn::gated_gelu_backward", mutates_args=())
+def _backward_op(
+    grad_out: torch.Tensor, value: torch.Tensor, gate: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return load_cpu_kernel().gate_backward(grad_out, value, gate)
+
+
+@_backward_op.register_fake
+def _backward_fake(grad_out, value, gate):
+    like = {"memory_format": torch.contiguous_format}
+    return torch.empty_like(value, **like), torch.empty_like(value, **like)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _backward(ctx, grad_out):
+    value, gate = ctx.saved_tensors
+    return _backward_op(grad_out, value, gate)
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def gated_gelu(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """``value * GELU(gate)`` (exact, erf GELU) of two tensors of one shape.
+
+    Args:
+        value: Any shape.
+        gate: ``value``'s shape (broadcasting, like other dtypes and devices, takes the PyTorch
+            path).
+
+    Returns:
+        ``value``'s shape; gradients of both inputs.
+    """
+    if _kernel_case(value, gate):
+        return _forward_op(value, gate)
+    return gated_gelu_math(value, gate)
+
+
+def _kernel_case(value: torch.Tensor, gate: torch.Tensor) -> bool:
+    """Whether :func:`gated_gelu` hands this call to the C++ kernel (eager CPU training)."""
+    return (
+        torch.is_grad_enabled()
+        and (value.requires_grad or gate.requires_grad)
+        and not torch.compiler.is_compiling()
+        and value.device.type == "cpu"
+        and gate.device.type == "cpu"
+        and value.dtype == gate.dtype
+        and value.shape == gate.shape
+        and kernel_available(value.dtype)
+    )
