@@ -1,4 +1,5 @@
-"""The thread default: every available core, shared by the local processes; --threads wins."""
+"""The thread default: every available core, shared by the local processes; --threads wins. And
+the run keeps freed memory (treeattn.allocator) unless --no-keep-freed-memory."""
 
 import os
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 from engine_testlib import TinyNet
 
+import treeattn.engine.trainer as trainer
 from treeattn.engine import parse_config, prepare_run
 from treeattn.threads import available_cores, local_process_count, resolve_threads
 
@@ -52,3 +54,16 @@ def test_prepare_run_ignores_launcher_omp_default(
     cfg = parse_config(denoise_spec, [*args, str(tmp_path / "run"), *flag])
     prepare_run(denoise_spec, cfg, model_fn=TinyNet)
     assert torch.get_num_threads() == expected
+
+
+@pytest.mark.parametrize(("flag", "expected"), [((), [1]), (("--no-keep-freed-memory",), [])])
+def test_run_keeps_freed_memory_unless_told_not_to(
+    denoise_spec, image_dirs, tmp_path, monkeypatch, flag, expected
+):
+    calls: list = []
+    monkeypatch.setattr(trainer, "keep_freed_memory", lambda: calls.append(1) or True)
+    train, test = image_dirs
+    args = ["--train-dir", str(train), "--test-dir", str(test), "--smoke", "--output-dir"]
+    cfg = parse_config(denoise_spec, [*args, str(tmp_path / "run"), *flag])
+    prepare_run(denoise_spec, cfg, model_fn=TinyNet)
+    assert calls == expected

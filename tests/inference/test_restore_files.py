@@ -6,6 +6,7 @@ import pytest
 import torch
 from inference_testlib import write_random
 
+import treeattn.inference.commands as commands
 from treeattn import from_pretrained, restore_image
 from treeattn.cli import main
 from treeattn.data.io import read_image, read_image_with_depth
@@ -155,9 +156,14 @@ def test_model_from_a_run_folder_and_unknown_models(gray_model_dir, photos, tmp_
     assert "holds no model" in capsys.readouterr().err
 
 
-def test_quiet_prints_nothing_but_tiles_and_threads_work(gray_model_dir, photos, tmp_path, capsys):
+def test_quiet_prints_nothing_but_tiles_and_threads_work(
+    gray_model_dir, photos, tmp_path, capsys, monkeypatch
+):
+    kept: list = []  # restore keeps freed memory for the next tile (treeattn.allocator)
+    monkeypatch.setattr(commands, "keep_freed_memory", lambda: kept.append(1) or True)
     args = ["--tile", "8", "--tile-overlap", "2", "--threads", "1", "--device", "cpu", "--quiet"]
     assert _restore(gray_model_dir, photos, "-o", tmp_path / "out", *args) == 0
+    assert kept == [1]
     captured = capsys.readouterr()
     assert captured.out == "" and "a.png" not in captured.err
     assert _restore(gray_model_dir, photos, "-o", tmp_path / "o", "--tile", "8") == 2

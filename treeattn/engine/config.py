@@ -44,8 +44,16 @@ _LISTS = tuple(
     for name, f in _FIELDS.items()
     if typing.get_origin(_TYPES[name]) is list and f.metadata.get("nargs") in ("+", 1)
 )
-# Not written to config.yaml: how this invocation was assembled, not what the run is.
-_NOT_DUMPED = ("config", "preset", "smoke", "resume_from_checkpoint", "overwrite")
+# Not written to config.yaml: how this invocation was assembled or how its process keeps memory,
+# not what the run is.
+_NOT_DUMPED = (
+    "config",
+    "preset",
+    "smoke",
+    "resume_from_checkpoint",
+    "overwrite",
+    "keep_freed_memory",
+)
 
 
 def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:

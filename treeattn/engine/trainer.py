@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from treeattn.allocator import keep_freed_memory
 from treeattn.engine.checkpoint import (
     check_compatible,
     load_checkpoint,
@@ -156,7 +157,8 @@ def prepare_run(
 
 
 def _make_accelerator(cfg: TrainConfig) -> tuple[Accelerator, bool]:
-    """The run's accelerator and whether it logs to tensorboard; sets the CPU threads."""
+    """The run's accelerator and whether it logs to tensorboard; sets the CPU threads and, with
+    ``--keep-freed-memory``, glibc's malloc thresholds (:mod:`treeattn.allocator`)."""
     tracking = cfg.with_tracking and tensorboard_available()
     accelerator = Accelerator(
         cpu=cfg.cpu,
@@ -172,6 +174,8 @@ def _make_accelerator(cfg: TrainConfig) -> tuple[Accelerator, bool]:
             "(pip install 'treeattn[recipes]', or --no-with-tracking)"
         )
     torch.set_num_threads(resolve_threads(cfg.threads))
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
     return accelerator, tracking
 
 

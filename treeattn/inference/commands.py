@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from treeattn.allocator import keep_freed_memory
 from treeattn.inference.export import EXPORT_FORMATS, export_files, export_model
 from treeattn.inference.files import restore_files
 from treeattn.models.registry import RUN_MODEL_FOLDER, load_model
@@ -78,6 +79,7 @@ def _restore(args: argparse.Namespace) -> int:
     _check_restore_settings(args)
     device = _device(args.device)
     torch.set_num_threads(resolve_threads(args.threads))
+    keep_freed_memory()  # freed maps stay for the next tile and image (treeattn.allocator)
     model = load_model(args.model, device=device)
     summary = restore_files(
         model,
