@@ -7,8 +7,11 @@
 * ``now`` — :class:`treeattn.layers.ffn.GatedDWConvFFN`: two GEMMs, and the gate in one pass each
   way (:func:`treeattn.ops.gate.gated_gelu`, the C++ kernel when it is built here).
 
-``SwinLayer(180, 6, 8)`` gives the Hi-IR / Swin ratio of issue #11's training-step goal. One
-thread: CPU time of the thread; more: wall time.
+``SwinLayer(180, 6, 8)`` gives the Hi-IR / Swin ratio of issue #11's training-step goal. Then
+``two_gemms`` against ``now`` in the training step (AdamW) of both CPU denoisers, with the peak
+activation memory of each (live tensor storages, :mod:`treeattn.analysis.memory`: the gate keeps
+``value`` and ``gate`` for its backward, PyTorch's operators also the GELU's output). One thread:
+CPU time of the thread; more: wall time.
 
 Usage::
 
@@ -24,9 +27,11 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from ab_small_windows import step_runs
 from benchlib import abba_times
 
 from treeattn import HiIRLayer, SwinLayer
+from treeattn.analysis.memory import LiveTensorTracker
 from treeattn.layers.ffn import GatedDWConvFFN
 from treeattn.ops.cpu_attention import kernel_available
 
@@ -70,6 +75,30 @@ def main() -> None:
                 + f"; SwinLayer {med['swin'] * 1e3:.0f} ms; Hi-IR/Swin "
                 + ", ".join(f"{k} {med[k] / med['swin']:.3f}" for k in mixes)
                 + f"; now/two_gemms {med['now'] / med['two_gemms']:.3f}"
+            )
+        for name, step in step_runs().items():
+            if name.startswith("SwinLayer"):
+                continue
+
+            def under(mix: str, step=step) -> None:
+                GatedDWConvFFN.mix = mixes[mix]
+                step()
+
+            runs = {mix: partial(under, mix) for mix in ("two_gemms", "now")}
+            peak = {}
+            for mix, warm_up in runs.items():
+                warm_up()  # (AdamW's state exists from here on)
+                tracker = LiveTensorTracker(ignore=[])  # counts what the step allocates
+                with tracker:
+                    warm_up()
+                peak[mix] = tracker.peak / 2**20
+            times = abba_times(runs, repeats=repeats, clock=clock)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(
+                f"{name} training step: two_gemms {med['two_gemms'] * 1e3:.0f} ms, now "
+                f"{med['now'] * 1e3:.0f} ms, now/two_gemms {med['now'] / med['two_gemms']:.3f}; "
+                f"peak activation memory two_gemms {peak['two_gemms']:.0f} MiB, now "
+                f"{peak['now']:.0f} MiB"
             )
     finally:
         GatedDWConvFFN.mix = mixes["now"]
