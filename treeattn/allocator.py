@@ -5,7 +5,7 @@ the system — blocks above its mmap threshold at once, the top of the heap once
 threshold is free — and the next tensor of that size arrives as fresh pages, each zeroed by the
 kernel on first touch (a minor page fault). A training step allocates and frees maps of tens of
 megabytes dozens of times, so a CPU step spends a measurable share of its time in those faults
-(docs/performance.md: 5–12 % of a CPU denoiser's training step on a 2-core AMD EPYC).
+(docs/performance.md: 5–23 % of a CPU denoiser's training step on a 2-core AMD EPYC).
 
 :func:`keep_freed_memory` sets glibc's thresholds so freed blocks stay in the process (the largest
 mmap threshold glibc accepts, 32 MiB, and a 2 GiB trim threshold), as the environment variables

@@ -87,9 +87,11 @@ def test_kernel_is_right_far_out_and_keeps_nan(kernel):
             torch.testing.assert_close(got, ref, equal_nan=True, atol=1e-6, rtol=1e-6)
 
 
-def test_operator_passes_gradcheck(kernel):
+def test_operator_passes_gradcheck_and_gradgradcheck(kernel):
+    """Second derivatives too (create_graph=True takes a differentiable backward)."""
     value, gate = _inputs((3, 7, 5), torch.float64, seed=3)
     assert torch.autograd.gradcheck(gated_gelu, (value, gate))
+    assert torch.autograd.gradgradcheck(gated_gelu, (value, gate))
 
 
 def test_strided_inputs(kernel):
@@ -198,3 +200,13 @@ def test_operator_registration_passes_opcheck(kernel):
     torch.library.opcheck(gated._forward_op, [value, gate])
     grad_out = torch.randn(3, 5, dtype=torch.float64)
     torch.library.opcheck(gated._backward_op, [grad_out, value.detach(), gate.detach()])
+
+
+def test_backward_runs_the_kernel_unless_a_graph_is_wanted(monkeypatch, kernel):
+    calls, real = [], gated._backward_op
+    monkeypatch.setattr(gated, "_backward_op", lambda *args: calls.append(1) or real(*args))
+    value, gate = _inputs((4, 6), torch.float64, seed=9)
+    torch.autograd.grad(gated_gelu(value, gate).sum(), (value, gate))
+    assert calls == [1]
+    grads = torch.autograd.grad(gated_gelu(value, gate).sum(), (value, gate), create_graph=True)
+    assert calls == [1] and all(g.requires_grad for g in grads)

@@ -15,6 +15,8 @@ The kernel's float32 GELU uses the erf approximation of PyTorch's vectorised CPU
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -65,7 +67,19 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_out):
     value, gate = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: gradients that can be differentiated again
+        return _gradients_math(grad_out, value, gate)
     return _backward_op(grad_out, value, gate)
+
+
+def _gradients_math(
+    grad_out: torch.Tensor, value: torch.Tensor, gate: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel's backward in PyTorch operators (differentiable): ``d·GELU(c)`` and
+    ``d·v·(Φ(c) + c·φ(c))``."""
+    cdf = 0.5 * (1.0 + torch.erf(gate * math.sqrt(0.5)))
+    pdf = torch.exp(-0.5 * gate * gate) / math.sqrt(2.0 * math.pi)
+    return grad_out * gate * cdf, grad_out * value * (cdf + gate * pdf)
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
