@@ -11,7 +11,7 @@
 ``two_gemms`` against ``now`` in the training step (AdamW) of both CPU denoisers, with the peak
 activation memory of each (live tensor storages, :mod:`treeattn.analysis.memory`: the gate keeps
 ``value`` and ``gate`` for its backward, PyTorch's operators also the GELU's output). One thread:
-CPU time of the thread; more: wall time.
+CPU time of the thread; more: wall time. Writes ``benchmarks/results/ab_ffn_t<THREADS>.json``.
 
 Usage::
 
@@ -20,15 +20,17 @@ Usage::
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from ab_small_windows import step_runs
-from benchlib import abba_times
+from benchlib import abba_times, machine_meta, save_results
 
 from treeattn import HiIRLayer, SwinLayer
 from treeattn.analysis.memory import LiveTensorTracker
@@ -55,6 +57,8 @@ def main() -> None:
     print(f"gate kernel built here: {kernel_available()}; threads {torch.get_num_threads()}")
     torch.manual_seed(0)
     layer, swin = HiIRLayer(180, 6, (16, 64)), SwinLayer(180, 6, 8)
+    load_before = os.getloadavg()[0]
+    results: dict[str, dict] = {}
     try:
         for size in (64, 128):
             x = torch.randn(1, 180, size, size)
@@ -69,6 +73,7 @@ def main() -> None:
                 warm_up()
             times = abba_times(runs, repeats=repeats, clock=clock)
             med = {k: statistics.median(v) for k, v in times.items()}
+            results[f"HiIRLayer fwd+bwd {size}²"] = med
             print(
                 f"HiIRLayer fwd+bwd {size}²: "
                 + ", ".join(f"{k} {med[k] * 1e3:.0f} ms" for k in mixes)
@@ -94,6 +99,7 @@ def main() -> None:
                 peak[mix] = tracker.peak / 2**20
             times = abba_times(runs, repeats=repeats, clock=clock)
             med = {k: statistics.median(v) for k, v in times.items()}
+            results[f"{name} training step"] = {**med, "peak_activation_mib": peak}
             print(
                 f"{name} training step: two_gemms {med['two_gemms'] * 1e3:.0f} ms, now "
                 f"{med['now'] * 1e3:.0f} ms, now/two_gemms {med['now'] / med['two_gemms']:.3f}; "
@@ -102,6 +108,10 @@ def main() -> None:
             )
     finally:
         GatedDWConvFFN.mix = mixes["now"]
+    meta = {**machine_meta(load_before), "threads": torch.get_num_threads(), "repeats": repeats}
+    meta["kernel_built"] = kernel_available()
+    out = Path(__file__).parent / "results"
+    save_results(out, f"ab_ffn_t{torch.get_num_threads()}", meta, results)
 
 
 if __name__ == "__main__":

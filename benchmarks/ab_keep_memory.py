@@ -5,8 +5,9 @@ The setting is process-wide, so each measurement is a fresh child process, the t
 alternating (ABBA). Each child times, after two warm-up runs, the training step (AdamW) of both CPU
 denoisers on their training batches and the fwd + bwd of ``HiIRLayer(180, 6, (16, 64))`` and
 ``SwinLayer(180, 6, 8)`` at 64² and 128² (channels-last, as ``layer_bench.py``), and counts the
-minor page faults per step. Reported: the median over children of each child's median, the
-keep / default ratio, and the Hi-IR / Swin layer ratio under each setting. One thread: CPU time of
+minor page faults per step, and its peak RSS. Reported: the median over children of each child's
+median, the keep / default ratio, the Hi-IR / Swin layer ratio under each setting, and the
+children's peak RSS. One thread: CPU time of
 the thread (page faults included); more: wall time.
 
 Usage::
@@ -57,7 +58,7 @@ def layer_runs() -> dict[str, Callable[[], None]]:
 
 
 def child(mode: str, steps: int) -> dict[str, dict[str, float]]:
-    """Medians (s) and page faults per step of every workload, in this process."""
+    """Medians (s) and page faults per step of every workload, and this process's peak RSS."""
     if mode == "keep" and not keep_freed_memory():
         raise SystemExit("keep_freed_memory() changed nothing here (not glibc?)")
     clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
@@ -76,6 +77,7 @@ def child(mode: str, steps: int) -> dict[str, dict[str, float]]:
             times.append(clock() - start)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
         out[name] = {"s": statistics.median(times), "faults": faults / steps}
+    out["peak RSS"] = {"MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     return out
 
 
@@ -101,7 +103,9 @@ def main() -> None:
             command += ["--steps", str(args.steps)]
             result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
             found[mode].append(json.loads(result.stdout.strip().splitlines()[-1]))
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {
+        "peak RSS MiB": {mode: [c.pop("peak RSS")["MiB"] for c in found[mode]] for mode in MODES}
+    }
     for name in found["default"][0]:
         row = {}
         for mode in MODES:
@@ -114,10 +118,19 @@ def main() -> None:
     header = ("workload", "default", "keep", "keep/def", "faults def", "keep")
     print("{:<26} {:>9} {:>9} {:>8} {:>10} {:>7}".format(*header))
     for name, r in results.items():
+        if name == "peak RSS MiB":
+            continue
         print(
             f"{name:<26} {r['default_s'] * 1e3:>9.1f} {r['keep_s'] * 1e3:>9.1f} "
             f"{r['keep_over_default']:>8.3f} {r['default_faults']:>10.0f} {r['keep_faults']:>7.0f}"
         )
+    print(
+        "peak RSS of the children, MiB: "
+        + "; ".join(
+            f"{mode} " + ", ".join(f"{x:.0f}" for x in results["peak RSS MiB"][mode])
+            for mode in MODES
+        )
+    )
     for size in (64, 128):
         hiir, swin = results[f"HiIRLayer {size}²"], results[f"SwinLayer {size}²"]
         ratios = {mode: hiir[f"{mode}_s"] / swin[f"{mode}_s"] for mode in MODES}

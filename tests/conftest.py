@@ -28,3 +28,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _malloc_untouched(monkeypatch):
+    """Runs started in-process (the trainer, ``treeattn restore``) would set glibc's malloc
+    thresholds for the rest of the suite: the callers get a no-op here (tests spying on the call
+    replace it again; ``tests/test_allocator.py`` runs the real one in child processes)."""
+    import treeattn.engine.trainer as trainer
+    import treeattn.inference.commands as commands
+
+    for module in (trainer, commands):
+        monkeypatch.setattr(module, "keep_freed_memory", lambda: False)

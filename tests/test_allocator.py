@@ -4,6 +4,7 @@ calls are tested beside their thread settings)."""
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import subprocess
 import sys
@@ -20,10 +21,7 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 # glibc's arena holds afterwards (mallinfo2: memory kept in the process for reuse, not returned).
 _KEPT = textwrap.dedent(
     """
-    import ctypes, os, sys, torch
-    for name in list(os.environ):
-        if name.startswith("MALLOC_") or name == "GLIBC_TUNABLES":
-            del os.environ[name]
+    import ctypes, sys, torch
     class MallInfo2(ctypes.Structure):
         _fields_ = [(n, ctypes.c_size_t) for n in (
             "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
@@ -45,9 +43,12 @@ _KEPT = textwrap.dedent(
 
 
 def _kept_mib(mode: str) -> list[float]:
-    """Free MiB in glibc's arena after freeing a 16 MiB and then a 24 MiB tensor."""
+    """Free MiB in glibc's arena after freeing a 16 MiB and then a 24 MiB tensor, in a process
+    started without malloc settings in its environment (glibc reads them at start-up)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.pop("GLIBC_TUNABLES", None)
     result = subprocess.run(
-        [sys.executable, "-c", _KEPT, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _KEPT, mode], capture_output=True, text=True, check=True, env=env
     )
     return [float(x) for x in result.stdout.split()]
 
@@ -63,18 +64,51 @@ def test_freed_tensors_stay_in_the_process():
     assert max(_kept_mib("default")) < 1
 
 
-def test_environment_settings_win(monkeypatch):
-    monkeypatch.setattr(ctypes, "CDLL", lambda *a: pytest.fail("mallopt called anyway"))
+@pytest.fixture
+def fake_glibc(monkeypatch):
+    """A glibc platform whose mallopt records its calls (nothing of this process changes)."""
+    calls: list = []
+
+    class Mallopt:  # (takes argtypes/restype like a ctypes function)
+        def __call__(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    class Libc:
+        mallopt = Mallopt()
+
     monkeypatch.setattr(platform, "system", lambda: "Linux")
     monkeypatch.setattr(platform, "libc_ver", lambda: ("glibc", "2.36"))
-    for name, value in [
-        ("MALLOC_TRIM_THRESHOLD_", "1000"),
-        ("MALLOC_MMAP_MAX_", "0"),
-        ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1000"),
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a: Libc())
+    for name in (*allocator.USER_SETTINGS, "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+def test_environment_settings_of_the_thresholds_win(monkeypatch, fake_glibc):
+    for name, value, found in [
+        ("MALLOC_TRIM_THRESHOLD_", "1000", "MALLOC_TRIM_THRESHOLD_"),
+        ("MALLOC_MMAP_THRESHOLD_", "1000", "MALLOC_MMAP_THRESHOLD_"),
+        ("MALLOC_MMAP_MAX_", "0", "MALLOC_MMAP_MAX_"),
+        (
+            "GLIBC_TUNABLES",
+            "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=1000",
+            "glibc.malloc.trim_threshold",
+        ),
     ]:
         with monkeypatch.context() as env:
             env.setenv(name, value)
+            assert allocator.user_setting() == found
             assert keep_freed_memory() is False
+    assert fake_glibc == []
+
+
+def test_unrelated_malloc_settings_do_not_stop_it(monkeypatch, fake_glibc):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert allocator.user_setting() is None
+    assert keep_freed_memory() is True
+    assert fake_glibc == [(-3, allocator.MMAP_THRESHOLD), (-1, allocator.TRIM_THRESHOLD)]
 
 
 def test_other_c_libraries_are_left_alone(monkeypatch):
@@ -84,8 +118,3 @@ def test_other_c_libraries_are_left_alone(monkeypatch):
     monkeypatch.setattr(platform, "libc_ver", lambda: ("glibc", "2.36"))
     monkeypatch.setattr(platform, "system", lambda: "Darwin")
     assert keep_freed_memory() is False
-
-
-def test_thresholds_are_values_glibc_accepts():
-    assert allocator.MMAP_THRESHOLD == 32 * 2**20  # glibc's largest on 64-bit
-    assert allocator.TRIM_THRESHOLD == 2**31 - 1  # mallopt takes a C int

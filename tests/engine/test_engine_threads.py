@@ -67,3 +67,5 @@ def test_run_keeps_freed_memory_unless_told_not_to(
     cfg = parse_config(denoise_spec, [*args, str(tmp_path / "run"), *flag])
     prepare_run(denoise_spec, cfg, model_fn=TinyNet)
     assert calls == expected
+    # how this process keeps memory, not what the run is: not in the run's config.yaml
+    assert "keep_freed_memory" not in (tmp_path / "run" / "config.yaml").read_text()

@@ -125,7 +125,7 @@ def test_kernel_refuses_bad_inputs(kernel):
 
 def test_operator_falls_back_to_pytorch_without_the_kernel(monkeypatch):
     """No kernel here: the operator runs the PyTorch path, same values."""
-    monkeypatch.setattr(cpu_attention, "load_cpu_kernel", lambda: None)
+    monkeypatch.setattr(cpu_kernel, "load_cpu_kernel", lambda: None)
     assert not cpu_attention.kernel_available()
     q, k, v, bias = _inputs(2, 2, 12, 3, 6, torch.float64, strided=True, seed=4)
     grad_out = torch.randn(2, 2, 12, 6, dtype=torch.float64)

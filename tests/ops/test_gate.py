@@ -74,17 +74,22 @@ def test_kernel_is_as_close_to_float64_as_pytorch_in_float32(kernel, shape, thre
 
 
 def test_kernel_is_right_far_out_and_keeps_nan(kernel):
-    gate = torch.tensor([-1e4, -40.0, -9.0, -1e-8, 0.0, 1e-8, 9.0, 40.0, 1e4, float("nan")])
-    value = torch.linspace(-2.0, 2.0, gate.numel())
+    """Up to float32's largest values (e^(−x²/2) is 0 there, not its last normal value), its
+    infinities and NaN: as the float64 operators give them (PyTorch's float32 GELU overflows to
+    inf at 3e38 and returns NaN at +inf)."""
+    big, inf, nan = 3e38, float("inf"), float("nan")
+    far = [1e32, big, inf]
+    near = [1e-8, 9.0, 40.0, 1e4]
+    gate = torch.tensor([*(-x for x in far + near), 0.0, *near, *far, nan])
+    value = torch.linspace(-1.0, 1.0, gate.numel())  # (products that fit float32)
     for dtype in (torch.float32, torch.float64):
         v, g = (t.to(dtype).requires_grad_() for t in (value, gate))
         out = gated_gelu(v, g)
-        grad_out = torch.ones_like(out)
-        ref_out, ref_grads = _reference(v, g, grad_out)
-        torch.testing.assert_close(out, ref_out, equal_nan=True, atol=1e-6, rtol=1e-6)
-        grads = torch.autograd.grad(out, (v, g), grad_out)
-        for got, ref in zip(grads, ref_grads, strict=True):
-            torch.testing.assert_close(got, ref, equal_nan=True, atol=1e-6, rtol=1e-6)
+        got = [out, *torch.autograd.grad(out, (v, g), torch.ones_like(out))]
+        exact = [t.detach().double().requires_grad_() for t in (value, gate)]
+        ref_out, ref_grads = _reference(*exact, torch.ones(gate.numel(), dtype=torch.float64))
+        for x, r in zip(got, [ref_out, *ref_grads], strict=True):
+            torch.testing.assert_close(x.double(), r.detach(), equal_nan=True, atol=1e-6, rtol=1e-6)
 
 
 def test_operator_passes_gradcheck_and_gradgradcheck(kernel):
@@ -146,14 +151,18 @@ def test_without_the_kernel_it_is_pytorch(monkeypatch):
     assert calls == []
 
 
-def test_inference_math_writes_into_the_gelu_output_only_when_it_can():
+def test_inference_math_writes_into_the_gelu_output_only_when_it_can(monkeypatch):
+    outputs, real = [], F.gelu
+    monkeypatch.setattr(gated.F, "gelu", lambda x: outputs.append(real(x)) or outputs[-1])
     value, gate = torch.randn(4, 5), torch.randn(4, 5)
     with torch.no_grad():
-        assert torch.equal(gated_gelu_math(value, gate), value * F.gelu(gate))
+        out = gated_gelu_math(value, gate)
+        assert out is outputs[-1] and torch.equal(out, value * real(gate))
         wide = torch.randn(3, 4, 5)  # broadcast: value larger than gate
-        assert torch.equal(gated_gelu_math(wide, gate), wide * F.gelu(gate))
-        half = gate.half()  # the product takes value's float32
-        assert gated_gelu_math(value, half).dtype == torch.float32
+        out = gated_gelu_math(wide, gate)
+        assert out is not outputs[-1] and torch.equal(out, wide * real(gate))
+        out = gated_gelu_math(value, gate.half())  # the product takes value's float32
+        assert out is not outputs[-1] and out.dtype == torch.float32
 
 
 def test_ffn_gradients_with_and_without_the_kernel(monkeypatch, kernel):
@@ -210,3 +219,15 @@ def test_backward_runs_the_kernel_unless_a_graph_is_wanted(monkeypatch, kernel):
     assert calls == [1]
     grads = torch.autograd.grad(gated_gelu(value, gate).sum(), (value, gate), create_graph=True)
     assert calls == [1] and all(g.requires_grad for g in grads)
+
+
+def test_operators_run_pytorch_where_the_kernel_cannot(monkeypatch):
+    """Called directly (torch.ops) with no kernel built: PyTorch's operators, not an error."""
+    monkeypatch.setattr(gated, "kernel_available", lambda dtype=torch.float32: False)
+    value, gate = (t.detach() for t in _inputs((3, 4), torch.float64, seed=10))
+    grad_out = torch.randn(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(torch.ops.treeattn.gated_gelu(value, gate), value * F.gelu(gate))
+    grads = torch.ops.treeattn.gated_gelu_backward(grad_out, value, gate)
+    _, ref_grads = _reference(value.requires_grad_(), gate.requires_grad_(), grad_out)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)

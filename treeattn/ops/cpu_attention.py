@@ -16,17 +16,11 @@ from __future__ import annotations
 import torch
 
 from treeattn.ops.biased_sdpa import bias_grad_backward, flash_forward
-from treeattn.ops.cpu_kernel import heads_inner, load_cpu_kernel
+from treeattn.ops.cpu_kernel import KERNEL_DTYPES, heads_inner, kernel_available, load_cpu_kernel
 
+# KERNEL_DTYPES and kernel_available live in treeattn.ops.cpu_kernel (re-exported here, where
+# callers have always found them); other dtypes take the PyTorch path inside the same operator.
 __all__ = ["KERNEL_DTYPES", "biased_attention", "kernel_available"]
-
-# dtypes the C++ kernel computes in; others take the PyTorch path inside the same operator.
-KERNEL_DTYPES = (torch.float32, torch.float64)
-
-
-def kernel_available(dtype: torch.dtype = torch.float32) -> bool:
-    """Whether the C++ kernel serves ``dtype`` here (building it on the first call)."""
-    return dtype in KERNEL_DTYPES and load_cpu_kernel() is not None
 
 
 # Both kernels read and write any strides: the compiler need not copy their inputs into the

@@ -2,13 +2,15 @@
 
 The sources in ``treeattn/ops/csrc/`` — ``biased_attention.cpp`` (window attention with a learnable
 shared bias) and ``gated_gelu.cpp`` (the L3 feed-forward's gate) — are plain C++ with a C interface
-(no PyTorch headers: they compile in seconds), built into one library. :func:`load_cpu_kernel`
+(no PyTorch headers: they compile in seconds; ``vec_math.h`` holds their shared vector math),
+built into one library. :func:`load_cpu_kernel`
 builds it with :func:`torch.utils.cpp_extension.load` the first time it is called in a process —
 never at import — into ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), where later
 processes find it built (PyTorch rebuilds it when a source changes), and wraps it as
 :class:`CpuKernel`. It is compiled for the host CPU (``-march=native``); the library's name carries
 a tag of the CPU's instruction-set flags, so machines of different CPUs that share a home directory
-never load each other's build. Without a C++ compiler or ninja, or with ``TREEATTN_CPU_KERNEL=0``,
+never load each other's build, and a hash of the sources and header, so an edit of either builds
+anew. Without a C++ compiler or ninja, or with ``TREEATTN_CPU_KERNEL=0``,
 it returns ``None`` and the callers use their PyTorch path; the reason is logged once.
 """
 
@@ -24,14 +26,14 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["CpuKernel", "heads_inner", "load_cpu_kernel"]
+__all__ = ["KERNEL_DTYPES", "CpuKernel", "heads_inner", "kernel_available", "load_cpu_kernel"]
 
 logger = logging.getLogger(__name__)
 
-SOURCES = tuple(
-    Path(__file__).resolve().parent / "csrc" / name
-    for name in ("biased_attention.cpp", "gated_gelu.cpp")
-)
+_CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCES = tuple(_CSRC / name for name in ("biased_attention.cpp", "gated_gelu.cpp"))
+# Included by the sources; part of the library's name (see _source_tag), so editing it rebuilds.
+HEADERS = (_CSRC / "vec_math.h",)
 # Tried in order: the host's full instruction set, then a portable build, then without OpenMP
 # (the kernel then runs on one thread).
 _FLAG_SETS = (
@@ -40,6 +42,8 @@ _FLAG_SETS = (
     ["-O3", "-ffp-contract=fast"],
 )
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# dtypes the C++ kernels compute in; callers take their PyTorch path for others.
+KERNEL_DTYPES = tuple(_SUFFIX)
 
 _P = ctypes.c_void_p
 _FORWARD_ARGS = [_P] * 8 + [ctypes.c_double, _P, _P, _P, ctypes.c_int]
@@ -211,6 +215,14 @@ def _raise_on(status: int) -> None:
         raise MemoryError("a C++ kernel could not allocate its buffers")
 
 
+def _source_tag() -> str:
+    """A short hash of the kernels' sources and headers."""
+    digest = hashlib.sha1()
+    for path in (*SOURCES, *HEADERS):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def _cpu_tag() -> str:
     """A short hash of the CPU's architecture and instruction-set flags."""
     flags = ""
@@ -221,6 +233,11 @@ def _cpu_tag() -> str:
         pass
     text = f"{platform.machine()}|{platform.processor()}|{flags}"
     return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def kernel_available(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether the C++ kernels serve ``dtype`` here (building them on the first call)."""
+    return dtype in KERNEL_DTYPES and load_cpu_kernel() is not None
 
 
 def _build(flags: list[str], name: str) -> str:
@@ -250,7 +267,7 @@ def load_cpu_kernel() -> CpuKernel | None:
         return None
     errors = []
     for index, flags in enumerate(_FLAG_SETS):
-        name = f"treeattn_kernels_{_cpu_tag()}_{index}"
+        name = f"treeattn_kernels_{_cpu_tag()}_{_source_tag()}_{index}"
         logger.info("loading the C++ kernels %s (built once, then cached)", name)
         try:
             return CpuKernel(_build(flags, name))

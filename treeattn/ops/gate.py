@@ -15,20 +15,27 @@ The kernel's float32 GELU uses the erf approximation of PyTorch's vectorised CPU
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from treeattn.ops.cpu_attention import kernel_available
-from treeattn.ops.cpu_kernel import load_cpu_kernel
+from treeattn.ops.cpu_kernel import kernel_available, load_cpu_kernel
 
 __all__ = ["gated_gelu", "gated_gelu_math"]
 
 
 def gated_gelu_math(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """``value * GELU(gate)`` in PyTorch operators (the reference); without autograd the product
-    is written into the GELU's output (the same values, one map fewer)."""
+    """``value * GELU(gate)`` in PyTorch operators (the reference).
+
+    Without autograd the product is written into the GELU's output when it fits there (same shape,
+    ``gate``'s dtype): the same values, one map fewer.
+
+    Args:
+        value: Any shape.
+        gate: Any shape that broadcasts with ``value``.
+
+    Returns:
+        The broadcast shape, in the promoted dtype.
+    """
     if (
         torch.is_grad_enabled()
         or value.shape != gate.shape
@@ -38,9 +45,17 @@ def gated_gelu_math(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return F.gelu(gate).mul_(value)
 
 
+def _kernel_serves(value: torch.Tensor) -> bool:
+    return value.device.type == "cpu" and kernel_available(value.dtype)
+
+
+# The operators run PyTorch's operators where the kernel cannot serve (called directly through
+# torch.ops, or with no kernel built): never an error a plain product would not raise.
 @torch.library.custom_op("treeattn::gated_gelu", mutates_args=())
 def _forward_op(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    return load_cpu_kernel().gate_forward(value, gate)
+    if _kernel_serves(value):
+        return load_cpu_kernel().gate_forward(value, gate)
+    return (value * F.gelu(gate)).contiguous()
 
 
 @_forward_op.register_fake
@@ -52,7 +67,9 @@ def _forward_fake(value, gate):
 def _backward_op(
     grad_out: torch.Tensor, value: torch.Tensor, gate: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    return load_cpu_kernel().gate_backward(grad_out, value, gate)
+    if _kernel_serves(value):
+        return load_cpu_kernel().gate_backward(grad_out, value, gate)
+    return tuple(g.contiguous() for g in _gradients_math(grad_out, value, gate))
 
 
 @_backward_op.register_fake
@@ -75,11 +92,9 @@ def _backward(ctx, grad_out):
 def _gradients_math(
     grad_out: torch.Tensor, value: torch.Tensor, gate: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kernel's backward in PyTorch operators (differentiable): ``d·GELU(c)`` and
-    ``d·v·(Φ(c) + c·φ(c))``."""
-    cdf = 0.5 * (1.0 + torch.erf(gate * math.sqrt(0.5)))
-    pdf = torch.exp(-0.5 * gate * gate) / math.sqrt(2.0 * math.pi)
-    return grad_out * gate * cdf, grad_out * value * (cdf + gate * pdf)
+    """The kernel's backward in PyTorch operators, differentiable again: ``d·GELU(c)`` and
+    ``GELU'(c)·d·v``."""
+    return grad_out * F.gelu(gate), torch.ops.aten.gelu_backward(grad_out * value, gate)
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)

@@ -6,9 +6,9 @@
 // Element-wise over contiguous arrays of n elements. PyTorch's path runs the GELU, the product and,
 // in the backward, two products and the GELU gradient as separate passes over maps larger than the
 // cache; here each element is read and written once per direction. float32 runs on the compiler's
-// vector types (the host's widest FMA with -march=native): erf by Abramowitz & Stegun 7.1.26
-// (|error| < 1.5e-7, the formula PyTorch's own vectorised erf uses), e^x by range reduction and a
-// polynomial. float64 (the reference precision of the tests) calls std::erf and std::exp.
+// vector types (vec_math.h; the host's widest FMA with -march=native): erf by Abramowitz & Stegun
+// 7.1.26 (|error| < 1.5e-7, the formula PyTorch's own vectorised erf uses) with the attention
+// kernel's exp. float64 (the reference precision of the tests) calls std::erf and std::exp.
 //
 // Plain C++ with a C interface (no PyTorch headers), built with biased_attention.cpp into one
 // library by treeattn/ops/cpu_kernel.py. Part of treeattn (Apache-2.0).
@@ -17,56 +17,31 @@
 #include <cstdint>
 #include <cstring>
 
+#include "vec_math.h"
+
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVecBytes = 32;
-#else
-constexpr int kVecBytes = 16;
-#endif
-constexpr int64_t kLanes = kVecBytes / sizeof(float);
+using namespace treeattn_vec;
+using vec = Vec<float>;
+
+constexpr int64_t kFloatLanes = kLanes<float>;
 // Elements per parallel task: small arrays stay on one thread.
 constexpr int64_t kChunk = 1 << 14;
 
-typedef float vec __attribute__((vector_size(kVecBytes)));
-typedef int32_t ivec __attribute__((vector_size(kVecBytes)));
-
 constexpr double kSqrtHalf = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-
-// e^x for x ≤ 0 (here x = −c²/2): x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor polynomial
-// to r⁷ (relative error below 2e-8), 2ⁿ added to the exponent bits. x is clamped at −87 so 2ⁿ
-// stays a normal float; e^−87 is 0 to float precision in every use below.
-inline vec exp_nonpositive(vec x) {
-  x = x < -87.0f ? (vec){} - 87.0f : x;
-  const float shifter = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer
-  const vec n = (x * 1.44269504088896341f + shifter) - shifter;
-  vec r = x - n * 0.693145751953125f;  // ln2 in two parts: the first exact in float
-  r = r - n * 1.428606765330187045e-06f;
-  vec p = (vec){} + 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  return (vec)((ivec)p + (__builtin_convertvector(n, ivec) << 23));
-}
 
 // GELU and its derivative at x.
 inline void gelu(vec x, vec& value, vec& slope) {
   const vec s = x * static_cast<float>(kSqrtHalf);
   const vec a = s < 0.0f ? -s : s;
   const vec t = 1.0f / (0.3275911f * a + 1.0f);
-  vec poly = (vec){} + 1.061405429f;
+  vec poly = splat(1.061405429f);
   poly = poly * t - 1.453152027f;
   poly = poly * t + 1.421413741f;
   poly = poly * t - 0.284496736f;
   poly = poly * t + 0.254829592f;
-  const vec e = exp_nonpositive(-s * s);  // e^(−x²/2)
+  const vec e = vexp(-s * s);  // e^(−x²/2): 0 once below FLT_MIN (and for |x| = inf)
   const vec erf_a = 1.0f - e * t * poly;
   const vec cdf = 0.5f + 0.5f * (s < 0.0f ? -erf_a : erf_a);  // Φ(x)
   value = x * cdf;
@@ -79,14 +54,16 @@ inline void gelu(double x, double& value, double& slope) {
   slope = cdf + x * std::exp(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
-// `count` elements from p, the lanes beyond them zero (the last, partial vector).
-inline vec load(const float* p, int64_t count) {
+// `count` elements from p, the lanes beyond them zero (the last, partial vector), and back.
+inline vec load_partial(const float* p, int64_t count) {
   vec out{};
   std::memcpy(&out, p, count * sizeof(float));
   return out;
 }
 
-inline void store(float* p, vec v, int64_t count) { std::memcpy(p, &v, count * sizeof(float)); }
+inline void store_partial(float* p, vec v, int64_t count) {
+  std::memcpy(p, &v, count * sizeof(float));
+}
 
 // Runs body(begin, end) over [0, n) in chunks of kChunk, on up to `threads` OpenMP threads.
 template <typename F>
@@ -106,15 +83,15 @@ void parallel_chunks(int64_t n, int threads, const F& body) {
 
 void forward(int64_t n, const float* v, const float* c, float* out, int threads) {
   parallel_chunks(n, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += kLanes) {
-      const int64_t count = end - i < kLanes ? end - i : kLanes;
+    for (int64_t i = begin; i < end; i += kFloatLanes) {
+      const int64_t count = end - i;
       vec g, slope;
-      if (count == kLanes) {  // (whole vectors: fixed-size copies compile to vector moves)
-        gelu(load(c + i, kLanes), g, slope);
-        store(out + i, load(v + i, kLanes) * g, kLanes);
+      if (count >= kFloatLanes) {
+        gelu(load(c + i), g, slope);
+        store(out + i, load(v + i) * g);
       } else {
-        gelu(load(c + i, count), g, slope);
-        store(out + i, load(v + i, count) * g, count);
+        gelu(load_partial(c + i, count), g, slope);
+        store_partial(out + i, load_partial(v + i, count) * g, count);
       }
     }
   });
@@ -123,19 +100,19 @@ void forward(int64_t n, const float* v, const float* c, float* out, int threads)
 void backward(int64_t n, const float* d, const float* v, const float* c, float* dv, float* dc,
               int threads) {
   parallel_chunks(n, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += kLanes) {
-      const int64_t count = end - i < kLanes ? end - i : kLanes;
+    for (int64_t i = begin; i < end; i += kFloatLanes) {
+      const int64_t count = end - i;
       vec g, slope;
-      if (count == kLanes) {
-        gelu(load(c + i, kLanes), g, slope);
-        const vec grad = load(d + i, kLanes);
-        store(dv + i, grad * g, kLanes);
-        store(dc + i, grad * load(v + i, kLanes) * slope, kLanes);
+      if (count >= kFloatLanes) {
+        gelu(load(c + i), g, slope);
+        const vec grad = load(d + i);
+        store(dv + i, grad * g);
+        store(dc + i, grad * load(v + i) * slope);
       } else {
-        gelu(load(c + i, count), g, slope);
-        const vec grad = load(d + i, count);
-        store(dv + i, grad * g, count);
-        store(dc + i, grad * load(v + i, count) * slope, count);
+        gelu(load_partial(c + i, count), g, slope);
+        const vec grad = load_partial(d + i, count);
+        store_partial(dv + i, grad * g, count);
+        store_partial(dc + i, grad * load_partial(v + i, count) * slope, count);
       }
     }
   });

@@ -1,0 +1,115 @@
+// Vector types and element-wise math shared by treeattn's C++ CPU kernels (biased_attention.cpp,
+// gated_gelu.cpp): GCC/Clang vector types as wide as the host's vector registers (built with
+// -march=native), whole-vector load/store, and exp in float32 (float64 lane by lane, the parity
+// reference). Part of treeattn (Apache-2.0).
+
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace treeattn_vec {
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+template <typename T>
+struct VecTraits;
+template <>
+struct VecTraits<float> {
+  typedef float vec __attribute__((vector_size(kVecBytes)));
+  typedef int32_t ivec __attribute__((vector_size(kVecBytes)));
+};
+template <>
+struct VecTraits<double> {
+  typedef double vec __attribute__((vector_size(kVecBytes)));
+  typedef int64_t ivec __attribute__((vector_size(kVecBytes)));
+};
+template <typename T>
+using Vec = typename VecTraits<T>::vec;
+template <typename T>
+constexpr int64_t kLanes = kVecBytes / sizeof(T);
+
+template <typename T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename T>
+inline void store(T* p, const Vec<T>& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+template <typename T>
+inline Vec<T> splat(T x) {
+  return Vec<T>{} + x;
+}
+
+// exp, lane by lane (float64: the parity reference, speed irrelevant).
+inline Vec<double> vexp(Vec<double> x) {
+  for (int64_t l = 0; l < kLanes<double>; ++l) x[l] = std::exp(x[l]);
+  return x;
+}
+
+// exp in float32, 0 below ln(FLT_MIN) (including −inf).
+#if defined(__AVX512F__)
+// e^x = 2^n · 2^f with n = round(x·log2 e), |f| ≤ 1/2: a degree-6 polynomial for 2^f (fitted for
+// relative error ≤ 1e-7) and vscalefps for 2^n, which also flushes tiny results to 0.
+inline Vec<float> vexp(Vec<float> x) {
+  const __m512 t = _mm512_mul_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)),
+                                 _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const Vec<float> f = _mm512_sub_ps(t, n);
+  Vec<float> p = splat(1.5337577497120947e-4f);
+  p = p * f + 1.3399859890341759e-3f;
+  p = p * f + 9.618519805371761e-3f;
+  p = p * f + 5.550329014658928e-2f;
+  p = p * f + 2.4022646248340607e-1f;
+  p = p * f + 6.931471824645996e-1f;
+  p = p * f + 1.0f;
+  const Vec<float> result = _mm512_scalef_ps(p, n);
+  return x < -87.3365447505531f ? splat(0.0f) : result;
+}
+#else
+// x = n·ln2 + r, |r| ≤ ln2/2: a degree-6 polynomial for e^r (Cephes' expf coefficients), 2^n
+// through the exponent bits.
+inline Vec<float> vexp(Vec<float> x) {
+  using V = Vec<float>;
+  using I = VecTraits<float>::ivec;
+  const V lo = splat(-87.3365447505531f);
+  const V hi = splat(88.3762626647949f);
+  const I under = x < lo;
+  x = x > hi ? hi : x;
+  x = x < lo ? lo : x;
+  const V magic = splat(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
+  const V n = (x * 1.44269504088896341f + magic) - magic;
+  V r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  V p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  V pow2n;
+  std::memcpy(&pow2n, &bits, sizeof(pow2n));
+  const V result = p * pow2n;
+  return under ? splat(0.0f) : result;
+}
+#endif
+
+}  // namespace treeattn_vec
