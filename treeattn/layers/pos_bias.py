@@ -3,7 +3,9 @@
 Each module is built for a fixed window ``group = (g1, g2)`` and returns a ``(1, heads, T, T)``
 additive bias (or ``None``), shared by every window of the level — computed once per call, and
 once per band-wise pass however many tiles ask for it (:mod:`treeattn.ops.memo`). Index tables
-and coordinates are non-persistent buffers: built once, moved with the module.
+and coordinates are non-persistent buffers: built once, moved with the module. The table rows are
+gathered by :func:`~treeattn.ops.gather.gather_rows`, whose gradient is summed in a fixed order
+on any number of CPU threads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from treeattn.ops.gather import gather_rows, scatter_plan
 from treeattn.ops.memo import reuse
 from treeattn.ops.position import relative_coords_table, relative_position_index
 from treeattn.validate import check_choice
@@ -23,6 +26,22 @@ __all__ = [
     "TablePositionBias",
     "build_pos_bias",
 ]
+
+
+def _register_index(module: nn.Module, group: tuple[int, int], *, device) -> None:
+    """The window's offset index (flat) and its scatter plan, as non-persistent buffers."""
+    index = relative_position_index(group, device=device).flatten()
+    crow, col = scatter_plan(index, (2 * group[0] - 1) * (2 * group[1] - 1))
+    module.register_buffer("index", index, persistent=False)
+    module.register_buffer("scatter_crow", crow, persistent=False)
+    module.register_buffer("scatter_col", col, persistent=False)
+    module.tokens = group[0] * group[1]
+
+
+def _gather(module: nn.Module, table: torch.Tensor) -> torch.Tensor:
+    """``(offsets, heads)`` table → the ``(1, heads, T, T)`` bias of ``module``'s window."""
+    bias = gather_rows(table, module.index, (module.scatter_crow, module.scatter_col))
+    return rearrange(bias, "(q k) h -> 1 h q k", q=module.tokens)
 
 
 class ContinuousPositionBias(nn.Module):
@@ -57,18 +76,13 @@ class ContinuousPositionBias(nn.Module):
         self.register_buffer(
             "coords", relative_coords_table(group, device=device, dtype=dtype), persistent=False
         )
-        self.register_buffer(
-            "index", relative_position_index(group, device=device).flatten(), persistent=False
-        )
-        self.tokens = group[0] * group[1]
+        _register_index(self, group, device=device)
 
     def forward(self) -> torch.Tensor:
         return reuse(self, self._bias)
 
     def _bias(self) -> torch.Tensor:
-        table = 16.0 * torch.sigmoid(self.mlp(self.coords))  # (offsets, heads)
-        bias = table[self.index]  # (T·T, heads)
-        return rearrange(bias, "(q k) h -> 1 h q k", q=self.tokens)
+        return _gather(self, 16.0 * torch.sigmoid(self.mlp(self.coords)))  # table (offsets, heads)
 
 
 class TablePositionBias(nn.Module):
@@ -93,16 +107,13 @@ class TablePositionBias(nn.Module):
         offsets = (2 * group[0] - 1) * (2 * group[1] - 1)
         self.table = nn.Parameter(torch.empty(offsets, num_heads, device=device, dtype=dtype))
         nn.init.trunc_normal_(self.table, std=0.02)
-        self.register_buffer(
-            "index", relative_position_index(group, device=device).flatten(), persistent=False
-        )
-        self.tokens = group[0] * group[1]
+        _register_index(self, group, device=device)
 
     def forward(self) -> torch.Tensor:
         return reuse(self, self._bias)
 
     def _bias(self) -> torch.Tensor:
-        return rearrange(self.table[self.index], "(q k) h -> 1 h q k", q=self.tokens)
+        return _gather(self, self.table)
 
 
 class NoPositionBias(nn.Module):
