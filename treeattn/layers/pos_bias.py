@@ -29,12 +29,12 @@ __all__ = [
 
 
 def _register_index(module: nn.Module, group: tuple[int, int], *, device) -> None:
-    """The window's offset index (flat) and its scatter plan, as non-persistent buffers."""
-    index = relative_position_index(group, device=device).flatten()
-    crow, col = scatter_plan(index, (2 * group[0] - 1) * (2 * group[1] - 1))
-    module.register_buffer("index", index, persistent=False)
-    module.register_buffer("scatter_crow", crow, persistent=False)
-    module.register_buffer("scatter_col", col, persistent=False)
+    """The window's offset index (flat) and its scatter plan, as non-persistent buffers (built on
+    the CPU — a module built on the meta device gets their shapes only — then moved)."""
+    index = relative_position_index(group).flatten()
+    plan = scatter_plan(index, (2 * group[0] - 1) * (2 * group[1] - 1))
+    for name, tensor in zip(("index", "scatter_crow", "scatter_col"), (index, *plan), strict=True):
+        module.register_buffer(name, tensor.to(device), persistent=False)
     module.tokens = group[0] * group[1]
 
 
