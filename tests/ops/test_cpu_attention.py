@@ -17,14 +17,6 @@ from treeattn.ops.attention import attention_math, resolve_backend
 from treeattn.ops.cpu_attention import biased_attention
 
 
-@pytest.fixture(scope="module")
-def kernel():
-    built = cpu_kernel.load_cpu_kernel()
-    if built is None:
-        pytest.skip("the C++ attention kernel cannot be built here (no C++ compiler or ninja)")
-    return built
-
-
 def _inputs(n, heads, tokens, dqk, dv, dtype, *, strided=False, seed=0):
     """q, k, v (views of one projection, as in the layers when ``strided``) and a bias."""
     gen = torch.Generator().manual_seed(seed)

@@ -8,18 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import treeattn.ops.cpu_kernel as cpu_kernel
 import treeattn.ops.gate as gated
 from treeattn.layers.ffn import GatedDWConvFFN
 from treeattn.ops.gate import gated_gelu, gated_gelu_math
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    built = cpu_kernel.load_cpu_kernel()
-    if built is None:
-        pytest.skip("the C++ kernels cannot be built here (no C++ compiler or ninja)")
-    return built
 
 
 def _inputs(shape, dtype, *, seed=0, spread=3.0):

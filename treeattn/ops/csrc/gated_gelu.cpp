@@ -54,15 +54,26 @@ inline void gelu(double x, double& value, double& slope) {
   slope = cdf + x * std::exp(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
-// `count` elements from p, the lanes beyond them zero (the last, partial vector), and back.
-inline vec load_partial(const float* p, int64_t count) {
+// `count` elements from p (whole vectors, or the last, partial one: its other lanes zero), and back.
+inline vec load_n(const float* p, int64_t count) {
+  if (count == kFloatLanes) return load(p);
   vec out{};
   std::memcpy(&out, p, count * sizeof(float));
   return out;
 }
 
-inline void store_partial(float* p, vec v, int64_t count) {
+inline void store_n(float* p, vec v, int64_t count) {
+  if (count == kFloatLanes) return store(p, v);
   std::memcpy(p, &v, count * sizeof(float));
+}
+
+// Runs body(i, count) over [begin, end) one vector at a time: count = kFloatLanes (a constant
+// once inlined, so load_n/store_n are plain vector moves), then the partial rest.
+template <typename F>
+inline void each_vector(int64_t begin, int64_t end, const F& body) {
+  int64_t i = begin;
+  for (; i + kFloatLanes <= end; i += kFloatLanes) body(i, kFloatLanes);
+  if (i < end) body(i, end - i);
 }
 
 // Runs body(begin, end) over [0, n) in chunks of kChunk, on up to `threads` OpenMP threads.
@@ -83,38 +94,24 @@ void parallel_chunks(int64_t n, int threads, const F& body) {
 
 void forward(int64_t n, const float* v, const float* c, float* out, int threads) {
   parallel_chunks(n, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += kFloatLanes) {
-      const int64_t count = end - i;
+    each_vector(begin, end, [&](int64_t i, int64_t count) {
       vec g, slope;
-      if (count >= kFloatLanes) {
-        gelu(load(c + i), g, slope);
-        store(out + i, load(v + i) * g);
-      } else {
-        gelu(load_partial(c + i, count), g, slope);
-        store_partial(out + i, load_partial(v + i, count) * g, count);
-      }
-    }
+      gelu(load_n(c + i, count), g, slope);
+      store_n(out + i, load_n(v + i, count) * g, count);
+    });
   });
 }
 
 void backward(int64_t n, const float* d, const float* v, const float* c, float* dv, float* dc,
               int threads) {
   parallel_chunks(n, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += kFloatLanes) {
-      const int64_t count = end - i;
+    each_vector(begin, end, [&](int64_t i, int64_t count) {
       vec g, slope;
-      if (count >= kFloatLanes) {
-        gelu(load(c + i), g, slope);
-        const vec grad = load(d + i);
-        store(dv + i, grad * g);
-        store(dc + i, grad * load(v + i) * slope);
-      } else {
-        gelu(load_partial(c + i, count), g, slope);
-        const vec grad = load_partial(d + i, count);
-        store_partial(dv + i, grad * g, count);
-        store_partial(dc + i, grad * load_partial(v + i, count) * slope, count);
-      }
-    }
+      gelu(load_n(c + i, count), g, slope);
+      const vec grad = load_n(d + i, count);
+      store_n(dv + i, grad * g, count);
+      store_n(dc + i, grad * load_n(v + i, count) * slope, count);
+    });
   });
 }
 
