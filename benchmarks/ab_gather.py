@@ -3,7 +3,7 @@ indexing (``index_put`` backward, before) and by :func:`treeattn.ops.gather.gath
 
 A 16×16 window's continuous position bias (961 offsets, 6 heads, 65,536 gathered rows) — the
 level-1 bias of ``HiIRLayer(180, 6, (16, 64))`` — interleaved ABBA, medians. One thread: CPU time
-of the thread; more: wall time.
+of the thread; more: wall time. Writes ``benchmarks/results/ab_gather_t<THREADS>.json``.
 
 Usage::
 
@@ -12,13 +12,15 @@ Usage::
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
-from benchlib import abba_times
+from benchlib import abba_times, machine_meta, save_results
 
 import treeattn.layers.pos_bias as pos_bias
 
@@ -38,6 +40,7 @@ def main() -> None:
         bias().backward(grad)
 
     runs = {name: partial(run, name) for name in gathers}
+    load_before = os.getloadavg()[0]
     try:
         for warm_up in runs.values():
             warm_up()
@@ -50,6 +53,10 @@ def main() -> None:
         f"{med['plain']:.2f} ms, gather_rows {med['now']:.2f} ms, now/plain "
         f"{med['now'] / med['plain']:.3f}"
     )
+    threads = torch.get_num_threads()
+    meta = {**machine_meta(load_before), "threads": threads, "repeats": repeats}
+    results = {"median_ms": med, "now_over_plain": med["now"] / med["plain"]}
+    save_results(Path(__file__).parent / "results", f"ab_gather_t{threads}", meta, results)
 
 
 if __name__ == "__main__":

@@ -222,3 +222,11 @@ def test_operators_run_pytorch_where_the_kernel_cannot(monkeypatch):
     _, ref_grads = _reference(value.requires_grad_(), gate.requires_grad_(), grad_out)
     for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r)
+
+
+def test_operator_refuses_a_mismatched_pair():
+    value = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="one shape and dtype"):
+        torch.ops.treeattn.gated_gelu(value, torch.randn(1, 4))
+    with pytest.raises(ValueError, match="one shape and dtype"):
+        torch.ops.treeattn.gated_gelu(value, value.double())

@@ -76,3 +76,31 @@ def test_position_biases_train_as_with_plain_indexing(monkeypatch, module):
     ref = torch.autograd.grad(bias(), list(bias.parameters()), grad)
     for g, r in zip(grads, ref, strict=True):
         torch.testing.assert_close(g, r, atol=0, rtol=0)
+
+
+def test_plan_that_does_not_fit_is_refused():
+    index, rows = _index((2, 2))
+    table = torch.randn(rows, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="scatter_plan"):
+        gather_rows(table, index, scatter_plan(index, rows + 1))
+    with pytest.raises(ValueError, match="2-D table"):
+        gather_rows(table[None], index, scatter_plan(index, rows))
+
+
+def test_second_derivatives_and_autocast():
+    index, rows = _index((3, 3))
+    table = torch.randn(rows, 2, dtype=torch.float64, requires_grad=True)
+    plan = scatter_plan(index, rows)
+    assert torch.autograd.gradgradcheck(lambda t: gather_rows(t, index, plan).sin(), (table,))
+    table32 = table.detach().float().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the backward stays float32
+        (grad,) = torch.autograd.grad(gather_rows(table32, index, plan).sum(), table32)
+    assert grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("module", [ContinuousPositionBias, TablePositionBias])
+def test_position_biases_build_on_the_meta_device(module):
+    with torch.device("meta"):  # (shapes only: the analysis tools count models this way)
+        bias = module((16, 16), 6)
+    assert bias.index.is_meta and bias.scatter_col.is_meta
+    assert bias.scatter_col.shape == (256 * 256,) and bias.scatter_crow.shape == (961 + 1,)

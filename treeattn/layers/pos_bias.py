@@ -16,7 +16,7 @@ from torch import nn
 
 from treeattn.ops.gather import gather_rows, scatter_plan
 from treeattn.ops.memo import reuse
-from treeattn.ops.position import relative_coords_table, relative_position_index
+from treeattn.ops.position import num_offsets, relative_coords_table, relative_position_index
 from treeattn.validate import check_choice
 
 __all__ = [
@@ -31,10 +31,11 @@ __all__ = [
 def _register_index(module: nn.Module, group: tuple[int, int], *, device) -> None:
     """The window's offset index (flat) and its scatter plan, as non-persistent buffers (built on
     the CPU — a module built on the meta device gets their shapes only — then moved)."""
-    index = relative_position_index(group).flatten()
-    plan = scatter_plan(index, (2 * group[0] - 1) * (2 * group[1] - 1))
+    index = relative_position_index(group, device="cpu").flatten()
+    plan = scatter_plan(index, num_offsets(group))
+    target = torch.get_default_device() if device is None else device
     for name, tensor in zip(("index", "scatter_crow", "scatter_col"), (index, *plan), strict=True):
-        module.register_buffer(name, tensor.to(device), persistent=False)
+        module.register_buffer(name, tensor.to(target), persistent=False)
     module.tokens = group[0] * group[1]
 
 
@@ -104,8 +105,9 @@ class TablePositionBias(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        offsets = (2 * group[0] - 1) * (2 * group[1] - 1)
-        self.table = nn.Parameter(torch.empty(offsets, num_heads, device=device, dtype=dtype))
+        self.table = nn.Parameter(
+            torch.empty(num_offsets(group), num_heads, device=device, dtype=dtype)
+        )
         nn.init.trunc_normal_(self.table, std=0.02)
         _register_index(self, group, device=device)
 

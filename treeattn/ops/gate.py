@@ -45,15 +45,33 @@ def gated_gelu_math(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return F.gelu(gate).mul_(value)
 
 
-def _kernel_serves(value: torch.Tensor) -> bool:
-    return value.device.type == "cpu" and kernel_available(value.dtype)
+def _kernel_serves(value: torch.Tensor, gate: torch.Tensor) -> bool:
+    """Whether the kernel takes this pair: CPU tensors of one shape and one kernel dtype."""
+    return (
+        value.device.type == "cpu"
+        and gate.device.type == "cpu"
+        and value.dtype == gate.dtype
+        and value.shape == gate.shape
+        and kernel_available(value.dtype)
+    )
 
 
-# The operators run PyTorch's operators where the kernel cannot serve (called directly through
-# torch.ops, or with no kernel built): never an error a plain product would not raise.
+def _check_pair(value: torch.Tensor, gate: torch.Tensor) -> None:
+    if value.shape != gate.shape or value.dtype != gate.dtype:
+        raise ValueError(
+            f"treeattn::gated_gelu takes two tensors of one shape and dtype, got "
+            f"{tuple(value.shape)} {value.dtype} and {tuple(gate.shape)} {gate.dtype}; "
+            "call treeattn.ops.gate.gated_gelu, which takes any pair"
+        )
+
+
+# The operators take two tensors of one shape and dtype. Where the kernel cannot serve them (not
+# on the CPU, a dtype it lacks, no kernel built — e.g. called through torch.ops) they run
+# PyTorch's operators.
 @torch.library.custom_op("treeattn::gated_gelu", mutates_args=())
 def _forward_op(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    if _kernel_serves(value):
+    _check_pair(value, gate)
+    if _kernel_serves(value, gate):
         return load_cpu_kernel().gate_forward(value, gate)
     return (value * F.gelu(gate)).contiguous()
 
@@ -67,7 +85,9 @@ def _forward_fake(value, gate):
 def _backward_op(
     grad_out: torch.Tensor, value: torch.Tensor, gate: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if _kernel_serves(value):
+    _check_pair(value, gate)
+    _check_pair(grad_out, value)
+    if _kernel_serves(value, gate):
         return load_cpu_kernel().gate_backward(grad_out, value, gate)
     return tuple(g.contiguous() for g in _gradients_math(grad_out, value, gate))
 
@@ -122,9 +142,5 @@ def _kernel_case(value: torch.Tensor, gate: torch.Tensor) -> bool:
         torch.is_grad_enabled()
         and (value.requires_grad or gate.requires_grad)
         and not torch.compiler.is_compiling()
-        and value.device.type == "cpu"
-        and gate.device.type == "cpu"
-        and value.dtype == gate.dtype
-        and value.shape == gate.shape
-        and kernel_available(value.dtype)
+        and _kernel_serves(value, gate)
     )

@@ -10,13 +10,18 @@ import math
 
 import torch
 
-__all__ = ["relative_coords_table", "relative_position_index"]
+__all__ = ["num_offsets", "relative_coords_table", "relative_position_index"]
+
+
+def num_offsets(group: tuple[int, int]) -> int:
+    """Distinct (query − key) offsets in a ``g1 × g2`` window: ``(2g1−1)·(2g2−1)``."""
+    return (2 * group[0] - 1) * (2 * group[1] - 1)
 
 
 def relative_position_index(
     group: tuple[int, int], *, device: torch.device | str | None = None
 ) -> torch.Tensor:
-    """Index of each (query, key) pair's offset in a ``(2g1−1)·(2g2−1)`` table.
+    """Index of each (query, key) pair's offset in a :func:`num_offsets` table.
 
     Args:
         group: Window size in tokens ``(g1, g2)``.

@@ -63,12 +63,12 @@ inline Vec<double> vexp(Vec<double> x) {
   return x;
 }
 
-// exp in float32, 0 below ln(FLT_MIN) (including −inf).
+// exp in float32, 0 below ln(FLT_MIN) (including −inf); NaN stays NaN.
 #if defined(__AVX512F__)
 // e^x = 2^n · 2^f with n = round(x·log2 e), |f| ≤ 1/2: a degree-6 polynomial for 2^f (fitted for
 // relative error ≤ 1e-7) and vscalefps for 2^n, which also flushes tiny results to 0.
 inline Vec<float> vexp(Vec<float> x) {
-  const __m512 t = _mm512_mul_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)),
+  const __m512 t = _mm512_mul_ps(_mm512_max_ps(_mm512_set1_ps(-104.0f), x),
                                  _mm512_set1_ps(1.44269504088896341f));
   const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const Vec<float> f = _mm512_sub_ps(t, n);
