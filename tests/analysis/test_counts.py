@@ -117,3 +117,16 @@ def test_macs_by_module_cover_the_u_shape_stage_lists():
     report = count_macs(model, (32, 32), in_chans=3)
     assert sum(report.by_module.values()) == report.total
     assert {"encoders.0", "downs.0", "latent", "ups.0", "decoders.0"} <= set(report.by_module)
+
+
+def test_tracker_follows_a_backward_that_builds_a_sparse_tensor():
+    """The position-bias gradient is a sparse one-hot product (treeattn.ops.gather): the tracker
+    counts the dense tensors it is made of and passes over the sparse one."""
+    from treeattn.analysis.memory import LiveTensorTracker
+    from treeattn.layers.pos_bias import ContinuousPositionBias
+
+    bias = ContinuousPositionBias((4, 4), 2)
+    tracker = LiveTensorTracker(ignore=list(bias.parameters()))
+    with tracker:
+        bias().square().sum().backward()
+    assert tracker.peak >= 2 * 16 * 16 * 4  # at least the (1, 2, 16, 16) float32 bias

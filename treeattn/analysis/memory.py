@@ -46,6 +46,8 @@ class LiveTensorTracker(TorchDispatchMode):
         self.current -= nbytes
 
     def _track(self, tensor: torch.Tensor) -> None:
+        if tensor.layout != torch.strided:
+            return  # a sparse tensor's memory is its index and value tensors, counted as made
         storage = tensor.untyped_storage()
         if storage in self._seen:
             return
