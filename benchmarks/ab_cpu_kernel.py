@@ -12,16 +12,16 @@ Usage: python benchmarks/ab_cpu_kernel.py [--threads 1] [--sizes 64 128] [--repe
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
+from benchlib import abba_medians
 
 from treeattn import HiIRLayer, SwinLayer
 from treeattn.ops.attention import SMALL_WINDOW_TOKENS, attention_math, attention_sdpa
 from treeattn.ops.biased_sdpa import sdpa_with_bias_grad
-from treeattn.ops.cpu_attention import biased_attention, kernel_available
-from treeattn.ops.cpu_kernel import load_cpu_kernel
+from treeattn.ops.cpu_attention import biased_attention
+from treeattn.ops.cpu_kernel import kernel_available, load_cpu_kernel
 
 
 def old_auto(q, k, v, bias, scale):
@@ -29,19 +29,6 @@ def old_auto(q, k, v, bias, scale):
     if q.device.type == "cpu" and q.shape[-2] <= SMALL_WINDOW_TOKENS:
         return attention_math(q, k, v, bias, scale)
     return attention_sdpa(q, k, v, bias, scale)
-
-
-def interleaved(runs: dict, repeats: int, clock) -> dict[str, float]:
-    """Median seconds of each run, alternating the order every round (ABBA)."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for rep in range(repeats):
-        for name in list(runs) if rep % 2 == 0 else list(runs)[::-1]:
-            start = clock()
-            runs[name]()
-            times[name].append(clock() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def attention_runs(windows: int, tokens: int, kernels: dict) -> dict:
@@ -92,14 +79,14 @@ def main() -> None:
     if load_cpu_kernel() is None or not kernel_available():
         raise SystemExit("the C++ kernel could not be built here; nothing to compare")
     for windows in args.windows:
-        med = interleaved(kernel_runs(windows), args.repeats + 2, clock)
+        med = abba_medians(kernel_runs(windows), repeats=args.repeats + 2, clock=clock)
         print(
             f"attention fwd+bwd, {windows} windows of 256 tokens: old {med['old'] * 1e3:.1f} ms, "
             f"new {med['new'] * 1e3:.1f} ms, new/old {med['new'] / med['old']:.3f}",
             flush=True,
         )
     for size in args.sizes:
-        med = interleaved(layer_runs(size), args.repeats, clock)
+        med = abba_medians(layer_runs(size), repeats=args.repeats, clock=clock)
         print(
             f"HiIRLayer fwd+bwd {size}²: old {med['old'] * 1e3:.0f} ms, new {med['new'] * 1e3:.0f}"
             f" ms, SwinLayer {med['swin'] * 1e3:.0f} ms; Hi-IR/Swin old "

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from functools import partial
@@ -30,12 +29,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from ab_small_windows import step_runs
-from benchlib import abba_times, machine_meta, save_results
+from benchlib import abba_medians, machine_meta, save_results
 
 from treeattn import HiIRLayer, SwinLayer
 from treeattn.analysis.memory import LiveTensorTracker
 from treeattn.layers.ffn import GatedDWConvFFN
-from treeattn.ops.cpu_attention import kernel_available
+from treeattn.ops.cpu_kernel import kernel_available
 
 
 def mix_chunked(self: GatedDWConvFFN, x: torch.Tensor) -> torch.Tensor:
@@ -69,10 +68,7 @@ def main() -> None:
                 (swin if name == "swin" else layer)(x).square().mean().backward()
 
             runs = {name: partial(run, name) for name in (*mixes, "swin")}
-            for warm_up in runs.values():
-                warm_up()
-            times = abba_times(runs, repeats=repeats, clock=clock)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = abba_medians(runs, repeats=repeats, clock=clock)
             results[f"HiIRLayer fwd+bwd {size}²"] = med
             print(
                 f"HiIRLayer fwd+bwd {size}²: "
@@ -97,8 +93,7 @@ def main() -> None:
                 with tracker:
                     warm_up()
                 peak[mix] = tracker.peak / 2**20
-            times = abba_times(runs, repeats=repeats, clock=clock)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = abba_medians(runs, repeats=repeats, clock=clock, warm_up=False)
             results[f"{name} training step"] = {**med, "peak_activation_mib": peak}
             print(
                 f"{name} training step: two_gemms {med['two_gemms'] * 1e3:.0f} ms, now "

@@ -13,14 +13,13 @@ Usage::
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from functools import partial
 from pathlib import Path
 
 import torch
-from benchlib import abba_times, machine_meta, save_results
+from benchlib import abba_medians, machine_meta, save_results
 
 import treeattn.layers.pos_bias as pos_bias
 
@@ -42,12 +41,9 @@ def main() -> None:
     runs = {name: partial(run, name) for name in gathers}
     load_before = os.getloadavg()[0]
     try:
-        for warm_up in runs.values():
-            warm_up()
-        times = abba_times(runs, repeats=repeats, clock=clock)
+        med = {k: t * 1e3 for k, t in abba_medians(runs, repeats=repeats, clock=clock).items()}
     finally:
         pos_bias.gather_rows = gathers["now"]
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     print(
         f"16×16 continuous position bias fwd+bwd, {torch.get_num_threads()} thread(s): plain "
         f"{med['plain']:.2f} ms, gather_rows {med['now']:.2f} ms, now/plain "

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
-from ab_cpu_kernel import attention_runs, interleaved
+from ab_cpu_kernel import attention_runs
+from benchlib import abba_medians
 
 import treeattn.ops.attention as attention
 from treeattn import SwinLayer
 from treeattn.models import create_model
-from treeattn.ops.cpu_attention import kernel_available
+from treeattn.ops.cpu_kernel import kernel_available
 
 
 @contextmanager
@@ -76,7 +77,8 @@ def main() -> None:
     print(f"threads={args.threads}; medians of {args.repeats} interleaved runs, ms")
     for windows, tokens in [(256, 16), (128, 32), (64, 64)]:
         kernels = {"math": attention.attention_math, "kernel": attention.attention_fused}
-        t = interleaved(attention_runs(windows, tokens, kernels), args.repeats, clock)
+        runs = attention_runs(windows, tokens, kernels)
+        t = abba_medians(runs, repeats=args.repeats, clock=clock)
         print(
             f"attention fwd+bwd, {windows} windows × {tokens} tokens: math {t['math'] * 1e3:.2f}, "
             f"kernel {t['kernel'] * 1e3:.2f}, kernel / math {t['kernel'] / t['math']:.2f}"
@@ -92,7 +94,7 @@ def main() -> None:
             return run
 
         runs = {"old": under(attention.SMALL_WINDOW_TOKENS), "new": under(current)}
-        t = interleaved(runs, args.repeats, clock)
+        t = abba_medians(runs, repeats=args.repeats, clock=clock)
         print(
             f"{name}: old rule (math ≤ {attention.SMALL_WINDOW_TOKENS} tokens) "
             f"{t['old'] * 1e3:.1f}, new (math ≤ {current} with the kernel) {t['new'] * 1e3:.1f}, "

@@ -21,6 +21,7 @@ from torch import nn
 from treeattn.analysis.macs import count_macs
 
 __all__ = [
+    "abba_medians",
     "abba_times",
     "count_forward_macs",
     "cpu_model",
@@ -57,6 +58,22 @@ def abba_times(
             runs[name]()
             times[name].append(clock() - start)
     return times
+
+
+def abba_medians(
+    runs: dict[Hashable, Callable[[], None]],
+    *,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+    warm_up: bool = True,
+) -> dict[Hashable, float]:
+    """Median seconds of each run: one untimed run of each first (unless ``warm_up=False``),
+    then :func:`abba_times`."""
+    if warm_up:
+        for run in runs.values():
+            run()
+    times = abba_times(runs, repeats=repeats, clock=clock)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def summarise(times: list[float]) -> dict[str, float]:

@@ -28,7 +28,8 @@ from collections.abc import Callable
 import torch
 
 from treeattn.ops.biased_sdpa import padded_sdpa, sdpa_with_bias_grad
-from treeattn.ops.cpu_attention import KERNEL_DTYPES, biased_attention, kernel_available
+from treeattn.ops.cpu_attention import biased_attention
+from treeattn.ops.cpu_kernel import KERNEL_DTYPES, kernel_available
 
 __all__ = [
     "BACKENDS",
