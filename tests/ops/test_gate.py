@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 import treeattn.ops.gate as gated
-from treeattn.layers.ffn import GatedDWConvFFN
 from treeattn.ops.gate import gated_gelu, gated_gelu_math
 
 
@@ -154,24 +153,6 @@ def test_inference_math_writes_into_the_gelu_output_only_when_it_can(monkeypatch
         assert out is not outputs[-1] and torch.equal(out, wide * real(gate))
         out = gated_gelu_math(value, gate.half())  # the product takes value's float32
         assert out is not outputs[-1] and out.dtype == torch.float32
-
-
-def test_ffn_gradients_with_and_without_the_kernel(monkeypatch, kernel):
-    torch.manual_seed(0)
-    ffn = GatedDWConvFFN(12, dtype=torch.float64)
-    x = torch.randn(2, 9, 11, 12, dtype=torch.float64, requires_grad=True)
-    grad_out = torch.randn(2, 9, 11, 12, dtype=torch.float64)
-    calls = _spy(monkeypatch)
-    out = ffn(x)
-    grads = torch.autograd.grad(out, [x, *ffn.parameters()], grad_out)
-    assert len(calls) == 1
-    monkeypatch.setattr(gated, "kernel_available", lambda dtype=torch.float32: False)
-    ref = ffn(x)
-    ref_grads = torch.autograd.grad(ref, [x, *ffn.parameters()], grad_out)
-    assert len(calls) == 1
-    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
-    for g, r in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(g, r, atol=1e-11, rtol=1e-10)
 
 
 @pytest.mark.slow

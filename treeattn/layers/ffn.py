@@ -2,8 +2,8 @@
 
 * ``gated_dwconv`` — the Hi-IR "L3" level (default): ``Linear C→2rC``, split into value and gate,
   gate through a depthwise 3×3 conv and GELU, ``value·gate``, ``Linear rC→C`` (``6C² + 25C`` params
-  at ``r = 2``). Its 3×3 conv is what bridges neighbouring regions; the GELU and the product run
-  as one operator in CPU training (:func:`~treeattn.ops.gate.gated_gelu`).
+  at ``r = 2``). Its 3×3 conv is what bridges neighbouring regions; the conv, the GELU and the
+  product run as one operator in CPU training (:func:`~treeattn.ops.gate.dwconv_gated_gelu`).
 * ``leff`` — LeFF: ``Linear C→rC`` (1×1), GELU, depthwise 3×3, GELU, ``Linear rC→C``.
 * ``mlp`` — plain two-layer MLP (Hi-IR "without L3").
 
@@ -23,7 +23,7 @@ from torch import nn
 
 from treeattn.ops.bands import BandWise, MapFn, apply_with_halo, bands_wanted
 from treeattn.ops.depthwise import depthwise_conv3x3
-from treeattn.ops.gate import gated_gelu
+from treeattn.ops.gate import dwconv_gated_gelu, dwconv_kernel_case, gated_gelu
 from treeattn.validate import check_choice, check_float, check_int
 
 __all__ = ["FFNS", "MLP", "GatedDWConvFFN", "LeFF", "build_ffn", "check_ffn_ratio"]
@@ -67,10 +67,27 @@ class _DepthwiseConv(nn.Module):
 
     @property
     def _plain(self) -> bool:
-        """Whether ``self.conv`` is a plain convolution: no hooks, not a swapped-in subclass
-        (quantization, LoRA), whose call the operator would skip."""
+        """Whether ``self.conv`` is the plain convolution it was built as: no hooks, not a
+        swapped-in subclass (quantization, LoRA), whose call the operators would skip, and its
+        settings unchanged."""
         conv = self.conv
-        return type(conv) is nn.Conv2d and not (conv._forward_hooks or conv._forward_pre_hooks)
+        return (
+            type(conv) is nn.Conv2d
+            and not (conv._forward_hooks or conv._forward_pre_hooks)
+            and conv.padding == (1, 1)
+            and conv.padding_mode == "zeros"
+            and conv.stride == (1, 1)
+            and conv.dilation == (1, 1)
+        )
+
+    def gated(self, value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """``value · GELU(conv(gate))`` — the L3 gate with this convolution in front: in eager
+        CPU training one C++ pass each way (:func:`~treeattn.ops.gate.dwconv_gated_gelu`), else
+        this module followed by :func:`~treeattn.ops.gate.gated_gelu`."""
+        conv = self.conv
+        if self._plain and dwconv_kernel_case(value, gate, conv.weight, conv.bias):
+            return dwconv_gated_gelu(value, gate, conv.weight, conv.bias)
+        return gated_gelu(value, self(gate))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling() and not torch.compiler.is_exporting() and self._plain:
@@ -135,8 +152,8 @@ class GatedDWConvFFN(_LocalFFN):
         # backward needs no concatenation — about 8 % off the FFN's training step on a CPU.
         weights, biases = self.fc1.weight.chunk(2), self.fc1.bias.chunk(2)
         value, gate = (F.linear(x, w, b) for w, b in zip(weights, biases, strict=True))
-        # value·GELU(gate) in one pass each way when training on the CPU (treeattn.ops.gate)
-        return self.fc2(gated_gelu(value, self.dwconv(gate)))
+        # value·GELU(conv(gate)) in one pass each way when training on the CPU (treeattn.ops.gate)
+        return self.fc2(self.dwconv.gated(value, gate))
 
 
 class LeFF(_LocalFFN):

@@ -50,6 +50,8 @@ _FORWARD_ARGS = [_P] * 8 + [ctypes.c_double, _P, _P, _P, ctypes.c_int]
 _BACKWARD_ARGS = [_P] * 13 + [ctypes.c_double, *[_P] * 7, ctypes.c_int]
 _GATE_FORWARD_ARGS = [ctypes.c_int64, *[_P] * 3, ctypes.c_int]
 _GATE_BACKWARD_ARGS = [ctypes.c_int64, *[_P] * 5, ctypes.c_int]
+_DWCONV_GATE_FORWARD_ARGS = [*[_P] * 6, ctypes.c_int]
+_DWCONV_GATE_BACKWARD_ARGS = [*[_P] * 10, ctypes.c_int]
 
 
 def heads_inner(shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tensor:
@@ -70,7 +72,8 @@ def _ptr(t: torch.Tensor) -> int:
 
 class CpuKernel:
     """The compiled kernels on float32/float64 CPU tensors: attention (:meth:`forward`,
-    :meth:`backward`) and the FFN gate (:meth:`gate_forward`, :meth:`gate_backward`).
+    :meth:`backward`), the FFN gate (:meth:`gate_forward`, :meth:`gate_backward`) and the gate with
+    its depthwise convolution (:meth:`dwconv_gate_forward`, :meth:`dwconv_gate_backward`).
 
     Args:
         path: The built shared library.
@@ -80,11 +83,14 @@ class CpuKernel:
         self.path = path
         library = ctypes.CDLL(path)
         self._forward, self._backward, self._gate_forward, self._gate_backward = {}, {}, {}, {}
+        self._dwconv_gate_forward, self._dwconv_gate_backward = {}, {}
         entries = (
             (self._forward, "attention_forward", _FORWARD_ARGS),
             (self._backward, "attention_backward", _BACKWARD_ARGS),
             (self._gate_forward, "gated_gelu_forward", _GATE_FORWARD_ARGS),
             (self._gate_backward, "gated_gelu_backward", _GATE_BACKWARD_ARGS),
+            (self._dwconv_gate_forward, "dwconv_gate_forward", _DWCONV_GATE_FORWARD_ARGS),
+            (self._dwconv_gate_backward, "dwconv_gate_backward", _DWCONV_GATE_BACKWARD_ARGS),
         )
         for dtype, suffix in _SUFFIX.items():
             for table, name, argtypes in entries:
@@ -177,6 +183,73 @@ class CpuKernel:
         )
         _raise_on(status)
         return grad_value, grad_gate
+
+    def dwconv_gate_forward(
+        self, value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
+        """``value · GELU(conv(gate))`` of ``(B, H, W, C)`` maps, ``conv`` the depthwise 3×3
+        convolution (padding 1) with ``weight`` ``(C, 1, 3, 3)`` and ``bias`` ``(C,)``."""
+        _check_dwconv_gate(value, gate, weight, bias)
+        value, gate = value.contiguous(), gate.contiguous()
+        out = torch.empty_like(value)
+        status = self._dwconv_gate_forward[value.dtype](
+            _sizes(*value.shape),
+            *(_ptr(t) for t in (value, gate, _taps(weight), bias.contiguous(), out)),
+            torch.get_num_threads(),
+        )
+        _raise_on(status)
+        return out
+
+    def dwconv_gate_backward(
+        self,
+        grad_out: torch.Tensor,
+        value: torch.Tensor,
+        gate: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients of :meth:`dwconv_gate_forward`'s ``value``, ``gate``, ``weight`` (in the
+        weight's own layout) and ``bias``."""
+        _check_dwconv_gate(value, gate, weight, bias)
+        _check_gate(grad_out, value)
+        grad_out, value, gate = (t.contiguous() for t in (grad_out, value, gate))
+        grad_value, grad_gate = torch.empty_like(value), torch.empty_like(value)
+        # (C, 1, 3, 3) in any layout keeps channel c's nine taps at c·9 … c·9 + 8
+        grad_weight, grad_bias = torch.empty_like(weight), torch.empty_like(bias)
+        status = self._dwconv_gate_backward[value.dtype](
+            _sizes(*value.shape),
+            *(_ptr(t) for t in (grad_out, value, gate, _taps(weight), bias.contiguous())),
+            *(_ptr(t) for t in (grad_value, grad_gate, grad_weight, grad_bias)),
+            torch.get_num_threads(),
+        )
+        _raise_on(status)
+        return grad_value, grad_gate, grad_weight, grad_bias
+
+
+def _taps(weight: torch.Tensor) -> torch.Tensor:
+    """A ``(C, 1, 3, 3)`` weight as contiguous ``(C, 9)`` (a view for the contiguous and the
+    channels-last layout)."""
+    return weight.reshape(weight.shape[0], 9).contiguous()
+
+
+def _check_dwconv_gate(
+    value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> None:
+    _check_gate(value, gate)
+    if value.dim() != 4:
+        raise ValueError(f"the maps must be (B, H, W, C), got {tuple(value.shape)}")
+    channels = value.shape[3]
+    if tuple(weight.shape) != (channels, 1, 3, 3) or tuple(bias.shape) != (channels,):
+        raise ValueError(
+            f"a depthwise 3×3 convolution of {channels} channels takes weight "
+            f"{(channels, 1, 3, 3)} and bias {(channels,)}, got {tuple(weight.shape)} and "
+            f"{tuple(bias.shape)}"
+        )
+    if any(t.device.type != "cpu" or t.dtype != value.dtype for t in (weight, bias)):
+        raise TypeError(
+            f"weight and bias must be CPU tensors of the maps' dtype {value.dtype}; got "
+            f"{[(str(t.device), t.dtype) for t in (weight, bias)]}"
+        )
 
 
 def _check_gate(value: torch.Tensor, gate: torch.Tensor) -> None:

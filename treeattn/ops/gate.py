@@ -1,5 +1,8 @@
 """``value · GELU(gate)`` — the gate of Hi-IR's L3 feed-forward — one pass each way in training.
 
+:func:`dwconv_gated_gelu` is the same gate with the feed-forward's depthwise 3×3 convolution in
+front (``value · GELU(conv(gate))``), in one pass each way as well (see below).
+
 PyTorch computes the gate as separate passes over maps that do not fit in the cache (the GELU, the
 product; in the backward two products and the GELU's gradient), each writing a fresh map. When
 autograd records on the CPU in float32/float64, :func:`gated_gelu` runs
@@ -17,10 +20,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from treeattn.ops.cpu_kernel import kernel_available, load_cpu_kernel
 
-__all__ = ["gated_gelu", "gated_gelu_math"]
+__all__ = [
+    "dwconv_gated_gelu",
+    "dwconv_gated_gelu_math",
+    "dwconv_kernel_case",
+    "gated_gelu",
+    "gated_gelu_math",
+]
 
 
 def gated_gelu_math(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -144,3 +154,206 @@ def _kernel_case(value: torch.Tensor, gate: torch.Tensor) -> bool:
         and not torch.compiler.is_compiling()
         and _kernel_serves(value, gate)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate with its depthwise 3×3 convolution: value · GELU(conv(gate)) on (B, H, W, C) maps.
+#
+# PyTorch's path writes the convolution's output, then (backward) its gradient and the gradient of
+# its input, each a map of the hidden width. In eager CPU training in float32/float64 the kernel
+# computes the convolution where the gate needs it (and again in the backward), so the only maps
+# are the inputs, the output and the gradients of the inputs. Everywhere else it is the
+# convolution followed by gated_gelu.
+
+
+def dwconv_gated_gelu_math(
+    value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """``value · GELU(conv(gate))`` in PyTorch operators (the reference): ``conv`` the depthwise
+    3×3 convolution (padding 1) of a channels-last map.
+
+    Args:
+        value: ``(B, H, W, C)``.
+        gate: ``(B, H, W, C)``.
+        weight: ``(C, 1, 3, 3)``.
+        bias: ``(C,)``.
+
+    Returns:
+        ``(B, H, W, C)``.
+    """
+    conv = F.conv2d(
+        rearrange(gate, "b h w c -> b c h w"), weight, bias, padding=1, groups=weight.shape[0]
+    )
+    return gated_gelu_math(value, rearrange(conv, "b c h w -> b h w c"))
+
+
+def _dwconv_serves(
+    value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> bool:
+    """Whether the kernel takes these tensors: CPU maps ``(B, H, W, C)`` of one shape, a
+    ``(C, 1, 3, 3)`` weight and a ``(C,)`` bias, all of one kernel dtype, nothing empty."""
+    if bias is None or value.dim() != 4 or value.shape != gate.shape or value.numel() == 0:
+        return False
+    channels = value.shape[3]
+    return (
+        tuple(weight.shape) == (channels, 1, 3, 3)
+        and tuple(bias.shape) == (channels,)
+        and all(t.device.type == "cpu" and t.dtype == value.dtype for t in (gate, weight, bias))
+        and value.device.type == "cpu"
+        and kernel_available(value.dtype)
+    )
+
+
+def dwconv_kernel_case(
+    value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> bool:
+    """Whether :func:`dwconv_gated_gelu` hands this call to the C++ kernel: eager CPU training
+    (autograd records, something needs a gradient, not compiling) in float32/float64."""
+    return (
+        torch.is_grad_enabled()
+        and any(t is not None and t.requires_grad for t in (value, gate, weight, bias))
+        and not torch.compiler.is_compiling()
+        and _dwconv_serves(value, gate, weight, bias)
+    )
+
+
+def _check_dwconv(value, gate, weight, bias) -> None:
+    channels = value.shape[-1] if value.dim() == 4 else None
+    if (
+        channels is None
+        or gate.shape != value.shape
+        or tuple(weight.shape) != (channels, 1, 3, 3)
+        or tuple(bias.shape) != (channels,)
+        or any(t.dtype != value.dtype for t in (gate, weight, bias))
+    ):
+        raise ValueError(
+            "treeattn::dwconv_gated_gelu takes value and gate (B, H, W, C) of one shape, weight "
+            "(C, 1, 3, 3) and bias (C,), all of one dtype; got "
+            f"{[(tuple(t.shape), t.dtype) for t in (value, gate, weight, bias)]}; call "
+            "treeattn.ops.gate.dwconv_gated_gelu, which takes any such call"
+        )
+
+
+@torch.library.custom_op("treeattn::dwconv_gated_gelu", mutates_args=())
+def _dwconv_forward_op(
+    value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    _check_dwconv(value, gate, weight, bias)
+    if _dwconv_serves(value, gate, weight, bias):
+        return load_cpu_kernel().dwconv_gate_forward(value, gate, weight, bias)
+    return dwconv_gated_gelu_math(value, gate, weight, bias).contiguous()
+
+
+@_dwconv_forward_op.register_fake
+def _dwconv_forward_fake(value, gate, weight, bias):
+    return torch.empty_like(value, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("treeattn::dwconv_gated_gelu_backward", mutates_args=())
+def _dwconv_backward_op(
+    grad_out: torch.Tensor,
+    value: torch.Tensor,
+    gate: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check_dwconv(value, gate, weight, bias)
+    _check_pair(grad_out, value)
+    if _dwconv_serves(value, gate, weight, bias):
+        return load_cpu_kernel().dwconv_gate_backward(grad_out, value, gate, weight, bias)
+    grads = _dwconv_gradients_math(grad_out, value, gate, weight, bias)
+    return (
+        grads[0].contiguous(),
+        grads[1].contiguous(),
+        torch.empty_like(weight).copy_(grads[2]),
+        grads[3].contiguous(),
+    )
+
+
+@_dwconv_backward_op.register_fake
+def _dwconv_backward_fake(grad_out, value, gate, weight, bias):
+    like = {"memory_format": torch.contiguous_format}
+    return (
+        torch.empty_like(value, **like),
+        torch.empty_like(value, **like),
+        torch.empty_like(weight),
+        torch.empty_like(bias, **like),
+    )
+
+
+def _dwconv_gradients_math(
+    grad_out: torch.Tensor,
+    value: torch.Tensor,
+    gate: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The kernel's backward in PyTorch operators: ``d·GELU(c)``, and the convolution's
+    gradients for ``dc = GELU'(c)·d·v``, ``c = conv(gate)``."""
+    channels = weight.shape[0]
+    gate_nchw = rearrange(gate, "b h w c -> b c h w")
+    conv = F.conv2d(gate_nchw, weight, bias, padding=1, groups=channels)
+    conv = rearrange(conv, "b c h w -> b h w c")
+    grad_conv = torch.ops.aten.gelu_backward(grad_out * value, conv)
+    grad_gate, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+        rearrange(grad_conv, "b h w c -> b c h w"),
+        gate_nchw,
+        weight,
+        [channels],  # bias sizes
+        [1, 1],  # stride
+        [1, 1],  # padding
+        [1, 1],  # dilation
+        False,  # transposed
+        [0, 0],  # output padding
+        channels,  # groups
+        [True, True, True],
+    )
+    return (
+        grad_out * F.gelu(conv),
+        rearrange(grad_gate, "b c h w -> b h w c"),
+        grad_weight,
+        grad_bias,
+    )
+
+
+def _dwconv_setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _dwconv_backward(ctx, grad_out):
+    value, gate, weight, bias = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: gradients that can be differentiated again
+        inputs = (value, gate, weight, bias)
+        wanted = [t for t, need in zip(inputs, ctx.needs_input_grad, strict=True) if need]
+        with torch.enable_grad():
+            out = dwconv_gated_gelu_math(value, gate, weight, bias)
+            grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True))
+        return tuple(next(grads) if need else None for need in ctx.needs_input_grad)
+    grads = _dwconv_backward_op(grad_out, value, gate, weight, bias)
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad, strict=True))
+
+
+_dwconv_forward_op.register_autograd(_dwconv_backward, setup_context=_dwconv_setup_context)
+
+
+def dwconv_gated_gelu(
+    value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """``value · GELU(conv(gate))``, ``conv`` the depthwise 3×3 convolution (padding 1, zeros
+    outside the map) of a channels-last map — the Hi-IR L3 gate with its convolution.
+
+    In eager CPU training (float32/float64) one C++ pass each way (:func:`dwconv_kernel_case`);
+    everywhere else :func:`dwconv_gated_gelu_math`.
+
+    Args:
+        value: ``(B, H, W, C)``.
+        gate: ``(B, H, W, C)``.
+        weight: ``(C, 1, 3, 3)``, e.g. a depthwise ``nn.Conv2d``'s weight.
+        bias: ``(C,)``.
+
+    Returns:
+        ``(B, H, W, C)``; gradients of all four inputs.
+    """
+    if dwconv_kernel_case(value, gate, weight, bias):
+        return _dwconv_forward_op(value, gate, weight, bias)
+    return dwconv_gated_gelu_math(value, gate, weight, bias)

@@ -13,9 +13,15 @@
 // Plain C++ with a C interface (no PyTorch headers), built with biased_attention.cpp into one
 // library by treeattn/ops/cpu_kernel.py. Part of treeattn (Apache-2.0).
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "vec_math.h"
 
@@ -54,25 +60,23 @@ inline void gelu(double x, double& value, double& slope) {
   slope = cdf + x * std::exp(-0.5 * x * x) * kInvSqrt2Pi;
 }
 
-// `count` elements from p (whole vectors, or the last, partial one: its other lanes zero), and back.
-inline vec load_n(const float* p, int64_t count) {
-  if (count == kFloatLanes) return load(p);
-  vec out{};
-  std::memcpy(&out, p, count * sizeof(float));
-  return out;
+// float64 lane by lane (the reference precision).
+inline void gelu(Vec<double> x, Vec<double>& value, Vec<double>& slope) {
+  for (int64_t l = 0; l < kLanes<double>; ++l) {
+    double v, s;
+    gelu(x[l], v, s);
+    value[l] = v;
+    slope[l] = s;
+  }
 }
 
-inline void store_n(float* p, vec v, int64_t count) {
-  if (count == kFloatLanes) return store(p, v);
-  std::memcpy(p, &v, count * sizeof(float));
-}
-
-// Runs body(i, count) over [begin, end) one vector at a time: count = kFloatLanes (a constant
+// Runs body(i, count) over [begin, end) one vector of T at a time: count = kLanes<T> (a constant
 // once inlined, so load_n/store_n are plain vector moves), then the partial rest.
-template <typename F>
+template <typename T = float, typename F>
 inline void each_vector(int64_t begin, int64_t end, const F& body) {
+  constexpr int64_t L = kLanes<T>;
   int64_t i = begin;
-  for (; i + kFloatLanes <= end; i += kFloatLanes) body(i, kFloatLanes);
+  for (; i + L <= end; i += L) body(i, L);
   if (i < end) body(i, end - i);
 }
 
@@ -137,6 +141,235 @@ void backward(int64_t n, const double* d, const double* v, const double* c, doub
   });
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// The gate with its depthwise 3×3 convolution in front, on contiguous channels-last (B, H, W, C)
+// maps (the Hi-IR L3 feed-forward's hidden maps):
+//
+// forward:  out = v·g(c),  c(p) = bias + Σ_o w_o·gate(p + o)   over the 3×3 offsets o, zero outside
+// backward: dv = d·g(c),  dc = d·v·g'(c)  (c recomputed),  dgate(q) = Σ_o w_o·dc(q − o),
+//           dw_o = Σ_p dc(p)·gate(p + o),  dbias = Σ_p dc(p)
+//
+// so neither c nor dc is ever a map: PyTorch's path writes c, the GELU, dc and the convolution's
+// input gradient as maps and reads them back. Each thread takes a contiguous range of rows and keeps
+// dc for three rows in a ring; the row above and below its range are recomputed for dgate (and not
+// counted in dv, dw, dbias). The weight is the convolution's (C, 1, 3, 3) read as (C, 9).
+
+struct MapShape {
+  int64_t b, h, w, c, cp;  // images, rows, columns, channels; channels padded to whole vectors
+};
+
+template <typename T>
+MapShape map_shape(const int64_t* sizes) {
+  constexpr int64_t L = kLanes<T>;
+  return {sizes[0], sizes[1], sizes[2], sizes[3], (sizes[3] + L - 1) / L * L};
+}
+
+// The weight as 9 rows of channels (offset-major) and the bias, zero padded to cp channels.
+template <typename T>
+void pack_conv(const MapShape& s, const T* weight, const T* bias, std::vector<T>& wp,
+               std::vector<T>& bp) {
+  wp.assign(9 * s.cp, T(0));
+  bp.assign(s.cp, T(0));
+  for (int64_t ch = 0; ch < s.c; ++ch) {
+    for (int64_t o = 0; o < 9; ++o) wp[o * s.cp + ch] = weight[ch * 9 + o];
+    if (bias) bp[ch] = bias[ch];
+  }
+}
+
+// Runs body(thread, begin, end) on contiguous ranges of [0, rows), one per thread (threads ≥ 1).
+template <typename F>
+void parallel_rows(int64_t rows, int threads, const F& body) {
+#ifdef _OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t count = omp_get_num_threads(), thread = omp_get_thread_num();
+      const int64_t chunk = (rows + count - 1) / count;
+      const int64_t begin = std::min(rows, thread * chunk), end = std::min(rows, begin + chunk);
+      if (begin < end) body(thread, begin, end);
+    }
+    return;
+  }
+#endif
+  body(0, 0, rows);
+}
+
+// c at pixel (y, x) of one image, channels [j, j + n); taps wp (9 rows of cp), bias bp.
+template <typename T>
+inline Vec<T> conv_at(const MapShape& s, const T* image, const T* wp, const T* bp, int64_t y,
+                      int64_t x, int64_t j, int64_t n) {
+  Vec<T> acc = load(bp + j);
+  if (y > 0 && y + 1 < s.h && x > 0 && x + 1 < s.w) {  // inside: all nine taps
+    const T* corner = image + ((y - 1) * s.w + x - 1) * s.c + j;
+#pragma GCC unroll 3
+    for (int64_t dy = 0; dy < 3; ++dy)
+#pragma GCC unroll 3
+      for (int64_t dx = 0; dx < 3; ++dx)
+        acc += load(wp + (dy * 3 + dx) * s.cp + j) * load_n(corner + (dy * s.w + dx) * s.c, n);
+    return acc;
+  }
+  for (int64_t dy = 0; dy < 3; ++dy) {
+    const int64_t yy = y + dy - 1;
+    if (yy < 0 || yy >= s.h) continue;
+    for (int64_t dx = 0; dx < 3; ++dx) {
+      const int64_t xx = x + dx - 1;
+      if (xx < 0 || xx >= s.w) continue;
+      acc += load(wp + (dy * 3 + dx) * s.cp + j) * load_n(image + (yy * s.w + xx) * s.c + j, n);
+    }
+  }
+  return acc;
+}
+
+template <typename T>
+void dwconv_gate_forward(const MapShape& s, const T* value, const T* gate, const T* weight,
+                         const T* bias, T* out, int threads) {
+  std::vector<T> wp, bp;
+  pack_conv(s, weight, bias, wp, bp);
+  const int64_t rows = s.b * s.h;
+  parallel_rows(rows, static_cast<int>(std::min<int64_t>(threads, rows)),
+                [&](int64_t, int64_t begin, int64_t end) {
+                  for (int64_t row = begin; row < end; ++row) {
+                    const T* image = gate + row / s.h * s.h * s.w * s.c;
+                    for (int64_t x = 0; x < s.w; ++x) {
+                      const int64_t p = (row * s.w + x) * s.c;
+                      each_vector<T>(0, s.c, [&](int64_t j, int64_t n) {
+                        Vec<T> g, slope;
+                        gelu(conv_at(s, image, wp.data(), bp.data(), row % s.h, x, j, n), g,
+                             slope);
+                        store_n(out + p + j, load_n(value + p + j, n) * g, n);
+                      });
+                    }
+                  }
+                });
+}
+
+template <typename T>
+void dwconv_gate_backward(const MapShape& s, const T* grad, const T* value, const T* gate,
+                          const T* weight, const T* bias, T* grad_value, T* grad_gate,
+                          T* grad_weight, T* grad_bias, int threads) {
+  std::vector<T> wp, bp;
+  pack_conv(s, weight, bias, wp, bp);
+  const int64_t rows = s.b * s.h;
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, rows)));
+  const int64_t row_size = s.w * s.cp, sums = 10 * s.cp;  // dw per offset, then dbias
+  // Per thread: the ring of three dc rows, one row's sums, and the sums of its rows in double.
+  std::vector<T> rings(threads * 3 * row_size), row_sums(threads * sums);
+  std::vector<double> totals(threads * sums, 0.0);
+  parallel_rows(rows, threads, [&](int64_t thread, int64_t begin, int64_t end) {
+    T* ring = rings.data() + thread * 3 * row_size;
+    T* row_sum = row_sums.data() + thread * sums;
+    double* total = totals.data() + thread * sums;
+    const T* w = wp.data();
+    // dc of row y of image `img` into its ring slot; `own` rows also give dv and the sums.
+    auto dc_row = [&](int64_t img, int64_t y, bool own) {
+      T* dc = ring + y % 3 * row_size;
+      const T* image = gate + img * s.h * s.w * s.c;
+      if (own) std::fill(row_sum, row_sum + sums, T(0));
+      for (int64_t x = 0; x < s.w; ++x) {
+        const int64_t p = ((img * s.h + y) * s.w + x) * s.c;
+        each_vector<T>(0, s.c, [&](int64_t j, int64_t n) {
+          Vec<T> g, slope;
+          gelu(conv_at(s, image, w, bp.data(), y, x, j, n), g, slope);
+          const Vec<T> d = load_n(grad + p + j, n);
+          const Vec<T> dcv = d * load_n(value + p + j, n) * slope;  // 0 in the padding lanes
+          store(dc + x * s.cp + j, dcv);
+          if (!own) return;
+          store_n(grad_value + p + j, d * g, n);
+          T* acc = row_sum + 9 * s.cp + j;
+          store(acc, load(acc) + dcv);
+          if (y > 0 && y + 1 < s.h && x > 0 && x + 1 < s.w) {  // inside: all nine taps
+            const T* corner = image + ((y - 1) * s.w + x - 1) * s.c + j;
+#pragma GCC unroll 3
+            for (int64_t dy = 0; dy < 3; ++dy) {
+#pragma GCC unroll 3
+              for (int64_t dx = 0; dx < 3; ++dx) {
+                acc = row_sum + (dy * 3 + dx) * s.cp + j;
+                store(acc, load(acc) + dcv * load_n(corner + (dy * s.w + dx) * s.c, n));
+              }
+            }
+            return;
+          }
+          for (int64_t dy = 0; dy < 3; ++dy) {
+            const int64_t yy = y + dy - 1;
+            if (yy < 0 || yy >= s.h) continue;
+            for (int64_t dx = 0; dx < 3; ++dx) {
+              const int64_t xx = x + dx - 1;
+              if (xx < 0 || xx >= s.w) continue;
+              acc = row_sum + (dy * 3 + dx) * s.cp + j;
+              store(acc, load(acc) + dcv * load_n(image + (yy * s.w + xx) * s.c + j, n));
+            }
+          }
+        });
+      }
+      if (own)
+        for (int64_t i = 0; i < sums; ++i) total[i] += row_sum[i];
+    };
+    // dgate of row y: Σ_o w_o·dc(y − o), from the ring.
+    auto dgate_row = [&](int64_t img, int64_t y) {
+      for (int64_t x = 0; x < s.w; ++x) {
+        const int64_t p = ((img * s.h + y) * s.w + x) * s.c;
+        each_vector<T>(0, s.c, [&](int64_t j, int64_t n) {
+          Vec<T> acc{};
+          if (y > 0 && y + 1 < s.h && x > 0 && x + 1 < s.w) {  // inside: all nine taps
+#pragma GCC unroll 3
+            for (int64_t dy = 0; dy < 3; ++dy) {
+              const T* dc = ring + (y + 1 - dy) % 3 * row_size + (x + 1) * s.cp + j;
+#pragma GCC unroll 3
+              for (int64_t dx = 0; dx < 3; ++dx)
+                acc += load(w + (dy * 3 + dx) * s.cp + j) * load(dc - dx * s.cp);
+            }
+            return store_n(grad_gate + p + j, acc, n);
+          }
+          for (int64_t dy = 0; dy < 3; ++dy) {
+            const int64_t yy = y - (dy - 1);
+            if (yy < 0 || yy >= s.h) continue;
+            const T* dc = ring + yy % 3 * row_size;
+            for (int64_t dx = 0; dx < 3; ++dx) {
+              const int64_t xx = x - (dx - 1);
+              if (xx < 0 || xx >= s.w) continue;
+              acc += load(w + (dy * 3 + dx) * s.cp + j) * load(dc + xx * s.cp + j);
+            }
+          }
+          store_n(grad_gate + p + j, acc, n);
+        });
+      }
+    };
+    for (int64_t row = begin; row < end;) {  // this thread's rows, image by image
+      const int64_t img = row / s.h, y0 = row % s.h;
+      const int64_t y1 = std::min(s.h, y0 + (end - row));
+      if (y0 > 0) dc_row(img, y0 - 1, false);
+      dc_row(img, y0, true);
+      for (int64_t y = y0; y < y1; ++y) {
+        if (y + 1 < s.h) dc_row(img, y + 1, y + 1 < y1);
+        dgate_row(img, y);
+      }
+      row += y1 - y0;
+    }
+  });
+  for (int64_t ch = 0; ch < s.c; ++ch) {  // the threads' sums, in thread order
+    for (int64_t o = 0; o < 10; ++o) {
+      double sum = 0;
+      for (int64_t thread = 0; thread < threads; ++thread)
+        sum += totals[thread * sums + o * s.cp + ch];
+      if (o < 9)
+        grad_weight[ch * 9 + o] = static_cast<T>(sum);
+      else
+        grad_bias[ch] = static_cast<T>(sum);
+    }
+  }
+}
+
+template <typename F>
+int guarded(const F& body) {
+  try {
+    body();
+    return 0;
+  } catch (...) {  // out of memory before the parallel part
+    return 1;
+  }
+}
+
 }  // namespace
 
 // All arrays contiguous, of n elements; value = v, gate = c, grad = d as above. Each returns 0.
@@ -155,3 +388,26 @@ void backward(int64_t n, const double* d, const double* v, const double* c, doub
 
 TREEATTN_GATE_ENTRIES(float, f32)
 TREEATTN_GATE_ENTRIES(double, f64)
+
+// sizes = (B, H, W, C); every array contiguous: value, gate, out and their gradients (B, H, W, C),
+// weight and its gradient (C, 9), bias and its gradient (C) or null. Each returns 0, or 1 if it
+// could not allocate its buffers.
+#define TREEATTN_DWCONV_GATE_ENTRIES(T, suffix)                                                   \
+  extern "C" int treeattn_dwconv_gate_forward_##suffix(const int64_t* sizes, const T* value,     \
+                                                        const T* gate, const T* weight,           \
+                                                        const T* bias, T* out, int threads) {     \
+    return guarded([&] {                                                                         \
+      dwconv_gate_forward(map_shape<T>(sizes), value, gate, weight, bias, out, threads);          \
+    });                                                                                           \
+  }                                                                                               \
+  extern "C" int treeattn_dwconv_gate_backward_##suffix(                                          \
+      const int64_t* sizes, const T* grad, const T* value, const T* gate, const T* weight,        \
+      const T* bias, T* grad_value, T* grad_gate, T* grad_weight, T* grad_bias, int threads) {    \
+    return guarded([&] {                                                                         \
+      dwconv_gate_backward(map_shape<T>(sizes), grad, value, gate, weight, bias, grad_value,      \
+                           grad_gate, grad_weight, grad_bias, threads);                           \
+    });                                                                                           \
+  }
+
+TREEATTN_DWCONV_GATE_ENTRIES(float, f32)
+TREEATTN_DWCONV_GATE_ENTRIES(double, f64)

@@ -57,6 +57,46 @@ inline Vec<T> splat(T x) {
   return Vec<T>{} + x;
 }
 
+// The first `count` (< kLanes) elements from p, the other lanes zero; and back, leaving the memory
+// past `count` untouched. Masked moves on AVX-512, element by element elsewhere.
+#if defined(__AVX512F__)
+inline Vec<float> load_part(const float* p, int64_t count) {
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), p);
+}
+inline Vec<double> load_part(const double* p, int64_t count) {
+  return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << count) - 1), p);
+}
+inline void store_part(float* p, const Vec<float>& v, int64_t count) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << count) - 1), v);
+}
+inline void store_part(double* p, const Vec<double>& v, int64_t count) {
+  _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << count) - 1), v);
+}
+#else
+template <typename T>
+inline Vec<T> load_part(const T* p, int64_t count) {
+  Vec<T> v{};
+  for (int64_t l = 0; l < count; ++l) v[l] = p[l];
+  return v;
+}
+template <typename T>
+inline void store_part(T* p, const Vec<T>& v, int64_t count) {
+  for (int64_t l = 0; l < count; ++l) p[l] = v[l];
+}
+#endif
+
+// `count` ≤ kLanes elements: whole vectors through plain moves (a constant count once inlined).
+template <typename T>
+inline Vec<T> load_n(const T* p, int64_t count) {
+  return count == kLanes<T> ? load(p) : load_part(p, count);
+}
+
+template <typename T>
+inline void store_n(T* p, const Vec<T>& v, int64_t count) {
+  if (count == kLanes<T>) return store(p, v);
+  store_part(p, v, count);
+}
+
 // exp, lane by lane (float64: the parity reference, speed irrelevant).
 inline Vec<double> vexp(Vec<double> x) {
   for (int64_t l = 0; l < kLanes<double>; ++l) x[l] = std::exp(x[l]);
@@ -66,9 +106,11 @@ inline Vec<double> vexp(Vec<double> x) {
 // exp in float32, 0 below ln(FLT_MIN) (including −inf); NaN stays NaN.
 #if defined(__AVX512F__)
 // e^x = 2^n · 2^f with n = round(x·log2 e), |f| ≤ 1/2: a degree-6 polynomial for 2^f (fitted for
-// relative error ≤ 1e-7) and vscalefps for 2^n, which also flushes tiny results to 0.
+// relative error ≤ 1e-7) and vscalefps for 2^n. x is first raised to ln(FLT_MIN), so no lane ever
+// computes a subnormal (Intel CPUs take a slow microcode path for those: a GELU backward over
+// inputs of |x| ≳ 13 ran 2× slower); lanes below it are set to 0 at the end.
 inline Vec<float> vexp(Vec<float> x) {
-  const __m512 t = _mm512_mul_ps(_mm512_max_ps(_mm512_set1_ps(-104.0f), x),
+  const __m512 t = _mm512_mul_ps(_mm512_max_ps(_mm512_set1_ps(-87.3365447505531f), x),
                                  _mm512_set1_ps(1.44269504088896341f));
   const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const Vec<float> f = _mm512_sub_ps(t, n);
