@@ -140,21 +140,23 @@ class CpuKernel:
             raise ValueError(f"grad_out {grad_out.shape} and out {out.shape} must be v's shape")
         n, heads, tokens, _ = q.shape
         bias, lse = bias.contiguous(), lse.contiguous()
-        grads = [heads_inner(t.shape, t).zero_() for t in (q, k, v)] + [torch.zeros_like(bias)]
-        if out.numel():  # (else every gradient is zero)
-            status = self._backward[q.dtype](
-                _sizes(n, heads, tokens, q.shape[-1], v.shape[-1]),
-                *(x for t in (grad_out, q, k, v) for x in (_ptr(t), _sizes(*t.stride()))),
-                _ptr(bias),
-                _ptr(out),
-                _sizes(*out.stride()),
-                _ptr(lse),
-                scale,
-                *(x for g in grads[:3] for x in (_ptr(g), _sizes(*g.stride()))),
-                _ptr(grads[3]),
-                torch.get_num_threads(),
-            )
-            _raise_on(status)
+        # The kernel writes every element; with nothing to attend every gradient is zero.
+        grads = [heads_inner(t.shape, t) for t in (q, k, v)] + [torch.empty_like(bias)]
+        if not out.numel():
+            return tuple(g.zero_() for g in grads)
+        status = self._backward[q.dtype](
+            _sizes(n, heads, tokens, q.shape[-1], v.shape[-1]),
+            *(x for t in (grad_out, q, k, v) for x in (_ptr(t), _sizes(*t.stride()))),
+            _ptr(bias),
+            _ptr(out),
+            _sizes(*out.stride()),
+            _ptr(lse),
+            scale,
+            *(x for g in grads[:3] for x in (_ptr(g), _sizes(*g.stride()))),
+            _ptr(grads[3]),
+            torch.get_num_threads(),
+        )
+        _raise_on(status)
         return tuple(grads)
 
     def gate_forward(self, value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:

@@ -40,18 +40,23 @@ constexpr int kMaxColumnVecs = kAccumulators >= 24 ? 4 : 3;
 // Query rows per block of maps: 48 × 256 floats (48 KiB) stays in L1/L2 with the packed inputs.
 constexpr int64_t kRowBlock = 48;
 
+// Sum and maximum of a vector's lanes, as a tree (log2(lanes) dependent steps, not lanes).
 template <typename T>
-inline T horizontal_sum(const Vec<T>& v) {
-  T s = 0;
-  for (int64_t l = 0; l < kLanes<T>; ++l) s += v[l];
-  return s;
+inline T horizontal_sum(Vec<T> v) {
+  T lanes[kLanes<T>];
+  store(lanes, v);
+  for (int64_t width = kLanes<T> / 2; width > 0; width /= 2)
+    for (int64_t l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+  return lanes[0];
 }
 
 template <typename T>
-inline T horizontal_max(const Vec<T>& v) {
-  T m = v[0];
-  for (int64_t l = 1; l < kLanes<T>; ++l) m = std::max(m, v[l]);
-  return m;
+inline T horizontal_max(Vec<T> v) {
+  T lanes[kLanes<T>];
+  store(lanes, v);
+  for (int64_t width = kLanes<T> / 2; width > 0; width /= 2)
+    for (int64_t l = 0; l < width; ++l) lanes[l] = std::max(lanes[l], lanes[l + width]);
+  return lanes[0];
 }
 
 // C[r, :] (=, or += when Accumulate) Σ_k A(r, k) · B[k, :] for R rows and CV vectors of columns;
@@ -195,6 +200,22 @@ const T* padded_bias(const T* bias, const Shape& s, std::vector<T>& storage) {
   return storage.data();
 }
 
+// Tasks are (head, window) pairs. A head's windows in a row keep its bias (and bias gradient) in
+// cache while the windows stream by; when the bias is small, a window's heads in a row share the
+// cache lines of its q, k, v rows instead (heads interleave in the channels).
+constexpr int64_t kWindowMajorBiasBytes = 32 << 10;  // per head: up to 64 tokens in float32
+
+template <typename T>
+inline void task_pair(const Shape& s, int64_t task, int64_t& h, int64_t& n) {
+  if (s.t * s.tp * static_cast<int64_t>(sizeof(T)) <= kWindowMajorBiasBytes) {
+    n = task / s.h;
+    h = task % s.h;
+  } else {
+    h = task / s.n;
+    n = task % s.n;
+  }
+}
+
 // Runs body(thread, begin, end) on contiguous ranges of [0, tasks), one per thread.
 template <typename F>
 void parallel_tasks(int64_t tasks, int threads, const F& body) {
@@ -246,7 +267,8 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
     std::vector<T> qp(s.t * s.dp), kt(s.d * s.tp), vp(s.t * s.ep);
     std::vector<T> maps(kRowBlock * s.tp), outs(kRowBlock * s.ep), inv(kRowBlock);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task / s.n, n = task % s.n;  // a head's windows in a row: its bias stays
+      int64_t h, n;
+      task_pair<T>(s, task, h, n);
       pack_rows(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qp.data(), s.dp);
       pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, kt.data(), s.tp);
       pack_rows(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, T(1), vp.data(), s.ep);
@@ -317,7 +339,8 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
     std::vector<T> gop(s.t * s.ep), delta(s.t), dvt(s.e * s.tp), dkt(s.d * s.tp);
     std::vector<T> maps(kRowBlock * s.tp), grads(kRowBlock * s.tp), dq(kRowBlock * s.dp);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task / s.n, n = task % s.n;
+      int64_t h, n;
+      task_pair<T>(s, task, h, n);
       pack_rows(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qp.data(), s.dp);
       pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, kt.data(), s.tp);
       pack_rows(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, T(1), kp.data(), s.dp);
@@ -325,9 +348,15 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
       pack_rows(gs.slice(n, h), s.t, s.e, gs.s2, gs.s3, T(1), gop.data(), s.ep);
       const T* o = os.slice(n, h);
       for (int64_t i = 0; i < s.t; ++i) {  // rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij
-        T acc = 0;
-        for (int64_t e = 0; e < s.e; ++e) acc += gop[i * s.ep + e] * o[i * os.s2 + e * os.s3];
-        delta[i] = acc;
+        const T* row = o + i * os.s2;
+        Vec<T> acc{};
+        if (os.s3 == 1) {  // (the layout the forward writes)
+          for (int64_t e = 0; e < s.e; e += L)
+            acc += load(gop.data() + i * s.ep + e) * load_n(row + e, std::min(L, s.e - e));
+        } else {
+          for (int64_t e = 0; e < s.e; ++e) acc[e % L] += gop[i * s.ep + e] * row[e * os.s3];
+        }
+        delta[i] = horizontal_sum<T>(acc);
       }
       const int64_t row0 = (n * s.h + h) * s.t;
       for (int64_t i0 = 0; i0 < s.t; i0 += kRowBlock) {
