@@ -278,3 +278,126 @@ def test_operator_registration_passes_opcheck(kernel, bias_layout):
     grad_out = torch.randn_like(out)
     backward_args = [grad_out, *(t.detach() for t in (q, k, v, bias, out, lse)), 0.5]
     torch.library.opcheck(cpu_attention._backward_op, backward_args)
+
+
+# --- q, k, v packed in one projection output (treeattn::biased_attention_packed) -------------
+
+
+def _packed(n, heads, tokens, dqk, dv, dtype, *, seed=0):
+    """A (N, T, heads·(2·Dqk + Dv)) projection output and a bias, both needing gradients."""
+    gen = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(n, tokens, heads * (2 * dqk + dv), dtype=dtype, generator=gen)
+    bias = torch.randn(1, heads, tokens, tokens, dtype=dtype, generator=gen)
+    return qkv.requires_grad_(), bias.requires_grad_()
+
+
+@pytest.mark.parametrize("shape", _SHAPES)
+def test_packed_operator_matches_math_in_float64(kernel, shape):
+    heads, dqk = shape[1], shape[3]
+    qkv, bias = _packed(*shape, torch.float64, seed=8)
+    scale = dqk**-0.5
+    out = cpu_attention.biased_attention_packed(qkv, bias, scale, heads=heads, qk_dim=heads * dqk)
+    ref = attention_math(*cpu_attention.split_packed(qkv, heads, heads * dqk), bias, scale)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (qkv, bias), grad_out)
+    ref_grads = torch.autograd.grad(ref, (qkv, bias), grad_out)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert g.shape == r.shape
+        torch.testing.assert_close(g, r, atol=1e-12, rtol=1e-10)
+    assert grads[0].is_contiguous() and out.transpose(1, 2).is_contiguous()
+
+
+def test_packed_operator_takes_a_strided_projection_and_passes_gradcheck(kernel):
+    qkv, bias = _packed(2, 2, 6, 2, 3, torch.float64, seed=9)
+    strided = qkv.detach().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()
+
+    def packed(qkv, bias):
+        return cpu_attention.biased_attention_packed(qkv, bias, 0.7, heads=2, qk_dim=4)
+
+    assert not strided.is_contiguous()
+    assert torch.autograd.gradcheck(packed, (strided, bias))
+
+
+def test_packed_operator_refuses_a_bad_split():
+    qkv, bias = _packed(1, 2, 4, 2, 3, torch.float32)
+    with pytest.raises(ValueError, match="multiples of heads"):
+        cpu_attention.biased_attention_packed(qkv, bias, 1.0, heads=2, qk_dim=3)
+    with pytest.raises(ValueError, match="multiples of heads"):
+        cpu_attention.biased_attention_packed(qkv, bias, 1.0, heads=2, qk_dim=7)  # no v left
+
+
+def test_packed_operator_falls_back_to_pytorch_without_the_kernel(monkeypatch):
+    monkeypatch.setattr(cpu_kernel, "load_cpu_kernel", lambda: None)
+    qkv, bias = _packed(2, 2, 12, 3, 6, torch.float64, seed=10)
+    out = cpu_attention.biased_attention_packed(qkv, bias, 0.6, heads=2, qk_dim=6)
+    ref = attention_math(*cpu_attention.split_packed(qkv, 2, 6), bias, 0.6)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    grads = torch.autograd.grad(out, (qkv, bias), torch.ones_like(out))
+    ref_grads = torch.autograd.grad(ref, (qkv, bias), torch.ones_like(ref))
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-12, rtol=1e-10)
+
+
+def _spy_packed(monkeypatch) -> list:
+    calls, real = [], attention.biased_attention_packed
+    monkeypatch.setattr(
+        attention,
+        "biased_attention_packed",
+        lambda qkv, *args, **kwargs: calls.append(qkv.shape) or real(qkv, *args, **kwargs),
+    )
+    return calls
+
+
+def test_attend_packed_takes_the_packed_operator_only_for_the_kernel_case(monkeypatch, kernel):
+    """Fused and auto backends in eager CPU training at any window size (16 tokens included);
+    the split views elsewhere, with the same values."""
+    calls = _spy_packed(monkeypatch)
+    monkeypatch.delenv("TREEATTN_ATTN_BACKEND", raising=False)
+    qkv, bias = _packed(2, 2, 16, 3, 6, torch.float32, seed=11)
+    for backend in ("fused", "auto"):
+        kernel_fn = resolve_backend(backend)
+        out = attention.attend_packed(kernel_fn, qkv, bias, 0.5, heads=2, qk_dim=6)
+        split = cpu_attention.split_packed(qkv, 2, 6)
+        torch.testing.assert_close(out, attention_math(*split, bias, 0.5), atol=1e-6, rtol=1e-5)
+    assert len(calls) == 2
+    for backend in ("math", "sdpa"):  # chosen by name: that kernel, on the split views
+        attention.attend_packed(resolve_backend(backend), qkv, bias, 0.5, heads=2, qk_dim=6)
+    fused = resolve_backend("fused")
+    with torch.no_grad():  # inference
+        attention.attend_packed(fused, qkv, bias, 0.5, heads=2, qk_dim=6)
+    attention.attend_packed(fused, qkv, bias.detach(), 0.5, heads=2, qk_dim=6)  # fixed bias
+    attention.attend_packed(fused, qkv, None, 0.5, heads=2, qk_dim=6)  # no bias
+    attention.attend_packed(fused, qkv.double(), bias.double(), 0.5, heads=2, qk_dim=6)
+    monkeypatch.setattr(attention, "kernel_available", lambda dtype: False)
+    attention.attend_packed(fused, qkv, bias, 0.5, heads=2, qk_dim=6)  # no kernel built
+    assert len(calls) == 3  # (float64 is a kernel dtype)
+
+
+@pytest.mark.parametrize("attn_type", ["dot", "cosine"])
+def test_tree_attention_packed_and_split_agree(monkeypatch, kernel, attn_type):
+    """The layers hand their q/k/v projection whole to the attention; the values and gradients
+    are those of the split path."""
+    torch.manual_seed(1)
+    tree = TreeAttention(12, 2, (4, 16), attn_type=attn_type, dtype=torch.float64)
+    x = torch.randn(2, 13, 19, 12, dtype=torch.float64, requires_grad=True)
+    calls = _spy_packed(monkeypatch)
+    out = tree(x)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [x, *tree.parameters()], grad_out)
+    assert len(calls) == (2 if attn_type == "dot" else 0)
+    monkeypatch.setattr(attention, "kernel_available", lambda dtype: False)  # split views
+    ref = tree(x)
+    ref_grads = torch.autograd.grad(ref, [x, *tree.parameters()], grad_out)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-11, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_packed_operator_registration_passes_opcheck(kernel):
+    qkv, bias = _packed(2, 2, 7, 3, 5, torch.float64, seed=12)
+    torch.library.opcheck(cpu_attention._packed_forward_op, [qkv, bias, 0.5, 2, 6])
+    out, lse = cpu_attention._packed_forward_op(qkv, bias, 0.5, 2, 6)
+    args = [torch.randn_like(out), *(t.detach() for t in (qkv, bias, out, lse)), 0.5, 2, 6]
+    torch.library.opcheck(cpu_attention._packed_backward_op, args)

@@ -1,7 +1,13 @@
 """Pure tensor functions: tree partitions, padding, position tables, attention and gate kernels."""
 
-from treeattn.ops.attention import BACKENDS, attention_math, attention_sdpa, resolve_backend
-from treeattn.ops.gate import gated_gelu
+from treeattn.ops.attention import (
+    BACKENDS,
+    attend_packed,
+    attention_math,
+    attention_sdpa,
+    resolve_backend,
+)
+from treeattn.ops.gate import dwconv_gated_gelu, gated_gelu
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
@@ -18,9 +24,11 @@ __all__ = [
     "BACKENDS",
     "LevelGeometry",
     "TreeSizes",
+    "attend_packed",
     "attention_math",
     "attention_sdpa",
     "crop_to",
+    "dwconv_gated_gelu",
     "gated_gelu",
     "level_geometry",
     "normalize_patch_sizes",
