@@ -26,9 +26,8 @@ from einops import rearrange
 from torch import nn
 
 from treeattn.layers.pos_bias import build_pos_bias
-from treeattn.ops.attention import attend_packed, resolve_backend
+from treeattn.ops.attention import resolve_backend
 from treeattn.ops.bands import BandWise, MapFn, apply_on_grid, bands_wanted
-from treeattn.ops.cpu_attention import split_packed
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
     LevelGeometry,
@@ -167,16 +166,6 @@ class LevelAttend(nn.Module):
         q, k, scale = self.similarity(q, k)
         return self.kernel(q, k, v, self.pos_bias(), scale)
 
-    def in_windows_packed(self, qkv: torch.Tensor, qk_dim: int) -> torch.Tensor:
-        """:meth:`in_windows` of ``q, k, v`` packed in one projection output ``(N, T, 2·qk_dim +
-        Dv)`` (q, k, v channels in that order), which a C++ training kernel takes whole
-        (:func:`~treeattn.ops.attention.attend_packed`) → ``(N, heads, T, Dv/heads)``."""
-        if isinstance(self.similarity, DotSimilarity):  # (cosine normalises q and k first)
-            scale = self.similarity.scale
-            bias = self.pos_bias()
-            return attend_packed(self.kernel, qkv, bias, scale, heads=self.num_heads, qk_dim=qk_dim)
-        return self.in_windows(*split_packed(qkv, self.num_heads, qk_dim))
-
     def extra_repr(self) -> str:
         g = self.geometry
         return f"stride={g.stride}, group={g.group}, num_heads={self.num_heads}"
@@ -266,11 +255,7 @@ class _TreeLevel(nn.Module):
         """The level on its own windows ``(N, T, C)`` → ``(N, heads, T, Dv)``.
 
         The projection acts token by token, so it gives on the windows what it gives on the map.
-        A q/k/v projection's output goes to the attention whole
-        (:meth:`LevelAttend.in_windows_packed`).
         """
-        if isinstance(self.qkv, _QKV):
-            return self.attend.in_windows_packed(self.qkv.linear(windows), self.qkv.split[0])
         return self.attend.in_windows(*(self.attend.split_heads(t) for t in self.qkv(windows)))
 
 

@@ -1,12 +1,6 @@
 """Pure tensor functions: tree partitions, padding, position tables, attention and gate kernels."""
 
-from treeattn.ops.attention import (
-    BACKENDS,
-    attend_packed,
-    attention_math,
-    attention_sdpa,
-    resolve_backend,
-)
+from treeattn.ops.attention import BACKENDS, attention_math, attention_sdpa, resolve_backend
 from treeattn.ops.gate import dwconv_gated_gelu, gated_gelu
 from treeattn.ops.padding import crop_to, pad_to_multiple
 from treeattn.ops.partition import (
@@ -24,7 +18,6 @@ __all__ = [
     "BACKENDS",
     "LevelGeometry",
     "TreeSizes",
-    "attend_packed",
     "attention_math",
     "attention_sdpa",
     "crop_to",

@@ -28,13 +28,12 @@ from collections.abc import Callable
 import torch
 
 from treeattn.ops.biased_sdpa import padded_sdpa, sdpa_with_bias_grad
-from treeattn.ops.cpu_attention import biased_attention, biased_attention_packed, split_packed
+from treeattn.ops.cpu_attention import biased_attention
 from treeattn.ops.cpu_kernel import KERNEL_DTYPES, kernel_available
 
 __all__ = [
     "BACKENDS",
     "AttentionKernel",
-    "attend_packed",
     "attention_auto",
     "attention_fused",
     "attention_math",
@@ -124,39 +123,6 @@ def attention_fused(
     if _kernel_case(q, bias):
         return biased_attention(q, k, v, bias.to(q.dtype), scale)
     return attention_sdpa(q, k, v, bias, scale)
-
-
-def attend_packed(
-    kernel: AttentionKernel,
-    qkv: torch.Tensor,
-    bias: torch.Tensor | None,
-    scale: float,
-    *,
-    heads: int,
-    qk_dim: int,
-) -> torch.Tensor:
-    """``kernel`` on ``q, k, v`` packed in one projection output ``(N, T, 2·qk_dim + Dv)``.
-
-    Where ``kernel`` is ``fused`` or ``auto`` and the C++ kernel serves the call (eager CPU
-    training with a learnable shared bias, the kernel built), one packed operator
-    (:func:`~treeattn.ops.cpu_attention.biased_attention_packed`): the projection's gradient comes
-    back as one tensor instead of three that autograd concatenates — and then at every window size,
-    since without that copy the kernel is also faster than explicit math on small windows
-    (``benchmarks/ab_packed.py``). Otherwise ``kernel`` on the split views
-    (:func:`~treeattn.ops.cpu_attention.split_packed`).
-
-    Returns:
-        ``(N, heads, T, Dv/heads)``.
-    """
-    if (
-        (kernel is attention_fused or kernel is attention_auto)
-        and not torch.compiler.is_compiling()
-        and qkv.dim() == 3
-        and _kernel_case(qkv, bias)
-        and kernel_available(qkv.dtype)
-    ):
-        return biased_attention_packed(qkv, bias.to(qkv.dtype), scale, heads=heads, qk_dim=qk_dim)
-    return kernel(*split_packed(qkv, heads, qk_dim), bias, scale)
 
 
 def _kernel_case(q: torch.Tensor, bias: torch.Tensor | None) -> bool:

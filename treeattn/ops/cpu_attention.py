@@ -14,20 +14,13 @@ node each (no graph break) and never traces into them.
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 
 from treeattn.ops.biased_sdpa import bias_grad_backward, flash_forward
 from treeattn.ops.cpu_kernel import KERNEL_DTYPES, heads_inner, kernel_available, load_cpu_kernel
 
 # KERNEL_DTYPES and kernel_available live in treeattn.ops.cpu_kernel (re-exported here, where
 # callers have always found them); other dtypes take the PyTorch path inside the same operator.
-__all__ = [
-    "KERNEL_DTYPES",
-    "biased_attention",
-    "biased_attention_packed",
-    "kernel_available",
-    "split_packed",
-]
+__all__ = ["KERNEL_DTYPES", "biased_attention", "kernel_available"]
 
 
 # Both kernels read and write any strides: the compiler need not copy their inputs into the
@@ -95,110 +88,6 @@ def _backward(ctx, grad_out, _grad_lse):
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-# ---------------------------------------------------------------------------------------------
-# q, k and v packed in one projection output (N, T, 2·Dqk·heads + Dv·heads): splitting it outside
-# an operator would make autograd concatenate the three gradients into the projection's gradient
-# (a copy of the whole map per level and step); the packed operator writes them into one buffer.
-
-
-def split_packed(
-    qkv: torch.Tensor, heads: int, qk_dim: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Views ``q, k`` ``(N, heads, T, qk_dim/heads)`` and ``v`` ``(N, heads, T, rest/heads)`` of
-    a packed ``(N, T, 2·qk_dim + rest)`` projection output."""
-    q, k, v = qkv.split((qk_dim, qk_dim, qkv.shape[-1] - 2 * qk_dim), dim=-1)
-    return tuple(rearrange(t, "n t (h d) -> n h t d", h=heads) for t in (q, k, v))
-
-
-def _check_packed(qkv: torch.Tensor, heads: int, qk_dim: int) -> None:
-    width = qkv.shape[-1] - 2 * qk_dim if qkv.dim() == 3 else -1
-    if heads < 1 or qk_dim < 1 or width < 1 or qk_dim % heads or width % heads:
-        raise ValueError(
-            f"qkv {tuple(qkv.shape)} must be (N, T, 2·qk_dim + Dv) with qk_dim={qk_dim} and Dv "
-            f"positive multiples of heads={heads}"
-        )
-
-
-@torch.library.custom_op("treeattn::biased_attention_packed", mutates_args=(), tags=_TAGS)
-def _packed_forward_op(
-    qkv: torch.Tensor, bias: torch.Tensor, scale: float, heads: int, qk_dim: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    _check_packed(qkv, heads, qk_dim)
-    return _forward_op(*split_packed(qkv, heads, qk_dim), bias, scale)
-
-
-@_packed_forward_op.register_fake
-def _packed_forward_fake(qkv, bias, scale, heads, qk_dim):
-    return _forward_fake(*split_packed(qkv, heads, qk_dim), bias, scale)
-
-
-@torch.library.custom_op("treeattn::biased_attention_packed_backward", mutates_args=(), tags=_TAGS)
-def _packed_backward_op(
-    grad_out: torch.Tensor,
-    qkv: torch.Tensor,
-    bias: torch.Tensor,
-    out: torch.Tensor,
-    lse: torch.Tensor,
-    scale: float,
-    heads: int,
-    qk_dim: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    _check_packed(qkv, heads, qk_dim)
-    q, k, v = split_packed(qkv, heads, qk_dim)
-    grad_qkv = torch.empty(qkv.shape, dtype=qkv.dtype, device=qkv.device)
-    into = split_packed(grad_qkv, heads, qk_dim)
-    if q.device.type == "cpu" and kernel_available(q.dtype):
-        grads = load_cpu_kernel().backward(grad_out, q, k, v, bias, out, lse, scale, into=into)
-        return grad_qkv, grads[3]
-    grads = bias_grad_backward(grad_out, q, k, v, bias, out, lse, scale)
-    for target, grad in zip(into, grads[:3], strict=True):
-        target.copy_(grad)
-    return grad_qkv, grads[3].contiguous()
-
-
-@_packed_backward_op.register_fake
-def _packed_backward_fake(grad_out, qkv, bias, out, lse, scale, heads, qk_dim):
-    return qkv.new_empty(qkv.shape), bias.new_empty(bias.shape)
-
-
-def _packed_setup_context(ctx, inputs, output) -> None:
-    qkv, bias, scale, heads, qk_dim = inputs
-    out, lse = output
-    ctx.save_for_backward(qkv, bias, out, lse)
-    ctx.args = (scale, heads, qk_dim)
-    ctx.mark_non_differentiable(lse)
-
-
-def _packed_backward(ctx, grad_out, _grad_lse):
-    qkv, bias, out, lse = ctx.saved_tensors
-    grad_qkv, grad_bias = _packed_backward_op(grad_out, qkv, bias, out, lse, *ctx.args)
-    return grad_qkv, grad_bias, None, None, None
-
-
-_packed_forward_op.register_autograd(_packed_backward, setup_context=_packed_setup_context)
-
-
-def biased_attention_packed(
-    qkv: torch.Tensor, bias: torch.Tensor, scale: float, *, heads: int, qk_dim: int
-) -> torch.Tensor:
-    """:func:`biased_attention` of ``q, k, v`` packed in one projection output, whose gradient
-    comes back as one tensor (no concatenation of three).
-
-    Args:
-        qkv: ``(N, T, 2·qk_dim + Dv)``: q, k and v channels in that order, heads inner
-            (:func:`split_packed`).
-        bias: ``(1, heads, T, T)``, of ``qkv``'s dtype.
-        scale: Factor on ``q·kᵀ``.
-        heads: Heads.
-        qk_dim: Channels of q (and of k).
-
-    Returns:
-        ``(N, heads, T, Dv/heads)``, laid out as ``(N, T, heads, Dv/heads)``.
-    """
-    out, _ = _packed_forward_op(qkv, bias.contiguous(), float(scale), heads, qk_dim)
-    return out
 
 
 def biased_attention(

@@ -132,24 +132,16 @@ class CpuKernel:
         out: torch.Tensor,
         lse: torch.Tensor,
         scale: float,
-        into: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gradients of ``q, k, v`` (laid out by :func:`heads_inner`, or written into ``into``:
-        three tensors of their shapes, any strides, e.g. views of one buffer) and of the bias
-        (summed over windows, contiguous)."""
+        """Gradients of ``q, k, v`` (laid out by :func:`heads_inner`) and of the bias (summed over
+        windows, contiguous)."""
         _check(q, k, v, bias)
         if grad_out.shape != out.shape or out.shape != v.shape:
             raise ValueError(f"grad_out {grad_out.shape} and out {out.shape} must be v's shape")
         n, heads, tokens, _ = q.shape
         bias, lse = bias.contiguous(), lse.contiguous()
-        if into is None:
-            into = tuple(heads_inner(t.shape, t) for t in (q, k, v))
-        elif [g.shape for g in into] != [t.shape for t in (q, k, v)] or any(
-            g.dtype != q.dtype or g.device != q.device for g in into
-        ):
-            raise ValueError("into must hold three tensors of q's, k's and v's shapes and dtype")
         # The kernel writes every element; with nothing to attend every gradient is zero.
-        grads = [*into, torch.empty_like(bias)]
+        grads = [heads_inner(t.shape, t) for t in (q, k, v)] + [torch.empty_like(bias)]
         if not out.numel():
             return tuple(g.zero_() for g in grads)
         status = self._backward[q.dtype](
