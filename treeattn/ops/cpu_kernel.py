@@ -216,16 +216,18 @@ class CpuKernel:
         _check_gate(grad_out, value)
         grad_out, value, gate = (t.contiguous() for t in (grad_out, value, gate))
         grad_value, grad_gate = torch.empty_like(value), torch.empty_like(value)
-        # (C, 1, 3, 3) in any layout keeps channel c's nine taps at c·9 … c·9 + 8
-        grad_weight, grad_bias = torch.empty_like(weight), torch.empty_like(bias)
+        # written as (C, 9) (channel c's taps at c·9 … c·9 + 8), returned in the weight's layout
+        grad_taps, grad_bias = weight.new_empty(weight.shape), torch.empty_like(bias)
         status = self._dwconv_gate_backward[value.dtype](
             _sizes(*value.shape),
             *(_ptr(t) for t in (grad_out, value, gate, _taps(weight), bias.contiguous())),
-            *(_ptr(t) for t in (grad_value, grad_gate, grad_weight, grad_bias)),
+            *(_ptr(t) for t in (grad_value, grad_gate, grad_taps, grad_bias)),
             torch.get_num_threads(),
         )
         _raise_on(status)
-        return grad_value, grad_gate, grad_weight, grad_bias
+        if grad_taps.stride() != weight.stride():  # e.g. channels-last: a copy of 9·C values
+            grad_taps = torch.empty_like(weight).copy_(grad_taps)
+        return grad_value, grad_gate, grad_taps, grad_bias
 
 
 def _taps(weight: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+import treeattn.ops.depthwise  # noqa: F401  (registers treeattn::depthwise_conv3x3, used below)
 from treeattn.ops.cpu_kernel import kernel_available, load_cpu_kernel
 
 __all__ = [
@@ -261,13 +262,10 @@ def _dwconv_backward_op(
     _check_pair(grad_out, value)
     if _dwconv_serves(value, gate, weight, bias):
         return load_cpu_kernel().dwconv_gate_backward(grad_out, value, gate, weight, bias)
-    grads = _dwconv_gradients_math(grad_out, value, gate, weight, bias)
-    return (
-        grads[0].contiguous(),
-        grads[1].contiguous(),
-        torch.empty_like(weight).copy_(grads[2]),
-        grads[3].contiguous(),
-    )
+    grad_value, grad_gate, grad_weight, grad_bias = _dwconv_gradients_math(
+        grad_out, value, gate, weight, bias
+    )  # (the weight's gradient already in the weight's layout, as the shape function says)
+    return grad_value.contiguous(), grad_gate.contiguous(), grad_weight, grad_bias.contiguous()
 
 
 @_dwconv_backward_op.register_fake
@@ -288,32 +286,14 @@ def _dwconv_gradients_math(
     weight: torch.Tensor,
     bias: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The kernel's backward in PyTorch operators: ``d·GELU(c)``, and the convolution's
-    gradients for ``dc = GELU'(c)·d·v``, ``c = conv(gate)``."""
-    channels = weight.shape[0]
-    gate_nchw = rearrange(gate, "b h w c -> b c h w")
-    conv = F.conv2d(gate_nchw, weight, bias, padding=1, groups=channels)
-    conv = rearrange(conv, "b c h w -> b h w c")
+    """The kernel's backward in PyTorch's operators (those of :mod:`treeattn.ops.depthwise`):
+    ``d·GELU(c)``, and the convolution's gradients for ``dc = GELU'(c)·d·v``, ``c = conv(gate)``."""
+    conv = torch.ops.treeattn.depthwise_conv3x3(gate, weight, bias)
     grad_conv = torch.ops.aten.gelu_backward(grad_out * value, conv)
-    grad_gate, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-        rearrange(grad_conv, "b h w c -> b c h w"),
-        gate_nchw,
-        weight,
-        [channels],  # bias sizes
-        [1, 1],  # stride
-        [1, 1],  # padding
-        [1, 1],  # dilation
-        False,  # transposed
-        [0, 0],  # output padding
-        channels,  # groups
-        [True, True, True],
+    grad_gate, grad_weight, grad_bias = torch.ops.treeattn.depthwise_conv3x3_backward(
+        grad_conv, gate, weight, [True, True, True]
     )
-    return (
-        grad_out * F.gelu(conv),
-        rearrange(grad_gate, "b c h w -> b h w c"),
-        grad_weight,
-        grad_bias,
-    )
+    return grad_out * F.gelu(conv), grad_gate, grad_weight, grad_bias
 
 
 def _dwconv_setup_context(ctx, inputs, output) -> None:
