@@ -19,9 +19,6 @@
 #include <limits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "vec_math.h"
 
@@ -216,25 +213,6 @@ inline void task_pair(const Shape& s, int64_t task, int64_t& h, int64_t& n) {
   }
 }
 
-// Runs body(thread, begin, end) on contiguous ranges of [0, tasks), one per thread.
-template <typename F>
-void parallel_tasks(int64_t tasks, int threads, const F& body) {
-#ifdef _OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      const int64_t count = omp_get_num_threads(), thread = omp_get_thread_num();
-      const int64_t chunk = (tasks + count - 1) / count;
-      const int64_t begin = std::min(tasks, thread * chunk);
-      const int64_t end = std::min(tasks, begin + chunk);
-      if (begin < end) body(thread, begin, end);
-    }
-    return;
-  }
-#endif
-  body(0, 0, tasks);
-}
-
 template <typename T>
 struct ForwardArgs {
   const T *q, *k, *v, *bias;
@@ -263,7 +241,7 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
   const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
   const StridedOut<T> outs_(a.out, a.out_strides);
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
-  parallel_tasks(s.n * s.h, threads, [&](int64_t, int64_t begin, int64_t end) {
+  parallel_ranges(s.n * s.h, threads, [&](int64_t, int64_t begin, int64_t end) {
     std::vector<T> qp(s.t * s.dp), kt(s.d * s.tp), vp(s.t * s.ep);
     std::vector<T> maps(kRowBlock * s.tp), outs(kRowBlock * s.ep), inv(kRowBlock);
     for (int64_t task = begin; task < end; ++task) {
@@ -333,7 +311,7 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
   // The bias gradient sums over windows: one partial sum per thread, added up at the end.
   const int64_t bias_size = s.h * s.t * s.tp;
   std::vector<T> partial(threads * bias_size, T(0));
-  parallel_tasks(s.n * s.h, threads, [&](int64_t thread, int64_t begin, int64_t end) {
+  parallel_ranges(s.n * s.h, threads, [&](int64_t thread, int64_t begin, int64_t end) {
     T* bias_grad = partial.data() + thread * bias_size;
     std::vector<T> qp(s.t * s.dp), kt(s.d * s.tp), kp(s.t * s.dp), vt(s.e * s.tp);
     std::vector<T> gop(s.t * s.ep), delta(s.t), dvt(s.e * s.tp), dkt(s.d * s.tp);

@@ -19,9 +19,6 @@
 #include <cstring>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "vec_math.h"
 
@@ -177,22 +174,27 @@ void pack_conv(const MapShape& s, const T* weight, const T* bias, std::vector<T>
   }
 }
 
-// Runs body(thread, begin, end) on contiguous ranges of [0, rows), one per thread (threads ≥ 1).
-template <typename F>
-void parallel_rows(int64_t rows, int threads, const F& body) {
-#ifdef _OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      const int64_t count = omp_get_num_threads(), thread = omp_get_thread_num();
-      const int64_t chunk = (rows + count - 1) / count;
-      const int64_t begin = std::min(rows, thread * chunk), end = std::min(rows, begin + chunk);
-      if (begin < end) body(thread, begin, end);
-    }
+// Calls tap(o, p) for each 3×3 offset o = dy·3 + dx of pixel (y, x) inside the map, p pointing at
+// that neighbour's channel j in `image` (as `at`) — straight through for inner pixels, checked at the border.
+template <typename T, typename F>
+inline void each_tap(const MapShape& s, const T* image, int64_t y, int64_t x, int64_t j,
+                     const F& tap) {
+  if (y > 0 && y + 1 < s.h && x > 0 && x + 1 < s.w) {
+    const T* corner = image + ((y - 1) * s.w + x - 1) * s.c + j;
+#pragma GCC unroll 3
+    for (int64_t dy = 0; dy < 3; ++dy)
+#pragma GCC unroll 3
+      for (int64_t dx = 0; dx < 3; ++dx) tap(dy * 3 + dx, corner + (dy * s.w + dx) * s.c);
     return;
   }
-#endif
-  body(0, 0, rows);
+  for (int64_t dy = 0; dy < 3; ++dy) {
+    const int64_t yy = y + dy - 1;
+    if (yy < 0 || yy >= s.h) continue;
+    for (int64_t dx = 0; dx < 3; ++dx) {
+      const int64_t xx = x + dx - 1;
+      if (xx >= 0 && xx < s.w) tap(dy * 3 + dx, image + (yy * s.w + xx) * s.c + j);
+    }
+  }
 }
 
 // c at pixel (y, x) of one image, channels [j, j + n); taps wp (9 rows of cp), bias bp.
@@ -200,24 +202,8 @@ template <typename T>
 inline Vec<T> conv_at(const MapShape& s, const T* image, const T* wp, const T* bp, int64_t y,
                       int64_t x, int64_t j, int64_t n) {
   Vec<T> acc = load(bp + j);
-  if (y > 0 && y + 1 < s.h && x > 0 && x + 1 < s.w) {  // inside: all nine taps
-    const T* corner = image + ((y - 1) * s.w + x - 1) * s.c + j;
-#pragma GCC unroll 3
-    for (int64_t dy = 0; dy < 3; ++dy)
-#pragma GCC unroll 3
-      for (int64_t dx = 0; dx < 3; ++dx)
-        acc += load(wp + (dy * 3 + dx) * s.cp + j) * load_n(corner + (dy * s.w + dx) * s.c, n);
-    return acc;
-  }
-  for (int64_t dy = 0; dy < 3; ++dy) {
-    const int64_t yy = y + dy - 1;
-    if (yy < 0 || yy >= s.h) continue;
-    for (int64_t dx = 0; dx < 3; ++dx) {
-      const int64_t xx = x + dx - 1;
-      if (xx < 0 || xx >= s.w) continue;
-      acc += load(wp + (dy * 3 + dx) * s.cp + j) * load_n(image + (yy * s.w + xx) * s.c + j, n);
-    }
-  }
+  each_tap(s, image, y, x, j,
+           [&](int64_t o, const T* at) { acc += load(wp + o * s.cp + j) * load_n(at, n); });
   return acc;
 }
 
@@ -227,7 +213,7 @@ void dwconv_gate_forward(const MapShape& s, const T* value, const T* gate, const
   std::vector<T> wp, bp;
   pack_conv(s, weight, bias, wp, bp);
   const int64_t rows = s.b * s.h;
-  parallel_rows(rows, static_cast<int>(std::min<int64_t>(threads, rows)),
+  parallel_ranges(rows, static_cast<int>(std::min<int64_t>(threads, rows)),
                 [&](int64_t, int64_t begin, int64_t end) {
                   for (int64_t row = begin; row < end; ++row) {
                     const T* image = gate + row / s.h * s.h * s.w * s.c;
@@ -256,7 +242,7 @@ void dwconv_gate_backward(const MapShape& s, const T* grad, const T* value, cons
   // Per thread: the ring of three dc rows, one row's sums, and the sums of its rows in double.
   std::vector<T> rings(threads * 3 * row_size), row_sums(threads * sums);
   std::vector<double> totals(threads * sums, 0.0);
-  parallel_rows(rows, threads, [&](int64_t thread, int64_t begin, int64_t end) {
+  parallel_ranges(rows, threads, [&](int64_t thread, int64_t begin, int64_t end) {
     T* ring = rings.data() + thread * 3 * row_size;
     T* row_sum = row_sums.data() + thread * sums;
     double* total = totals.data() + thread * sums;
@@ -276,30 +262,12 @@ void dwconv_gate_backward(const MapShape& s, const T* grad, const T* value, cons
           store(dc + x * s.cp + j, dcv);
           if (!own) return;
           store_n(grad_value + p + j, d * g, n);
-          T* acc = row_sum + 9 * s.cp + j;
-          store(acc, load(acc) + dcv);
-          if (y > 0 && y + 1 < s.h && x > 0 && x + 1 < s.w) {  // inside: all nine taps
-            const T* corner = image + ((y - 1) * s.w + x - 1) * s.c + j;
-#pragma GCC unroll 3
-            for (int64_t dy = 0; dy < 3; ++dy) {
-#pragma GCC unroll 3
-              for (int64_t dx = 0; dx < 3; ++dx) {
-                acc = row_sum + (dy * 3 + dx) * s.cp + j;
-                store(acc, load(acc) + dcv * load_n(corner + (dy * s.w + dx) * s.c, n));
-              }
-            }
-            return;
-          }
-          for (int64_t dy = 0; dy < 3; ++dy) {
-            const int64_t yy = y + dy - 1;
-            if (yy < 0 || yy >= s.h) continue;
-            for (int64_t dx = 0; dx < 3; ++dx) {
-              const int64_t xx = x + dx - 1;
-              if (xx < 0 || xx >= s.w) continue;
-              acc = row_sum + (dy * 3 + dx) * s.cp + j;
-              store(acc, load(acc) + dcv * load_n(image + (yy * s.w + xx) * s.c + j, n));
-            }
-          }
+          T* sum = row_sum + 9 * s.cp + j;
+          store(sum, load(sum) + dcv);
+          each_tap(s, image, y, x, j, [&](int64_t o, const T* at) {
+            T* acc = row_sum + o * s.cp + j;
+            store(acc, load(acc) + dcv * load_n(at, n));
+          });
         });
       }
       if (own)

@@ -5,15 +5,40 @@
 
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 namespace treeattn_vec {
+
+// Runs body(thread, begin, end) on contiguous ranges of [0, count), one per thread (OpenMP, if the
+// build has it; threads ≥ 1).
+template <typename F>
+void parallel_ranges(int64_t count, int threads, const F& body) {
+#ifdef _OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t team = omp_get_num_threads(), thread = omp_get_thread_num();
+      const int64_t chunk = (count + team - 1) / team;
+      const int64_t begin = std::min(count, thread * chunk);
+      const int64_t end = std::min(count, begin + chunk);
+      if (begin < end) body(thread, begin, end);
+    }
+    return;
+  }
+#endif
+  body(0, 0, count);
+}
 
 #if defined(__AVX512F__)
 constexpr int kVecBytes = 64;
