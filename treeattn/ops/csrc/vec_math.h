@@ -1,7 +1,8 @@
 // Vector types and element-wise math shared by treeattn's C++ CPU kernels (biased_attention.cpp,
 // gated_gelu.cpp): GCC/Clang vector types as wide as the host's vector registers (built with
-// -march=native), whole-vector load/store, and exp in float32 (float64 lane by lane, the parity
-// reference). Part of treeattn (Apache-2.0).
+// -march=native), whole- and part-vector load/store, exp in float32 (float64 lane by lane, the
+// parity reference), and the split of a loop into one range per OpenMP thread. Part of treeattn
+// (Apache-2.0).
 
 #pragma once
 
