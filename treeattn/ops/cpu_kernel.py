@@ -1,9 +1,10 @@
 """Build and load treeattn's C++ CPU kernels on first use (cached), or say why not.
 
 The sources in ``treeattn/ops/csrc/`` — ``biased_attention.cpp`` (window attention with a learnable
-shared bias) and ``gated_gelu.cpp`` (the L3 feed-forward's gate) — are plain C++ with a C interface
-(no PyTorch headers: they compile in seconds; ``vec_math.h`` holds their shared vector math and threading),
-built into one library. :func:`load_cpu_kernel`
+shared bias) and ``gated_gelu.cpp`` (the L3 feed-forward's gate, with or without its depthwise
+convolution) — are plain C++ with a C interface
+(no PyTorch headers: they compile in seconds; ``vec_math.h`` holds their shared vector math and
+threading), built into one library. :func:`load_cpu_kernel`
 builds it with :func:`torch.utils.cpp_extension.load` the first time it is called in a process —
 never at import — into ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), where later
 processes find it built (PyTorch rebuilds it when a source changes), and wraps it as
