@@ -278,3 +278,17 @@ def test_operator_registration_passes_opcheck(kernel, bias_layout):
     grad_out = torch.randn_like(out)
     backward_args = [grad_out, *(t.detach() for t in (q, k, v, bias, out, lse)), 0.5]
     torch.library.opcheck(cpu_attention._backward_op, backward_args)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_jvp_with_a_learnable_bias_runs_explicit_math(kernel):
+    """torch.func transforms take explicit math (the operator has no forward-mode rule, and jvp
+    would give a zero tangent; PyTorch's fused CPU kernel has none either)."""
+    q, k, v, bias = _inputs(2, 2, 40, 3, 6, torch.float64, seed=13)  # bias needs a gradient
+    fused = resolve_backend("fused")
+    primals = tuple(t.detach() for t in (q, k, v))
+    tangents = tuple(torch.randn_like(t) for t in primals)
+    _, got = torch.func.jvp(lambda *qkv: fused(*qkv, bias, 0.5), primals, tangents)
+    _, ref = torch.func.jvp(lambda *qkv: attention_math(*qkv, bias, 0.5), primals, tangents)
+    torch.testing.assert_close(got, ref)
+    assert got.abs().max() > 0

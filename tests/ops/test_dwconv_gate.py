@@ -43,7 +43,7 @@ _SHAPES = [(1, 1, 1, 3), (2, 1, 7, 5), (1, 6, 1, 17), (2, 5, 7, 13), (3, 4, 9, 3
 
 
 @pytest.mark.parametrize("shape", _SHAPES)
-@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
 def test_kernel_matches_pytorch_in_float64(kernel, shape, threads):
     torch.set_num_threads(threads)  # the conftest fixture restores the count
     inputs = _inputs(shape, torch.float64, seed=sum(shape))
@@ -246,5 +246,87 @@ def test_ffn_with_a_hooked_or_changed_convolution_runs_it(monkeypatch, kernel):
     ffn(x).sum().backward()
     assert calls == []
     ffn.dwconv.conv.padding_mode = "zeros"
+    ffn(x).sum().backward()
+    assert len(calls) == 1
+
+
+def test_kernel_takes_weights_and_biases_of_any_layout(kernel):
+    """Sliced, expanded and transposed weights, strided biases: the kernel reads copies (which
+    must stay alive through the C call) and returns the weight's gradient in its layout."""
+    value, gate, weight, bias = (t.detach() for t in _inputs((2, 5, 6, 8), torch.float64, seed=13))
+    grad_out = torch.randn(2, 5, 6, 8, dtype=torch.float64)
+    wide = torch.randn(8, 2, 3, 3, dtype=torch.float64)
+    layouts = {
+        "sliced weight": (wide[:, :1], bias),
+        "expanded weight": (weight[:1].expand(8, 1, 3, 3), bias),
+        "transposed taps": (weight.transpose(2, 3).contiguous().transpose(2, 3), bias),
+        "strided bias": (weight, torch.randn(16, dtype=torch.float64)[::2]),
+    }
+    for name, (w, b) in layouts.items():
+        inputs = [value, gate, w, b]
+        assert not all(t.is_contiguous() for t in inputs), name
+        got = [kernel.dwconv_gate_forward(*inputs), *kernel.dwconv_gate_backward(grad_out, *inputs)]
+        ref = _reference([t.clone().requires_grad_() for t in inputs], grad_out)
+        for g, r in zip(got, ref, strict=True):
+            torch.testing.assert_close(g, r, atol=1e-12, rtol=1e-12, msg=name)
+        assert got[3].shape == w.shape, name
+
+
+def test_a_non_finite_weight_takes_pytorch_s_path(monkeypatch, kernel):
+    """PyTorch multiplies the zero padding by the weight (NaN at the border for an infinite or NaN
+    one), which the kernel, skipping the padding, would not: such weights take PyTorch's path."""
+    calls = _spy(monkeypatch)
+    value, gate, weight, bias = _inputs((1, 3, 4, 2), torch.float64, seed=14)
+    with torch.no_grad():
+        weight[0, 0, 0, 0] = float("inf")
+    out = dwconv_gated_gelu(value, gate, weight, bias)
+    assert calls == []
+    torch.testing.assert_close(
+        out, dwconv_gated_gelu_math(value, gate, weight, bias), equal_nan=True, atol=0, rtol=0
+    )
+    assert out[0, 0, :, 0].isnan().any()  # the border, as PyTorch has it
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_jvp_through_the_gate_is_pytorch_s(kernel):
+    """torch.func transforms take PyTorch's path (the operators have no forward-mode rule, and
+    jvp would give a zero tangent)."""
+    torch.manual_seed(3)
+    ffn = GatedDWConvFFN(8, dtype=torch.float64)
+    x, tangent = (
+        torch.randn(1, 5, 6, 8, dtype=torch.float64),
+        torch.randn(1, 5, 6, 8, dtype=torch.float64),
+    )
+    _, got = torch.func.jvp(ffn, (x,), (tangent,))
+    eps = 1e-6
+    expected = (ffn(x + eps * tangent) - ffn(x - eps * tangent)) / (2 * eps)
+    torch.testing.assert_close(got, expected.detach(), atol=1e-6, rtol=1e-6)
+    inputs = [t.detach() for t in _inputs((1, 3, 4, 5), torch.float64, seed=15)]
+    tangents = [torch.randn_like(t) for t in inputs]
+    _, got = torch.func.jvp(dwconv_gated_gelu, tuple(inputs), tuple(tangents))
+    _, ref = torch.func.jvp(dwconv_gated_gelu_math, tuple(inputs), tuple(tangents))
+    torch.testing.assert_close(got, ref)
+
+
+def test_ffn_module_hooks_still_run(monkeypatch, kernel):
+    """Hooks on the conv wrapper, backward hooks on the conv and global module hooks see their
+    calls: with any of them the FFN runs the modules, not the fused operator."""
+    calls = _spy(monkeypatch)
+    torch.manual_seed(4)
+    ffn = GatedDWConvFFN(8)
+    x = torch.randn(1, 5, 6, 8)
+    seen = []
+    hooks = [
+        lambda: ffn.dwconv.register_forward_hook(lambda m, a, out: seen.append("wrapper")),
+        lambda: ffn.dwconv.conv.register_full_backward_hook(lambda m, gi, go: seen.append("bwd")),
+        lambda: torch.nn.modules.module.register_module_forward_hook(
+            lambda m, a, out: seen.append("global") if m is ffn.dwconv.conv else None
+        ),
+    ]
+    for register in hooks:
+        handle = register()
+        ffn(x).sum().backward()
+        handle.remove()
+    assert calls == [] and seen == ["wrapper", "bwd", "global"]
     ffn(x).sum().backward()
     assert len(calls) == 1

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.nn.modules import module as _module_hooks
 
 from treeattn.ops.bands import BandWise, MapFn, apply_with_halo, bands_wanted
 from treeattn.ops.depthwise import depthwise_conv3x3
@@ -48,6 +49,21 @@ def _hidden(dim: int, ratio: float) -> int:
     return hidden
 
 
+def _runs_hooks(module: nn.Module) -> bool:
+    """Whether calling ``module`` runs hooks — its own (forward, backward) or global module hooks —
+    which an operator that stands in for the call would skip."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+        or _module_hooks._global_forward_hooks
+        or _module_hooks._global_forward_pre_hooks
+        or _module_hooks._global_backward_hooks
+        or _module_hooks._global_backward_pre_hooks
+    )
+
+
 class _DepthwiseConv(nn.Module):
     """Depthwise 3×3 convolution applied to a channels-last map.
 
@@ -67,13 +83,13 @@ class _DepthwiseConv(nn.Module):
 
     @property
     def _plain(self) -> bool:
-        """Whether ``self.conv`` is the plain convolution it was built as: no hooks, not a
-        swapped-in subclass (quantization, LoRA), whose call the operators would skip, and its
-        settings unchanged."""
+        """Whether ``self.conv`` is the plain convolution it was built as: no hooks (its own or
+        global), not a swapped-in subclass (quantization, LoRA), whose call the operators would
+        skip, and its settings unchanged."""
         conv = self.conv
         return (
             type(conv) is nn.Conv2d
-            and not (conv._forward_hooks or conv._forward_pre_hooks)
+            and not _runs_hooks(conv)
             and conv.padding == (1, 1)
             and conv.padding_mode == "zeros"
             and conv.stride == (1, 1)
@@ -85,7 +101,11 @@ class _DepthwiseConv(nn.Module):
         CPU training one C++ pass each way (:func:`~treeattn.ops.gate.dwconv_gated_gelu`), else
         this module followed by :func:`~treeattn.ops.gate.gated_gelu`."""
         conv = self.conv
-        if self._plain and dwconv_kernel_case(value, gate, conv.weight, conv.bias):
+        if (
+            self._plain
+            and not _runs_hooks(self)
+            and dwconv_kernel_case(value, gate, conv.weight, conv.bias)
+        ):
             return dwconv_gated_gelu(value, gate, conv.weight, conv.bias)
         return gated_gelu(value, self(gate))
 

@@ -29,7 +29,7 @@ import torch
 
 from treeattn.ops.biased_sdpa import padded_sdpa, sdpa_with_bias_grad
 from treeattn.ops.cpu_attention import biased_attention
-from treeattn.ops.cpu_kernel import KERNEL_DTYPES, kernel_available
+from treeattn.ops.cpu_kernel import KERNEL_DTYPES, kernel_available, under_functorch
 
 __all__ = [
     "BACKENDS",
@@ -118,8 +118,12 @@ def attention_fused(
     first use; where it cannot be built the operator runs the PyTorch path of
     :func:`attention_sdpa` inside. Everything else — inference, a fixed or no bias, bf16, GPUs,
     ``torch.export`` (ONNX and ``.pt2`` files hold standard operators only) — is
-    :func:`attention_sdpa`.
+    :func:`attention_sdpa`. Under ``torch.func`` transforms it is :func:`attention_math`.
     """
+    if under_functorch(q, k, v, bias):
+        # torch.func (jvp, vmap): neither the C++ operator nor PyTorch's fused CPU kernels have
+        # forward-mode rules (the operator would give a zero tangent); explicit math has them all
+        return attention_math(q, k, v, bias, scale)
     if _kernel_case(q, bias):
         return biased_attention(q, k, v, bias.to(q.dtype), scale)
     return attention_sdpa(q, k, v, bias, scale)

@@ -27,7 +27,14 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["KERNEL_DTYPES", "CpuKernel", "heads_inner", "kernel_available", "load_cpu_kernel"]
+__all__ = [
+    "KERNEL_DTYPES",
+    "CpuKernel",
+    "heads_inner",
+    "kernel_available",
+    "load_cpu_kernel",
+    "under_functorch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +200,17 @@ class CpuKernel:
         """``value · GELU(conv(gate))`` of ``(B, H, W, C)`` maps, ``conv`` the depthwise 3×3
         convolution (padding 1) with ``weight`` ``(C, 1, 3, 3)`` and ``bias`` ``(C,)``."""
         _check_dwconv_gate(value, gate, weight, bias)
-        value, gate = value.contiguous(), gate.contiguous()
+        # (locals: the C call must see the copies alive)
+        value, gate, taps, bias = (
+            value.contiguous(),
+            gate.contiguous(),
+            _taps(weight),
+            bias.contiguous(),
+        )
         out = torch.empty_like(value)
         status = self._dwconv_gate_forward[value.dtype](
             _sizes(*value.shape),
-            *(_ptr(t) for t in (value, gate, _taps(weight), bias.contiguous(), out)),
+            *(_ptr(t) for t in (value, gate, taps, bias, out)),
             torch.get_num_threads(),
         )
         _raise_on(status)
@@ -215,13 +228,15 @@ class CpuKernel:
         weight's own layout) and ``bias``."""
         _check_dwconv_gate(value, gate, weight, bias)
         _check_gate(grad_out, value)
+        # (locals: the C call must see the copies alive)
         grad_out, value, gate = (t.contiguous() for t in (grad_out, value, gate))
+        taps, bias_in = _taps(weight), bias.contiguous()
         grad_value, grad_gate = torch.empty_like(value), torch.empty_like(value)
         # written as (C, 9) (channel c's taps at c·9 … c·9 + 8), returned in the weight's layout
         grad_taps, grad_bias = weight.new_empty(weight.shape), torch.empty_like(bias)
         status = self._dwconv_gate_backward[value.dtype](
             _sizes(*value.shape),
-            *(_ptr(t) for t in (grad_out, value, gate, _taps(weight), bias.contiguous())),
+            *(_ptr(t) for t in (grad_out, value, gate, taps, bias_in)),
             *(_ptr(t) for t in (grad_value, grad_gate, grad_taps, grad_bias)),
             torch.get_num_threads(),
         )
@@ -311,6 +326,19 @@ def _cpu_tag() -> str:
         pass
     text = f"{platform.machine()}|{platform.processor()}|{flags}"
     return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def under_functorch(*tensors: torch.Tensor | None) -> bool:
+    """Whether a ``torch.func`` transform (``jvp``, ``vmap``, ``grad``) wraps any of ``tensors``.
+
+    The kernels' operators have no forward-mode or batching rule, and under ``jvp`` they would give
+    a zero tangent without an error; their callers take PyTorch's path there instead. (Under
+    ``torch.compile`` the compiler handles the transforms: False.)
+    """
+    if torch.compiler.is_compiling():
+        return False
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return any(t is not None and wrapped(t) for t in tensors)
 
 
 def kernel_available(dtype: torch.dtype = torch.float32) -> bool:

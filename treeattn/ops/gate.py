@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 import treeattn.ops.depthwise  # noqa: F401  (registers treeattn::depthwise_conv3x3, used below)
-from treeattn.ops.cpu_kernel import kernel_available, load_cpu_kernel
+from treeattn.ops.cpu_kernel import kernel_available, load_cpu_kernel, under_functorch
 
 __all__ = [
     "dwconv_gated_gelu",
@@ -153,6 +153,7 @@ def _kernel_case(value: torch.Tensor, gate: torch.Tensor) -> bool:
         torch.is_grad_enabled()
         and (value.requires_grad or gate.requires_grad)
         and not torch.compiler.is_compiling()
+        and not under_functorch(value, gate)
         and _kernel_serves(value, gate)
     )
 
@@ -202,6 +203,9 @@ def _dwconv_serves(
         and all(t.device.type == "cpu" and t.dtype == value.dtype for t in (gate, weight, bias))
         and value.device.type == "cpu"
         and kernel_available(value.dtype)
+        # PyTorch multiplies the zero padding by the weight: NaN at the border for a non-finite
+        # one, where the kernel, which skips the padding, would not give it
+        and bool(torch.isfinite(weight).all())
     )
 
 
@@ -214,6 +218,7 @@ def dwconv_kernel_case(
         torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in (value, gate, weight, bias))
         and not torch.compiler.is_compiling()
+        and not under_functorch(value, gate, weight, bias)
         and _dwconv_serves(value, gate, weight, bias)
     )
 
