@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from engine_testlib import FIXTURE_ARGS, TinyNet, train
 from safetensors.torch import load_file
 
@@ -59,11 +60,16 @@ def test_old_run_resumes_from_its_flags(denoise_spec, old_run) -> None:
 
 
 def test_old_run_resumes_from_its_config_as_the_old_engine_trained(denoise_spec, old_run) -> None:
-    # on the CPU, as the fixture was written: the weights are compared bit for bit
+    # On the CPU, as the fixture was written — but on another CPU: convolution kernels round
+    # differently from one CPU to the next (one weight 1 float32 step apart between the AMD EPYC
+    # that wrote the fixture and an Intel Xeon), so the weights are compared to float32 rounding;
+    # a resume that lost any state (RNG, optimizer, schedule) moves them by orders of magnitude
+    # more. Bit-identical resumption on one machine: test_engine_trainer, test_engine_phases.
     args = ["--config", str(old_run / CONFIG_FILE), "--output-dir", str(old_run), "--cpu"]
     resumed = train(denoise_spec, [*args, "--resume-from-checkpoint", "latest"])
     assert resumed.progress.step == 4 and resumed.run_id == _recorded(old_run)["run_id"]
     expected = load_file(FIXTURES / "straight_step_4.safetensors")
     got = load_file(old_run / "step_4" / "model.safetensors")
     assert expected.keys() == got.keys()
-    assert all((expected[k] == got[k]).all() for k in expected)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-6, atol=1e-8, msg=key)
