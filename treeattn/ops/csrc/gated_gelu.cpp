@@ -174,8 +174,10 @@ void pack_conv(const MapShape& s, const T* weight, const T* bias, std::vector<T>
   }
 }
 
-// Calls tap(o, p) for each 3×3 offset o = dy·3 + dx of pixel (y, x) inside the map, p pointing at
-// that neighbour's channel j in `image` (as `at`) — straight through for inner pixels, checked at the border.
+// Calls tap(o, at) for each 3×3 offset o = dy·3 + dx of pixel (y, x) that lies inside the map, `at`
+// pointing at that neighbour's channel j in `image`: straight through for inner pixels, checked at
+// the border. (Outside taps are skipped, not multiplied by zero padding: the caller leaves
+// non-finite weights to PyTorch.)
 template <typename T, typename F>
 inline void each_tap(const MapShape& s, const T* image, int64_t y, int64_t x, int64_t j,
                      const F& tap) {
