@@ -203,9 +203,6 @@ def _dwconv_serves(
         and all(t.device.type == "cpu" and t.dtype == value.dtype for t in (gate, weight, bias))
         and value.device.type == "cpu"
         and kernel_available(value.dtype)
-        # PyTorch multiplies the zero padding by the weight: NaN at the border for a non-finite
-        # one, where the kernel, which skips the padding, would not give it
-        and bool(torch.isfinite(weight).all())
     )
 
 
@@ -213,13 +210,17 @@ def dwconv_kernel_case(
     value: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> bool:
     """Whether :func:`dwconv_gated_gelu` hands this call to the C++ kernel: eager CPU training
-    (autograd records, something needs a gradient, not compiling) in float32/float64."""
+    (autograd records, something needs a gradient, not compiling) in float32/float64, with a
+    finite weight (the operator itself, called directly, skips the padding whatever the weight)."""
     return (
         torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in (value, gate, weight, bias))
         and not torch.compiler.is_compiling()
         and not under_functorch(value, gate, weight, bias)
         and _dwconv_serves(value, gate, weight, bias)
+        # PyTorch multiplies the zero padding by the weight: NaN at the border for a non-finite
+        # one, where the kernel, which skips the padding, would not give it
+        and bool(torch.isfinite(weight).all())
     )
 
 
