@@ -8,12 +8,16 @@ A/B/C each round; medians and ratios are reported, plus each layer's MACs (the a
 ratio; below 1 a layer does a MAC faster than HiIR), peak activation memory (live tensor storages,
 see :mod:`treeattn.analysis.memory`, measured during the warm-up run) and the machine load seen.
 On a shared 2-core machine, ``--threads 1`` avoids the large slow-downs two torch threads suffer
-when another process holds a core.
+when another process holds a core. ``--keep-freed-memory`` times both layers with glibc keeping
+freed memory, as treeattn's recipes run (:func:`treeattn.allocator.keep_freed_memory`): without it
+every fresh map of a step is faulted in page by page, which costs HiIRLayer, with more and larger
+temporaries, more than SwinLayer.
 
 Usage::
 
     python benchmarks/layer_bench.py                 # full table, JSON in benchmarks/results/
     python benchmarks/layer_bench.py --sizes 64 --repeats 2 --threads 1
+    python benchmarks/layer_bench.py --sizes 64 128 --keep-freed-memory   # as the recipes run
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 import torch
 from benchlib import count_forward_macs, machine_meta, report_load, save_results
 
+from treeattn.allocator import keep_freed_memory
 from treeattn.analysis.memory import LiveTensorTracker
 from treeattn.layers import HiIRLayer, SwinLayer
 
@@ -113,13 +118,24 @@ def main() -> None:
         default=3.0,
         help="layers whose warm-up takes longer are timed once",
     )
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="keep freed memory in the process, as the recipes do (both layers)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and not keep_freed_memory():
+        raise SystemExit(
+            "--keep-freed-memory: glibc's thresholds were not set (no glibc, or the environment "
+            "sets MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or MALLOC_MMAP_MAX_ itself)"
+        )
     load_before = os.getloadavg()[0]
     results = {str(size): bench_size(size, args) for size in args.sizes}
     meta = {**machine_meta(load_before), "dim": args.dim, "heads": args.heads}
+    meta["keep_freed_memory"] = args.keep_freed_memory
     report_load(meta, "times: median seconds; ratio = layer / HiIR, /MAC = per-MAC ratio")
     header = (
         f"{'size':>5} {'layer':<14} {'GMAC':>6} {'fwd s':>8} {'ratio':>6} {'/MAC':>5} "
