@@ -7,9 +7,11 @@ import json
 import math
 import subprocess
 import sys
+from functools import partial
 
 import pytest
-from bench_scripts import ROOT
+import torch
+from bench_scripts import ROOT, load_benchmark
 
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 SECTIONS = [
@@ -144,3 +146,72 @@ def test_a_section_outrunning_the_budget_is_stopped_and_recorded(tmp_path):
     row = sections["train_denoise_bf16"]
     assert row["status"] == "stopped" and "--budget-s ran out" in row["note"]
     assert done.returncode == 0  # stopped by the budget is neither a failure nor an error
+
+
+def test_band_restore_times_each_setting_after_an_untimed_run(dry_run):
+    _, data, _ = dry_run
+    band = data["results"]["sections"]["band_restore"]["figures"]
+    for setting in ("whole", "banded", "whole_bf16", "banded_bf16"):
+        assert band[setting]["runs"] == 3 and band[setting]["seconds"] > 0
+
+
+def test_the_script_imports_without_matplotlib():
+    # matplotlib (the engine's curves) is needed by the training section only: without it the
+    # script still starts, and that section alone reports the ImportError
+    blocker = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'matplotlib':\n"
+        "            raise ImportError('matplotlib blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "import gpu_check\n"
+        "print('imported', 'matplotlib' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["imported", "False"]
+
+
+def test_backward_passes_run_under_the_precisions_tf32_setting(monkeypatch):
+    # TF32 flags are read when each CUDA kernel runs: the backward of a float32 check must run
+    # with TF32 off as its forward does, not with torch's defaults (cuDNN's: on)
+    gpu_check = load_benchmark("gpu_check")
+    states: list[bool | None] = []
+    inside = [None]
+
+    class Recording:
+        def __init__(self, enabled):
+            self.enabled = enabled
+
+        def __enter__(self):
+            inside[0] = self.enabled
+
+        def __exit__(self, *exc):
+            inside[0] = None
+
+    monkeypatch.setattr(gpu_check, "tf32", Recording)
+
+    class Probe(torch.nn.Linear):
+        def forward(self, x):
+            out = super().forward(x)
+            out.register_hook(lambda grad: states.append(inside[0]))
+            return out
+
+    cpu = torch.device("cpu")
+    x = torch.randn(2, 4)
+    for name, expected in (("fp32", False), ("tf32", True), ("bf16", None)):
+        states.clear()
+        gpu_check.forward_backward(Probe(4, 3), x, device=cpu, name=name)
+        assert states == [expected], name
+        states.clear()
+        step = gpu_check.train_step(
+            Probe(4, 3),
+            x,
+            torch.randn(2, 3),
+            partial(gpu_check.precision, cpu, name),
+            partial(gpu_check.backward_precision, cpu, name),
+        )
+        step()
+        assert states == [expected], name

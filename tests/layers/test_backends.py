@@ -42,6 +42,32 @@ def test_sdpa_kernel_matches_math_forward_and_backward(n, heads, tokens, dqk, ex
         torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize(("dqk", "dv", "width"), [(15, 30, 32), (12, 4, 16), (8, 8, 8), (3, 5, 8)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_sdpa_on_head_dims_padded_for_cuda_matches_math(dqk, dv, width, with_bias):
+    # what padded_sdpa runs on CUDA (q, k, v padded to one multiple of 8, the output cut back),
+    # here on the CPU in float64: the same values and gradients as explicit math
+    from treeattn.ops.biased_sdpa import CUDA_HEAD_DIM_MULTIPLE, sdpa_padded_to
+
+    assert width == -(-max(dqk, dv) // CUDA_HEAD_DIM_MULTIPLE) * CUDA_HEAD_DIM_MULTIPLE
+    gen = torch.Generator().manual_seed(dqk * 100 + dv)
+    q, k = (torch.randn(3, 2, 17, dqk, generator=gen, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(3, 2, 17, dv, generator=gen, dtype=torch.float64)
+    bias = torch.randn(1, 2, 17, 17, generator=gen, dtype=torch.float64) if with_bias else None
+    inputs = [t.requires_grad_() for t in (q, k, v, bias) if t is not None]
+    scale = dqk**-0.5
+    ref = attention_math(q, k, v, bias, scale)
+    out = sdpa_padded_to(q, k, v, bias, scale, width=width)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    grad_out = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    ref_grads = torch.autograd.grad(ref, inputs, grad_out)
+    grads = torch.autograd.grad(out, inputs, grad_out)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert g.shape == r.shape
+        torch.testing.assert_close(g, r, atol=1e-12, rtol=1e-12)
+
+
 def _pair(cls, dtype, **kw):
     torch.manual_seed(0)
     ref = cls(backend="math", dtype=dtype, **kw)

@@ -83,11 +83,12 @@ def attention_sdpa(
     """Attention through :func:`torch.nn.functional.scaled_dot_product_attention`.
 
     Narrower q/k (tree attention halves them) are zero-padded to v's head dim for the fused
-    kernels. On the CPU, where SDPA falls back to its math path for a bias that needs a gradient
-    (a learnable position bias while training), a shared bias goes through
-    :func:`~treeattn.ops.biased_sdpa.sdpa_with_bias_grad` instead: the fused forward and a
-    cache-sized backward. CUDA's memory-efficient kernel returns the bias gradient itself, and
-    under ``torch.compile`` the compiler gets plain SDPA.
+    kernels (on CUDA q, k and v to one multiple of 8:
+    :func:`~treeattn.ops.biased_sdpa.padded_sdpa`). On the CPU, where SDPA falls back to its math
+    path for a bias that needs a gradient (a learnable position bias while training), a shared
+    bias goes through :func:`~treeattn.ops.biased_sdpa.sdpa_with_bias_grad` instead: the fused
+    forward and a cache-sized backward. CUDA's memory-efficient kernel returns the bias gradient
+    itself, and under ``torch.compile`` the compiler gets plain SDPA.
     """
     if bias is not None:
         bias = bias.to(q.dtype)

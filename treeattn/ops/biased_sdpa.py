@@ -16,20 +16,57 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bias_grad_backward", "flash_forward", "padded_sdpa", "sdpa_with_bias_grad"]
+__all__ = [
+    "CUDA_HEAD_DIM_MULTIPLE",
+    "bias_grad_backward",
+    "flash_forward",
+    "padded_sdpa",
+    "sdpa_padded_to",
+    "sdpa_with_bias_grad",
+]
 
 # Bytes of attention map recomputed per backward step: a few MiB keeps it in a CPU's L2/L3.
 _CHUNK_BYTES = 4 * 2**20
 # Head dims the backward's small GEMMs are padded to: 16 runs ~2× faster than 15 on AVX2 CPUs.
 _HEAD_DIM_MULTIPLE = 16
+# Head dims CUDA's fused SDPA kernels take: the memory-efficient kernel a multiple of 8 in
+# bf16/half (of 4 in float32), flash and cuDNN a multiple of 8.
+CUDA_HEAD_DIM_MULTIPLE = 8
 
 
 def padded_sdpa(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, scale: float
 ) -> torch.Tensor:
-    """SDPA that zero-pads narrower q/k to v's head dim (fused kernels need one head dim)."""
+    """SDPA on zero-padded head dims (zero columns change no dot product).
+
+    On the CPU narrower q/k are padded to v's head dim (the fused kernels need one head dim). On
+    CUDA q, k and v are padded to one multiple of :data:`CUDA_HEAD_DIM_MULTIPLE` and the output is
+    cut back to v's width: the fused kernels refuse other head dims (Hi-IR-B's 15 and 30), and
+    SDPA would fall back to its math path, which builds every attention map.
+    """
+    if q.device.type == "cuda":
+        width = max(q.shape[-1], v.shape[-1])
+        return sdpa_padded_to(
+            q, k, v, bias, scale, width=-(-width // CUDA_HEAD_DIM_MULTIPLE) * CUDA_HEAD_DIM_MULTIPLE
+        )
     q, k = _pad_to(q, v.shape[-1]), _pad_to(k, v.shape[-1])
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+
+
+def sdpa_padded_to(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+    *,
+    width: int,
+) -> torch.Tensor:
+    """SDPA with q, k and v zero-padded to head dim ``width``; the output has v's width."""
+    out = F.scaled_dot_product_attention(
+        _pad_to(q, width), _pad_to(k, width), _pad_to(v, width), attn_mask=bias, scale=scale
+    )
+    return out[..., : v.shape[-1]]
 
 
 class _SDPAWithBiasGrad(torch.autograd.Function):
