@@ -53,8 +53,9 @@ def plot(data: dict, out: Path) -> None:
     right.axhline(1.0, color="grey", linewidth=0.8)
     right.set_ylabel(f"{meta['model']} / {meta['peer']}")
     right.legend(fontsize=8)
+    cpu = meta.get("cpu") or meta["machine"]
     fig.suptitle(
-        f"{meta['machine']}, {meta['threads']} thread(s), torch {meta['torch']}, "
+        f"{cpu}, {meta['threads']} thread(s), torch {meta['torch']}, "
         f"load {meta['load_before']:.1f}",
         fontsize=9,
     )
