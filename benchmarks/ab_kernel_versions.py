@@ -6,11 +6,18 @@ times the kernel alone, forward and backward, on the layers' shapes: a 64² map 
 cut into windows of 16, 64 and 256 tokens, 6 heads, q/k 15 and v 30 wide, as strided views of one
 projection (as the layers call it). Both run through this checkout's Python wrapper
 (:class:`treeattn.ops.cpu_kernel.CpuKernel`), so only the C++ differs. One thread: CPU time of the
-thread; more: wall time. Writes ``benchmarks/results/ab_kernel_versions_t<THREADS>.json``.
+thread; more: wall time. Writes ``benchmarks/results/ab_kernel_versions[_<TAG>]_t<THREADS>.json``.
+
+With ``--layers``, it instead builds both checkouts' whole library (the attention kernel and the
+gate kernels) and times ``HiIRLayer(180, 6, (16, 64))`` and ``SwinLayer(180, 6, 8)`` fwd + bwd on
+a 64² map (``--sizes`` for others) with each build in turn, in one process with freed memory kept
+(as the recipes run): what a kernel change does to each layer's training step and to their ratio.
+Writes ``ab_kernel_versions_layers[_<TAG>]_t<THREADS>.json``.
 
 Usage::
 
     python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc [--threads 1]
+    python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc --layers [--sizes 64]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import os
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,6 +37,8 @@ from benchlib import abba_medians, machine_meta, save_results
 from einops import rearrange
 
 import treeattn.ops.cpu_kernel as cpu_kernel
+from treeattn.allocator import keep_freed_memory
+from treeattn.layers import HiIRLayer, SwinLayer
 
 
 def attention_only(path: str) -> cpu_kernel.CpuKernel:
@@ -48,25 +58,32 @@ def attention_only(path: str) -> cpu_kernel.CpuKernel:
     return kernel
 
 
-def build(csrc: Path, label: str) -> cpu_kernel.CpuKernel:
-    """Compile ``csrc``'s attention kernel like :func:`treeattn.ops.cpu_kernel.load_cpu_kernel`."""
+def build_library(csrc: Path, label: str, names: tuple[str, ...]) -> str:
+    """Compile ``names`` (sources in ``csrc``, with its ``vec_math.h``) into one library, with the
+    flags :func:`treeattn.ops.cpu_kernel.load_cpu_kernel` uses; returns its path."""
     from torch.utils import cpp_extension
 
-    sources = [csrc / "biased_attention.cpp", csrc / "vec_math.h"]
+    sources = [csrc / name for name in (*names, "vec_math.h")]
+    missing = [str(path) for path in sources if not path.is_file()]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} not found: --old-src must be a csrc/ folder")
     digest = hashlib.sha1(b"".join(p.read_bytes() for p in sources)).hexdigest()[:8]
     work = Path(tempfile.mkdtemp(prefix=f"treeattn_{label}_"))
     for path in sources:
         shutil.copy(path, work / path.name)
-    flags = cpu_kernel._FLAG_SETS[0]
-    path = cpp_extension.load(
-        name=f"treeattn_ab_{label}_{digest}",
-        sources=[str(work / "biased_attention.cpp")],
-        extra_cflags=flags,
+    return cpp_extension.load(
+        name=f"treeattn_ab_{label}_{len(names)}_{digest}",
+        sources=[str(work / name) for name in names],
+        extra_cflags=cpu_kernel._FLAG_SETS[0],
         extra_ldflags=["-fopenmp"],
         is_python_module=False,
         verbose=False,
     )
-    return attention_only(path)
+
+
+def build(csrc: Path, label: str) -> cpu_kernel.CpuKernel:
+    """``csrc``'s attention kernel, built like :func:`treeattn.ops.cpu_kernel.load_cpu_kernel`."""
+    return attention_only(build_library(csrc, label, ("biased_attention.cpp",)))
 
 
 def kernel_runs(kernels: dict, tokens: int) -> dict:
@@ -86,19 +103,87 @@ def kernel_runs(kernels: dict, tokens: int) -> dict:
     return runs
 
 
+def layer_runs(libraries: dict[str, str], size: int) -> dict:
+    """fwd + bwd of both layers on a ``size``² map of 180 channels with each library in turn.
+
+    The layers call the kernels through the process's :class:`CpuKernel`; each run first points
+    its entries at its library (the object's state swapped, so every caller sees the swap).
+    """
+    live = cpu_kernel.load_cpu_kernel()
+    if live is None:
+        raise SystemExit("the C++ kernels cannot be built here (see the warning above)")
+    states = {name: vars(cpu_kernel.CpuKernel(path)) for name, path in libraries.items()}
+    torch.manual_seed(0)
+    layers = {
+        "HiIR": HiIRLayer(180, 6, (16, 64), data_format="BHWC"),
+        "Swin": SwinLayer(180, 6, 8, data_format="BHWC"),
+    }
+    x = torch.randn(1, size, size, 180)
+
+    def run(library: str, layer: torch.nn.Module) -> None:
+        vars(live).update(states[library])
+        layer(x).square().mean().backward()
+        layer.zero_grad(set_to_none=True)
+
+    return {
+        f"{library} {name}": partial(run, library, layer)
+        for library in libraries
+        for name, layer in layers.items()
+    }
+
+
+def compare_layers(args: argparse.Namespace, clock) -> dict:
+    """The --layers mode: both layers' training step with each checkout's whole library."""
+    names = tuple(path.name for path in cpu_kernel.SOURCES)
+    libraries = {
+        "old": build_library(args.old_src, "old", names),
+        "new": build_library(Path(cpu_kernel.__file__).parent / "csrc", "new", names),
+    }
+    results = {}
+    for size in args.sizes:
+        med = abba_medians(layer_runs(libraries, size), repeats=args.repeats, clock=clock)
+        results[f"{size}x{size}"] = med
+        parts = [
+            f"{name} old {med[f'old {name}'] * 1e3:.1f} → new {med[f'new {name}'] * 1e3:.1f} ms "
+            f"({med[f'new {name}'] / med[f'old {name}']:.3f})"
+            for name in ("HiIR", "Swin")
+        ]
+        old, new = (med[f"{lib} HiIR"] / med[f"{lib} Swin"] for lib in libraries)
+        print(f"{size}²: " + ", ".join(parts) + f"; HiIR / Swin old {old:.3f} → new {new:.3f}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-src", type=Path, required=True, help="another checkout's csrc/")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--layers", action="store_true", help="time both layers' training step with each build"
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="with --layers")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="added to the JSON's name (one A/B does not replace another)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
+    load_before = os.getloadavg()[0]
+    tag = f"_{args.tag}" if args.tag else ""
+    if args.layers:
+        kept = keep_freed_memory()
+        results = compare_layers(args, clock)
+        meta = {**machine_meta(load_before), "repeats": args.repeats, "old_src": str(args.old_src)}
+        meta["kept_freed_memory"] = kept
+        out = f"ab_kernel_versions_layers{tag}_t{args.threads}"
+        save_results(Path(__file__).parent / "results", out, meta, results)
+        return
     kernels = {
         "old": build(args.old_src, "old"),
         "new": build(Path(cpu_kernel.__file__).parent / "csrc", "new"),
     }
-    load_before = os.getloadavg()[0]
     results = {}
     for tokens in (16, 64, 256):
         med = abba_medians(kernel_runs(kernels, tokens), repeats=args.repeats, clock=clock)
@@ -110,7 +195,7 @@ def main() -> None:
         print(f"{4096 // tokens} windows × {tokens} tokens: " + ", ".join(parts))
     meta = {**machine_meta(load_before), "repeats": args.repeats, "old_src": str(args.old_src)}
     save_results(
-        Path(__file__).parent / "results", f"ab_kernel_versions_t{args.threads}", meta, results
+        Path(__file__).parent / "results", f"ab_kernel_versions{tag}_t{args.threads}", meta, results
     )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "abba_medians",
     "abba_times",
     "count_forward_macs",
+    "cpu_details",
     "cpu_model",
     "machine_meta",
     "peak_rss",
@@ -132,13 +133,57 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Flags that change which code the kernels and the BLAS run (widest first), as /proc/cpuinfo names
+# them.
+_VECTOR_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "fma", "neon", "asimd")
+
+
+def cpu_details(
+    cpuinfo: str | None = None, cache: Path = Path("/sys/devices/system/cpu/cpu0/cache")
+) -> dict[str, str | list[str] | dict[str, str] | None]:
+    """What tells two CPUs of one model name apart (an "AMD EPYC" may be a Zen 3 without AVX-512
+    or a Zen 4 with it): family and model numbers, the vector flags of :data:`_VECTOR_FLAGS` the
+    CPU has, and the size of each cache level of the first core (``None`` where unknown).
+
+    Args:
+        cpuinfo: The text of ``/proc/cpuinfo`` (read when ``None``).
+        cache: The first core's cache folder in sysfs.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first core's
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    caches = {}
+    for index in sorted(cache.glob("index*")):
+        try:
+            level, kind = ((index / name).read_text().strip() for name in ("level", "type"))
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        caches[f"L{level}{'d' if kind == 'Data' else 'i' if kind == 'Instruction' else ''}"] = size
+    return {
+        "family": fields.get("cpu family"),
+        "model": fields.get("model"),
+        "vector_flags": [flag for flag in _VECTOR_FLAGS if flag in flags],
+        "caches": caches or None,
+    }
+
+
 def machine_meta(load_before: float) -> dict:
-    """Torch version, threads, CPU and the load seen before and after the benchmark."""
+    """Torch version, threads, CPU (with :func:`cpu_details`) and the load seen before and after
+    the benchmark."""
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "cpu": cpu_model(),
+        "cpu_details": cpu_details(),
         "cpus": os.cpu_count(),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],

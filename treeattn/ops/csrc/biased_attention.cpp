@@ -150,12 +150,24 @@ struct Strided {
   const T* slice(int64_t n, int64_t h) const { return data + n * s0 + h * s1; }
 };
 
+// Rows of the strided q, k, v (and their gradients) lie a projection's width apart, so each task
+// reads (and writes) a few bytes of many rows: the hardware prefetchers do not fetch them early, so
+// the loops over rows ask for the row kPrefetchRows ahead (its first and last element).
+constexpr int64_t kPrefetchRows = 8;
+
+template <int Write = 0, typename T>
+inline void prefetch_row(const T* row, int64_t cols, int64_t sc) {
+  __builtin_prefetch(row, Write);
+  __builtin_prefetch(row + (cols - 1) * sc, Write);
+}
+
 // rows × cols of src (row stride sr, column stride sc) · factor into dst (row stride ld), zero
 // padded to ld columns.
 template <typename T>
 void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc, T factor, T* dst,
                int64_t ld) {
   for (int64_t i = 0; i < rows; ++i) {
+    if (i + kPrefetchRows < rows) prefetch_row(src + (i + kPrefetchRows) * sr, cols, sc);
     for (int64_t d = 0; d < cols; ++d) dst[i * ld + d] = src[i * sr + d * sc] * factor;
     for (int64_t d = cols; d < ld; ++d) dst[i * ld + d] = 0;
   }
@@ -165,6 +177,7 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc,
 template <typename T>
 void pack_transposed(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc, T* dst,
                      int64_t ld) {
+  for (int64_t i = 0; i < rows; ++i) prefetch_row(src + i * sr, cols, sc);  // read cols times
   for (int64_t d = 0; d < cols; ++d) {
     for (int64_t i = 0; i < rows; ++i) dst[d * ld + i] = src[i * sr + d * sc];
     for (int64_t i = rows; i < ld; ++i) dst[d * ld + i] = 0;
@@ -281,6 +294,8 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
                        s.ep);
         for (int64_t r = 0; r < rows; ++r) {
           T* o = out_slice + (i0 + r) * outs_.s2;
+          if (r + kPrefetchRows < rows)
+            prefetch_row<1>(o + kPrefetchRows * outs_.s2, s.e, outs_.s3);
           for (int64_t e = 0; e < s.e; ++e) o[e * outs_.s3] = outs[r * s.ep + e] * inv[r];
         }
       }
@@ -327,6 +342,7 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
       const T* o = os.slice(n, h);
       for (int64_t i = 0; i < s.t; ++i) {  // rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij
         const T* row = o + i * os.s2;
+        if (i + kPrefetchRows < s.t) prefetch_row(row + kPrefetchRows * os.s2, s.e, os.s3);
         Vec<T> acc{};
         if (os.s3 == 1) {  // (the layout the forward writes)
           for (int64_t e = 0; e < s.e; e += L)
@@ -380,12 +396,17 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
                        s.dp);
         for (int64_t r = 0; r < rows; ++r) {
           T* dst = gqs.slice(n, h) + (i0 + r) * gqs.s2;
+          if (r + kPrefetchRows < rows) prefetch_row<1>(dst + kPrefetchRows * gqs.s2, s.d, gqs.s3);
           for (int64_t d = 0; d < s.d; ++d) dst[d * gqs.s3] = dq[r * s.dp + d] * a.scale;
         }
       }
       T* gv = gvs.slice(n, h);
       T* gk = gks.slice(n, h);
       for (int64_t j = 0; j < s.t; ++j) {
+        if (j + kPrefetchRows < s.t) {
+          prefetch_row<1>(gv + (j + kPrefetchRows) * gvs.s2, s.e, gvs.s3);
+          prefetch_row<1>(gk + (j + kPrefetchRows) * gks.s2, s.d, gks.s3);
+        }
         for (int64_t e = 0; e < s.e; ++e) gv[j * gvs.s2 + e * gvs.s3] = dvt[e * s.tp + j];
         for (int64_t d = 0; d < s.d; ++d) gk[j * gks.s2 + d * gks.s3] = dkt[d * s.tp + j];
       }

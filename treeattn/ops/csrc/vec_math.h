@@ -78,9 +78,11 @@ inline void store(T* p, const Vec<T>& v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
+// x in every lane. Written x − 0, which is x for every x (0 + x is not: it turns −0 into +0), so the
+// compiler emits one broadcast (from memory: a load, no arithmetic) instead of an add and a shuffle.
 template <typename T>
 inline Vec<T> splat(T x) {
-  return Vec<T>{} + x;
+  return x - Vec<T>{};
 }
 
 // The first `count` (< kLanes) elements from p, the other lanes zero; and back, leaving the memory
