@@ -83,6 +83,11 @@ def test_a_slow_first_run_alone_does_not_cut_a_layer_to_one_timed_run(monkeypatc
         return 0.001
 
     monkeypatch.setattr(layer_bench, "run_once", fake_run_once)
+    monkeypatch.setattr(layer_bench, "count_forward_macs", lambda *args, **kwargs: 1)  # (not timed)
+    # the two layers the ratio compares (a window-64 SwinLayer takes seconds to build)
+    monkeypatch.setattr(
+        layer_bench, "LAYERS", {k: layer_bench.LAYERS[k] for k in ("hiir_p16_P64", "swin_w8")}
+    )
     args = SimpleNamespace(dim=12, heads=2, repeats=3, no_memory=True, slow_seconds=0.05)
     rows = layer_bench.bench_size(64, args)
     expected = 1 if always_slow else 3
