@@ -1,11 +1,10 @@
-"""gather_rows: table[index] with a fixed-order (sparse one-hot) backward."""
+"""gather_columns: table[index] transposed, contiguous, with a fixed-order backward."""
 
 import pytest
 import torch
 
 from treeattn.layers.pos_bias import ContinuousPositionBias, TablePositionBias
-from treeattn.ops import gather as gather_module
-from treeattn.ops.gather import gather_rows, scatter_plan
+from treeattn.ops.gather import gather_columns
 from treeattn.ops.position import relative_position_index
 
 
@@ -14,52 +13,43 @@ def _index(group=(16, 16)):
     return index, (2 * group[0] - 1) * (2 * group[1] - 1)
 
 
-def test_plan_lists_each_rows_positions_in_order():
-    index = torch.tensor([2, 0, 2, 1, 0, 2])
-    crow, col = scatter_plan(index, 4)  # row 3 is never gathered
-    assert crow.tolist() == [0, 2, 3, 6, 6]
-    assert col.tolist() == [1, 4, 3, 0, 2, 5]
+def test_values_are_the_transposed_rows_laid_out_contiguously():
+    index, rows = _index((3, 5))
+    table = torch.randn(rows, 4)
+    out = gather_columns(table, index)
+    assert out.shape == (4, index.numel()) and out.is_contiguous()
+    assert torch.equal(out, table[index].t())
+    assert torch.equal(gather_columns(table.t().contiguous().t(), index), out)  # any layout
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("contiguous", [True, False])
-def test_gradient_is_the_one_thread_index_put_to_the_bit(threads, contiguous):
+def test_gradient_is_the_one_thread_index_put_to_the_bit(threads):
     index, rows = _index()
     gen = torch.Generator().manual_seed(0)
     table = torch.randn(rows, 6, generator=gen, requires_grad=True)
-    grad = torch.randn(6, index.numel(), generator=gen)  # the bias's (h, q·k) layout...
-    grad = grad.t().contiguous() if contiguous else grad.t()  # ...or as it arrives, strided
-    expected = torch.zeros(rows, 6).index_put_((index,), grad.contiguous(), accumulate=True)
+    grad = torch.randn(6, index.numel(), generator=gen)  # the bias's (h, q·k) layout
+    expected = torch.zeros(rows, 6).index_put_((index,), grad.t().contiguous(), accumulate=True)
     torch.set_num_threads(threads)  # the conftest fixture restores the count
-    out = gather_rows(table, index, scatter_plan(index, rows))
-    assert torch.equal(out, table[index])
+    out = gather_columns(table, index)
     for _ in range(3):  # the same bits every time
         (got,) = torch.autograd.grad(out, table, grad, retain_graph=True)
         assert torch.equal(got, expected)
 
 
-def test_gradcheck_in_float64():
+def test_first_and_second_derivatives_in_float64():
     index, rows = _index((3, 4))
     table = torch.randn(rows, 2, dtype=torch.float64, requires_grad=True)
-    plan = scatter_plan(index, rows)
-    assert torch.autograd.gradcheck(lambda t: gather_rows(t, index, plan), (table,))
+    assert torch.autograd.gradcheck(lambda t: gather_columns(t, index), (table,))
+    assert torch.autograd.gradgradcheck(lambda t: gather_columns(t, index).sin(), (table,))
 
 
-def test_plain_indexing_where_the_plan_does_not_run(monkeypatch):
-    calls = []
-    monkeypatch.setattr(gather_module._GatherRows, "apply", lambda *a: calls.append(1))
-    index, rows = _index((2, 3))
-    plan = scatter_plan(index, rows)
-    table = torch.randn(rows, 3, requires_grad=True)
-    with torch.no_grad():
-        assert torch.equal(gather_rows(table, index, plan), table[index])
-    fixed = table.detach()
-    assert torch.equal(gather_rows(fixed, index, plan), fixed[index])
-    low = table.detach().bfloat16().requires_grad_()
-    assert torch.equal(gather_rows(low, index, plan), low[index])
-    assert calls == []
-    gather_rows(table, index, plan)
-    assert calls == [1]
+def test_autocast_keeps_the_table_dtype():
+    index, rows = _index((3, 3))
+    table = torch.randn(rows, 2, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = gather_columns(table, index)
+        (grad,) = torch.autograd.grad(out.sum(), table)
+    assert out.dtype == grad.dtype == torch.float32
 
 
 @pytest.mark.parametrize("module", [ContinuousPositionBias, TablePositionBias])
@@ -68,9 +58,10 @@ def test_position_biases_train_as_with_plain_indexing(monkeypatch, module):
     bias = module((8, 8), 3)
     grad = torch.randn(1, 3, 64, 64)
     out = bias()
+    assert out.shape == (1, 3, 64, 64) and out.is_contiguous()
     grads = torch.autograd.grad(out, list(bias.parameters()), grad)
     monkeypatch.setattr(
-        "treeattn.layers.pos_bias.gather_rows", lambda table, index, plan: table[index]
+        "treeattn.layers.pos_bias.gather_columns", lambda table, index: table[index].t()
     )
     assert torch.equal(bias(), out)
     ref = torch.autograd.grad(bias(), list(bias.parameters()), grad)
@@ -78,29 +69,18 @@ def test_position_biases_train_as_with_plain_indexing(monkeypatch, module):
         torch.testing.assert_close(g, r, atol=0, rtol=0)
 
 
-def test_plan_that_does_not_fit_is_refused():
+def test_shapes_that_do_not_fit_are_refused():
     index, rows = _index((2, 2))
-    table = torch.randn(rows, 3, requires_grad=True)
-    with pytest.raises(ValueError, match="scatter_plan"):
-        gather_rows(table, index, scatter_plan(index, rows + 1))
-    with pytest.raises(ValueError, match="2-D table"):
-        gather_rows(table[None], index, scatter_plan(index, rows))
-
-
-def test_second_derivatives_and_autocast():
-    index, rows = _index((3, 3))
-    table = torch.randn(rows, 2, dtype=torch.float64, requires_grad=True)
-    plan = scatter_plan(index, rows)
-    assert torch.autograd.gradgradcheck(lambda t: gather_rows(t, index, plan).sin(), (table,))
-    table32 = table.detach().float().requires_grad_()
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # the backward stays float32
-        (grad,) = torch.autograd.grad(gather_rows(table32, index, plan).sum(), table32)
-    assert grad.dtype == torch.float32
+    table = torch.randn(rows, 3)
+    with pytest.raises(ValueError, match="2-D"):
+        gather_columns(table[None], index)
+    with pytest.raises(ValueError, match="1-D index"):
+        gather_columns(table, index[None])
 
 
 @pytest.mark.parametrize("module", [ContinuousPositionBias, TablePositionBias])
 def test_position_biases_build_on_the_meta_device(module):
     with torch.device("meta"):  # (shapes only: the analysis tools count models this way)
         bias = module((16, 16), 6)
-    assert bias.index.is_meta and bias.scatter_col.is_meta
-    assert bias.scatter_col.shape == (256 * 256,) and bias.scatter_crow.shape == (961 + 1,)
+    assert bias.index.is_meta and bias.index.shape == (256 * 256,)
+    assert bias().shape == (1, 6, 256, 256)

@@ -1,103 +1,40 @@
-"""Rows of a small table gathered by a large fixed index, with a fast, fixed-order backward.
+"""A position-bias table gathered by its window's offset index, straight into the bias's layout.
 
-``table[index]``'s backward sums the gradients of rows gathered more than once (``index_put`` with
-``accumulate=True``): for the position-bias table of a 16×16 window, 65,536 gradient rows into
-961, on one thread, or on several in an order that changes from call to call when the gradient is
-contiguous. :func:`gather_rows` gathers the same rows; its backward is one product with the index
-as a sparse one-hot matrix (CSR, :func:`scatter_plan`, built once): each table row's gradient is
-summed in index order — on this build (MKL's sparse product; tested) bit-identical to the
-one-thread ``index_put`` on any number of threads and any layout, and faster on several threads
-(a 16×16 window's continuous position bias, forward + backward: 4.8 → 4.7 ms on one thread,
-4.1 → 3.2 ms on two; ``benchmarks/ab_gather.py``).
+A window of ``T`` tokens has ``T²`` (query, key) pairs and far fewer distinct offsets (961 for
+16×16): the bias is the ``(offsets, heads)`` table gathered by a fixed flat index of the pairs.
+``table[index]`` gives ``(T², heads)``, which the attention then copies into its ``(heads, T²)``
+layout, and whose backward (``index_put`` with accumulation) sums the gradient into the table in
+an order that can change from call to call on several threads. :func:`gather_columns` selects
+columns of the transposed table instead: the ``(heads, T²)`` result is contiguous as made, and the
+backward (``index_add`` along the pairs) sums each table entry's gradient over the pairs in index
+order on any number of threads — bit-identical to the one-thread ``index_put`` (tested). A 16×16
+window's gather, forward and backward: 5.7 → 1.4 ms on one thread (``benchmarks/ab_gather.py``).
 """
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
-__all__ = ["gather_rows", "scatter_plan"]
-
-# PyTorch warns that sparse CSR support is in beta whenever one is built; the one built here is
-# internal to the backward, so only that warning is silenced around it.
-_BETA_WARNING = r"Sparse CSR tensor support is in beta"
-
-# dtypes whose sparse × dense product PyTorch's CPU build runs.
-_PLAN_DTYPES = (torch.float32, torch.float64)
+__all__ = ["gather_columns"]
 
 
-def scatter_plan(index: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The CSR structure of the ``(rows, len(index))`` one-hot matrix of a flat index.
-
-    Args:
-        index: Long tensor ``(N,)`` of values in ``[0, rows)``.
-        rows: Rows of the table it indexes.
-
-    Returns:
-        ``crow_indices`` ``(rows + 1,)`` and ``col_indices`` ``(N,)``: for each table row, the
-        positions in ``index`` that name it, in increasing order.
-    """
-    order = torch.argsort(index, stable=True)
-    counts = torch.bincount(index, minlength=rows)
-    crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    return crow, order
-
-
-class _GatherRows(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, table, index, crow, col):
-        ctx.save_for_backward(index, crow, col)
-        ctx.rows = table.shape[0]
-        return table[index]
-
-    @staticmethod
-    def backward(ctx, grad):
-        index, crow, col = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: the differentiable index_put
-            grad_table = grad.new_zeros((ctx.rows, grad.shape[1]))
-            return grad_table.index_put((index,), grad, accumulate=True), None, None, None
-        with torch.autocast("cpu", enabled=False), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_BETA_WARNING, category=UserWarning)
-            one_hot = torch.sparse_csr_tensor(
-                crow,
-                col,
-                grad.new_ones(col.numel()),
-                size=(ctx.rows, col.numel()),
-                check_invariants=False,
-            )
-            return one_hot @ grad.contiguous(), None, None, None
-
-
-def gather_rows(
-    table: torch.Tensor, index: torch.Tensor, plan: tuple[torch.Tensor, torch.Tensor]
-) -> torch.Tensor:
-    """``table[index]`` for a 2-D ``table``, whose gradient is summed deterministically.
+def gather_columns(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` transposed, as a contiguous ``(C, N)`` tensor.
 
     Args:
         table: ``(rows, C)``.
-        index: Long tensor ``(N,)``.
-        plan: :func:`scatter_plan` of ``index`` (on ``table``'s device).
+        index: Long tensor ``(N,)`` of values in ``[0, rows)``.
 
     Returns:
-        ``(N, C)``. Where autograd records on the CPU in float32/float64 (eager), the backward
-        runs the sparse product; elsewhere — GPUs, other dtypes, ``torch.compile`` — it is plain
-        ``table[index]``.
+        ``(C, N)``, contiguous. Differentiable in ``table`` (to any order); the gradient is
+        summed in index order.
+
+    Raises:
+        ValueError: for a table that is not 2-D or an index that is not 1-D.
     """
-    crow, col = plan
-    if table.dim() != 2 or crow.numel() != table.shape[0] + 1 or col.numel() != index.numel():
+    if table.dim() != 2 or index.dim() != 1:
         raise ValueError(
-            f"gather_rows takes a 2-D table and the scatter_plan of its index: got table "
-            f"{tuple(table.shape)}, index {tuple(index.shape)}, plan of {crow.numel() - 1} rows "
-            f"and {col.numel()} positions; build the plan with scatter_plan(index, "
-            f"table.shape[0])"
+            f"gather_columns takes a 2-D (rows, C) table and a 1-D index: got table "
+            f"{tuple(table.shape)}, index {tuple(index.shape)}"
         )
-    if (
-        torch.is_grad_enabled()
-        and table.requires_grad
-        and table.device.type == "cpu"
-        and table.dtype in _PLAN_DTYPES
-        and not torch.compiler.is_compiling()
-    ):
-        return _GatherRows.apply(table, index, *plan)
-    return table[index]
+    return torch.index_select(table.t().contiguous(), 1, index)
