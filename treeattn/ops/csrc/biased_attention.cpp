@@ -166,31 +166,11 @@ inline void prefetch_row(const T* row, int64_t cols, int64_t sc) {
 template <typename T>
 void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc, T factor, T* dst,
                int64_t ld) {
-  constexpr int64_t L = kLanes<T>;
   for (int64_t i = 0; i < rows; ++i) {
     if (i + kPrefetchRows < rows) prefetch_row(src + (i + kPrefetchRows) * sr, cols, sc);
-    const T* row = src + i * sr;
-    if (sc == 1) {  // whole vectors (the last one part-read, zero beyond cols), then zeros to ld
-      int64_t d = 0;
-      for (; d < cols; d += L) store(dst + i * ld + d, load_n(row + d, std::min(L, cols - d)) * factor);
-      for (; d < ld; d += L) store(dst + i * ld + d, Vec<T>{});
-      continue;
-    }
-    for (int64_t d = 0; d < cols; ++d) dst[i * ld + d] = row[d * sc] * factor;
+    for (int64_t d = 0; d < cols; ++d) dst[i * ld + d] = src[i * sr + d * sc] * factor;
     for (int64_t d = cols; d < ld; ++d) dst[i * ld + d] = 0;
   }
-}
-
-// dst[c · sc] = src[c] · factor for c < cols (src padded to whole vectors): one row out.
-template <typename T>
-inline void unpack_row(const T* src, int64_t cols, T factor, T* dst, int64_t sc) {
-  constexpr int64_t L = kLanes<T>;
-  if (sc == 1) {
-    for (int64_t c = 0; c < cols; c += L)
-      store_n(dst + c, load(src + c) * factor, std::min(L, cols - c));
-    return;
-  }
-  for (int64_t c = 0; c < cols; ++c) dst[c * sc] = src[c] * factor;
 }
 
 // The transpose: dst[d, i] = src[i, d], zero padded to ld columns.
@@ -316,7 +296,7 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
           T* o = out_slice + (i0 + r) * outs_.s2;
           if (r + kPrefetchRows < rows)
             prefetch_row<1>(o + kPrefetchRows * outs_.s2, s.e, outs_.s3);
-          unpack_row(outs.data() + r * s.ep, s.e, inv[r], o, outs_.s3);
+          for (int64_t e = 0; e < s.e; ++e) o[e * outs_.s3] = outs[r * s.ep + e] * inv[r];
         }
       }
     }
@@ -417,7 +397,7 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
         for (int64_t r = 0; r < rows; ++r) {
           T* dst = gqs.slice(n, h) + (i0 + r) * gqs.s2;
           if (r + kPrefetchRows < rows) prefetch_row<1>(dst + kPrefetchRows * gqs.s2, s.d, gqs.s3);
-          unpack_row(dq.data() + r * s.dp, s.d, a.scale, dst, gqs.s3);
+          for (int64_t d = 0; d < s.d; ++d) dst[d * gqs.s3] = dq[r * s.dp + d] * a.scale;
         }
       }
       T* gv = gvs.slice(n, h);

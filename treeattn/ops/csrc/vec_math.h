@@ -15,7 +15,7 @@
 #include <omp.h>
 #endif
 
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -86,8 +86,7 @@ inline Vec<T> splat(T x) {
 }
 
 // The first `count` (< kLanes) elements from p, the other lanes zero; and back, leaving the memory
-// past `count` untouched (masked-off lanes are never read or written, so a part vector at the end
-// of an array cannot fault). Masked moves on AVX-512 and AVX2, element by element elsewhere.
+// past `count` untouched. Masked moves on AVX-512, element by element elsewhere.
 #if defined(__AVX512F__)
 inline Vec<float> load_part(const float* p, int64_t count) {
   return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), p);
@@ -100,27 +99,6 @@ inline void store_part(float* p, const Vec<float>& v, int64_t count) {
 }
 inline void store_part(double* p, const Vec<double>& v, int64_t count) {
   _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << count) - 1), v);
-}
-#elif defined(__AVX2__)
-// Lanes below `count`: all bits set (the sign bit is what the masked moves read).
-inline __m256i first_lanes32(int64_t count) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-inline __m256i first_lanes64(int64_t count) {
-  return _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), _mm256_setr_epi64x(0, 1, 2, 3));
-}
-inline Vec<float> load_part(const float* p, int64_t count) {
-  return _mm256_maskload_ps(p, first_lanes32(count));
-}
-inline Vec<double> load_part(const double* p, int64_t count) {
-  return _mm256_maskload_pd(p, first_lanes64(count));
-}
-inline void store_part(float* p, const Vec<float>& v, int64_t count) {
-  _mm256_maskstore_ps(p, first_lanes32(count), v);
-}
-inline void store_part(double* p, const Vec<double>& v, int64_t count) {
-  _mm256_maskstore_pd(p, first_lanes64(count), v);
 }
 #else
 template <typename T>
