@@ -14,10 +14,16 @@ a 64² map (``--sizes`` for others) with each build in turn, in one process with
 (as the recipes run): what a kernel change does to each layer's training step and to their ratio.
 Writes ``ab_kernel_versions_layers[_<TAG>]_t<THREADS>.json``.
 
+With ``--gate``, it builds both whole libraries too and times the gate kernel alone instead: the
+depthwise convolution and gated GELU of the L3 feed-forward, forward and backward, on the hidden
+maps of a 180-channel layer (a 64² map of 360 channels). Writes
+``ab_kernel_versions_gate[_<TAG>]_t<THREADS>.json``.
+
 Usage::
 
     python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc [--threads 1]
     python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc --layers [--sizes 64]
+    python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc --gate
 """
 
 from __future__ import annotations
@@ -132,13 +138,41 @@ def layer_runs(libraries: dict[str, str], size: int) -> dict:
     }
 
 
-def compare_layers(args: argparse.Namespace, clock) -> dict:
-    """The --layers mode: both layers' training step with each checkout's whole library."""
+def whole_libraries(old_src: Path) -> dict[str, str]:
+    """Both checkouts' whole library (every source this checkout builds), old and new."""
     names = tuple(path.name for path in cpu_kernel.SOURCES)
-    libraries = {
-        "old": build_library(args.old_src, "old", names),
+    return {
+        "old": build_library(old_src, "old", names),
         "new": build_library(Path(cpu_kernel.__file__).parent / "csrc", "new", names),
     }
+
+
+def gate_runs(libraries: dict[str, str], size: int = 64, channels: int = 360) -> dict:
+    """Forward and backward of each library's depthwise-conv gate on ``size``² maps."""
+    kernels = {name: cpu_kernel.CpuKernel(path) for name, path in libraries.items()}
+    gen = torch.Generator().manual_seed(0)
+    value, gate, grad = (torch.randn(1, size, size, channels, generator=gen) for _ in range(3))
+    weight = 0.3 * torch.randn(channels, 1, 3, 3, generator=gen)
+    bias = 0.1 * torch.randn(channels, generator=gen)
+    runs = {}
+    for name, kernel in kernels.items():
+        runs[f"{name} fwd"] = partial(kernel.dwconv_gate_forward, value, gate, weight, bias)
+        runs[f"{name} bwd"] = partial(kernel.dwconv_gate_backward, grad, value, gate, weight, bias)
+    return runs
+
+
+def fwd_bwd_line(med: dict) -> str:
+    """``fwd old … → new … ms (ratio), bwd …`` from the medians of one A/B."""
+    parts = []
+    for part in ("fwd", "bwd"):
+        old, new = med[f"old {part}"], med[f"new {part}"]
+        parts.append(f"{part} old {old * 1e3:.2f} → new {new * 1e3:.2f} ms ({new / old:.2f})")
+    return ", ".join(parts)
+
+
+def compare_layers(args: argparse.Namespace, clock) -> dict:
+    """The --layers mode: both layers' training step with each checkout's whole library."""
+    libraries = whole_libraries(args.old_src)
     results = {}
     for size in args.sizes:
         med = abba_medians(layer_runs(libraries, size), repeats=args.repeats, clock=clock)
@@ -161,6 +195,9 @@ def main() -> None:
     parser.add_argument(
         "--layers", action="store_true", help="time both layers' training step with each build"
     )
+    parser.add_argument(
+        "--gate", action="store_true", help="time the depthwise-conv gate kernel with each build"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="with --layers")
     parser.add_argument(
         "--tag",
@@ -180,6 +217,16 @@ def main() -> None:
         out = f"ab_kernel_versions_layers{tag}_t{args.threads}"
         save_results(Path(__file__).parent / "results", out, meta, results)
         return
+    if args.gate:
+        med = abba_medians(
+            gate_runs(whole_libraries(args.old_src)), repeats=args.repeats, clock=clock
+        )
+        results = {"64x64 map, 360 channels": med}
+        print("depthwise-conv gate, 64² × 360: " + fwd_bwd_line(med))
+        meta = {**machine_meta(load_before), "repeats": args.repeats, "old_src": str(args.old_src)}
+        out = f"ab_kernel_versions_gate{tag}_t{args.threads}"
+        save_results(Path(__file__).parent / "results", out, meta, results)
+        return
     kernels = {
         "old": build(args.old_src, "old"),
         "new": build(Path(cpu_kernel.__file__).parent / "csrc", "new"),
@@ -188,11 +235,7 @@ def main() -> None:
     for tokens in (16, 64, 256):
         med = abba_medians(kernel_runs(kernels, tokens), repeats=args.repeats, clock=clock)
         results[f"{4096 // tokens} windows x {tokens} tokens"] = med
-        parts = []
-        for part in ("fwd", "bwd"):
-            old, new = med[f"old {part}"], med[f"new {part}"]
-            parts.append(f"{part} old {old * 1e3:.2f} → new {new * 1e3:.2f} ms ({new / old:.2f})")
-        print(f"{4096 // tokens} windows × {tokens} tokens: " + ", ".join(parts))
+        print(f"{4096 // tokens} windows × {tokens} tokens: " + fwd_bwd_line(med))
     meta = {**machine_meta(load_before), "repeats": args.repeats, "old_src": str(args.old_src)}
     save_results(
         Path(__file__).parent / "results", f"ab_kernel_versions{tag}_t{args.threads}", meta, results
