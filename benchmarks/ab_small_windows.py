@@ -3,8 +3,9 @@
 Times (medians of interleaved runs; thread CPU time at one thread, wall clock otherwise) the
 attention alone, fwd + bwd with a learnable bias, through explicit math and through treeattn's C++
 kernel at 16, 32 and 64 tokens; then training steps of the models users train on a CPU and of
-``SwinLayer(180, 6, 8)`` (64-token windows) with the old rule (explicit math up to 64 tokens) and
-the current one (math up to ``SMALL_WINDOW_TOKENS_KERNEL`` tokens where the C++ kernel runs).
+``SwinLayer(180, 6, 8)`` (64-token windows) and ``HiIRLayer(180, 6, (16, 64))`` (16- and 256-token
+windows) with the old rule (explicit math up to 64 tokens), the current one (math up to
+``SMALL_WINDOW_TOKENS_KERNEL`` tokens where the C++ kernel runs) and the kernel for every window.
 
 Usage: python benchmarks/ab_small_windows.py [--threads 1] [--repeats 7]
 """
@@ -22,7 +23,7 @@ from ab_cpu_kernel import attention_runs
 from benchlib import abba_medians
 
 import treeattn.ops.attention as attention
-from treeattn import SwinLayer
+from treeattn import HiIRLayer, SwinLayer
 from treeattn.models import create_model
 from treeattn.ops.cpu_kernel import kernel_available
 
@@ -57,9 +58,12 @@ def step_runs() -> dict[str, Callable[[], None]]:
             optimizer.step()
 
         steps[name] = step
-    swin = SwinLayer(180, 6, 8)
     x = torch.randn(1, 180, 64, 64)
-    steps["SwinLayer(180, 6, 8) 64²"] = lambda: swin(x).sum().backward()
+    for name, layer in [
+        ("SwinLayer(180, 6, 8) 64²", SwinLayer(180, 6, 8)),
+        ("HiIRLayer(180, 6, (16, 64)) 64²", HiIRLayer(180, 6, (16, 64))),
+    ]:
+        steps[name] = lambda layer=layer: layer(x).sum().backward()
     return steps
 
 
@@ -93,12 +97,17 @@ def main() -> None:
 
             return run
 
-        runs = {"old": under(attention.SMALL_WINDOW_TOKENS), "new": under(current)}
+        runs = {
+            "old": under(attention.SMALL_WINDOW_TOKENS),
+            "new": under(current),
+            "kernel": under(0),
+        }
         t = abba_medians(runs, repeats=args.repeats, clock=clock)
         print(
             f"{name}: old rule (math ≤ {attention.SMALL_WINDOW_TOKENS} tokens) "
             f"{t['old'] * 1e3:.1f}, new (math ≤ {current} with the kernel) {t['new'] * 1e3:.1f}, "
-            f"new / old {t['new'] / t['old']:.3f}"
+            f"the kernel everywhere {t['kernel'] * 1e3:.1f}; new / old {t['new'] / t['old']:.3f}, "
+            f"kernel everywhere / new {t['kernel'] / t['new']:.3f}"
         )
 
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.nn.modules import module as _module_hooks
 
+from treeattn.layers.hooks import runs_hooks
 from treeattn.ops.bands import BandWise, MapFn, apply_with_halo, bands_wanted
 from treeattn.ops.depthwise import depthwise_conv3x3
 from treeattn.ops.gate import dwconv_gated_gelu, dwconv_kernel_case, gated_gelu
@@ -49,21 +49,6 @@ def _hidden(dim: int, ratio: float) -> int:
     return hidden
 
 
-def _runs_hooks(module: nn.Module) -> bool:
-    """Whether calling ``module`` runs hooks — its own (forward, backward) or global module hooks —
-    which an operator that stands in for the call would skip."""
-    return bool(
-        module._forward_hooks
-        or module._forward_pre_hooks
-        or module._backward_hooks
-        or module._backward_pre_hooks
-        or _module_hooks._global_forward_hooks
-        or _module_hooks._global_forward_pre_hooks
-        or _module_hooks._global_backward_hooks
-        or _module_hooks._global_backward_pre_hooks
-    )
-
-
 class _DepthwiseConv(nn.Module):
     """Depthwise 3×3 convolution applied to a channels-last map.
 
@@ -89,7 +74,7 @@ class _DepthwiseConv(nn.Module):
         conv = self.conv
         return (
             type(conv) is nn.Conv2d
-            and not _runs_hooks(conv)
+            and not runs_hooks(conv)
             and conv.padding == (1, 1)
             and conv.padding_mode == "zeros"
             and conv.stride == (1, 1)
@@ -103,7 +88,7 @@ class _DepthwiseConv(nn.Module):
         conv = self.conv
         if (
             self._plain
-            and not _runs_hooks(self)
+            and not runs_hooks(self)
             and dwconv_kernel_case(value, gate, conv.weight, conv.bias)
         ):
             return dwconv_gated_gelu(value, gate, conv.weight, conv.bias)

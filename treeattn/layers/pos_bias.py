@@ -14,6 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from treeattn.layers.hooks import runs_hooks
 from treeattn.ops.gather import gather_columns
 from treeattn.ops.memo import reuse
 from treeattn.ops.position import num_offsets, relative_coords_table, relative_position_index
@@ -87,9 +88,12 @@ class ContinuousPositionBias(nn.Module):
 
         ``nn.Linear`` would take it as ``gradᵀ·coords``, a product two columns wide that runs
         about 13× slower on the CPU (2 ms a step for a 16×16 window); with the weight passed as a
-        contiguous ``(2, hidden)`` operand, autograd forms the product the other way round.
+        contiguous ``(2, hidden)`` operand, autograd forms the product the other way round. A first
+        layer that is not a plain ``nn.Linear``, or runs hooks, is called as it is.
         """
         first, activation, last = self.mlp
+        if type(first) is not nn.Linear or runs_hooks(first):
+            return self.mlp(self.coords)
         hidden = torch.addmm(first.bias, self.coords, first.weight.t().contiguous())
         return last(activation(hidden))
 
