@@ -7,8 +7,8 @@ layout, and whose backward (``index_put`` with accumulation) sums the gradient i
 an order that can change from call to call on several threads. :func:`gather_columns` selects
 columns of the transposed table instead: the ``(heads, T²)`` result is contiguous as made, and the
 backward (``index_add`` along the pairs) sums each table entry's gradient over the pairs in index
-order on any number of threads — bit-identical to the one-thread ``index_put`` (tested). A 16×16
-window's gather, forward and backward: 5.7 → 1.4 ms on one thread (``benchmarks/ab_gather.py``).
+order on any number of threads — bit-identical to the one-thread ``index_put`` (tested). What it
+saves in a whole position bias, forward and backward: ``benchmarks/ab_gather.py``.
 """
 
 from __future__ import annotations
