@@ -192,10 +192,11 @@ def main() -> None:
     parser.add_argument("--old-src", type=Path, required=True, help="another checkout's csrc/")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--layers", action="store_true", help="time both layers' training step with each build"
     )
-    parser.add_argument(
+    mode.add_argument(
         "--gate", action="store_true", help="time the depthwise-conv gate kernel with each build"
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="with --layers")
