@@ -7,6 +7,8 @@ script instead runs ``HiIRLayer(C, h, (16, 64))`` and ``SwinLayer(C, h, 8)`` fwd
 ``treeattn::*`` ones, forward and backward), and reports per step: the step without the mode,
 the GEMMs (``mm``, ``addmm``; the batched ``bmm`` counts among the others), treeattn's kernels,
 the other operators, and what is left — Python, autograd and dispatch between the operators.
+Each GEMM call is also filed under its operands' shapes (a ``ᵀ`` marks an operand laid out
+column-major), with its rate in GMAC/s: which products run slowly for their size.
 The two layers take turns step by step, each step once plain and once timed. Freed memory is
 kept, as the recipes train (:func:`treeattn.allocator.keep_freed_memory`).
 
@@ -34,20 +36,41 @@ from treeattn.layers import HiIRLayer, SwinLayer
 GEMMS = ("aten.mm", "aten.addmm")
 
 
+def gemm_shape(a: torch.Tensor, b: torch.Tensor) -> str:
+    """``"[M, K]ᵀ × [K, N]"``: the operands' shapes, ``ᵀ`` on one laid out column-major."""
+
+    def operand(t: torch.Tensor) -> str:
+        column_major = t.layout == torch.strided and t.stride(0) == 1 and t.shape[1] > 1
+        return f"[{t.shape[0]}, {t.shape[1]}]" + ("ᵀ" if column_major else "")
+
+    return f"{operand(a)} × {operand(b)}"
+
+
 class OpTimer(TorchDispatchMode):
-    """Adds each operator call's wall time (and count) under the operator's name."""
+    """Adds each operator call's wall time (and count) under the operator's name, and each GEMM's
+    under its shape too (with its multiply-adds)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self.gemm_seconds: dict[str, float] = defaultdict(float)
+        self.gemm_calls: dict[str, int] = defaultdict(int)
+        self.gemm_macs: dict[str, int] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         start = time.perf_counter()
         out = func(*args, **(kwargs or {}))
+        seconds = time.perf_counter() - start
         name = str(func.overloadpacket)
-        self.seconds[name] += time.perf_counter() - start
+        self.seconds[name] += seconds
         self.calls[name] += 1
+        if name in GEMMS:
+            a, b = args[-2:]  # mm(a, b), addmm(bias, a, b)
+            shape = gemm_shape(a, b)
+            self.gemm_seconds[shape] += seconds
+            self.gemm_calls[shape] += 1
+            self.gemm_macs[shape] = a.shape[0] * a.shape[1] * b.shape[1]
         return out
 
 
@@ -90,6 +113,17 @@ def summary(plain: float, timed: float, timer: OpTimer, steps: int) -> dict:
         "treeattn_ms": sum(ms for name, ms in ops.items() if name.startswith("treeattn.")),
     }
     groups["other_ops_ms"] = sum(ops.values()) - groups["gemm_ms"] - groups["treeattn_ms"]
+    gemms = {
+        shape: {
+            "ms": seconds / steps * 1e3,
+            "calls_per_step": timer.gemm_calls[shape] / steps,
+            "gmac_per_s": timer.gemm_macs[shape]
+            * timer.gemm_calls[shape]
+            / max(seconds, 1e-12)
+            / 1e9,
+        }
+        for shape, seconds in sorted(timer.gemm_seconds.items(), key=lambda kv: -kv[1])
+    }
     return {
         "step_ms": plain * 1e3,
         "step_under_timer_ms": timed * 1e3,
@@ -97,6 +131,7 @@ def summary(plain: float, timed: float, timer: OpTimer, steps: int) -> dict:
         "between_ops_ms": timed * 1e3 - sum(ops.values()),
         "ops_ms": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
         "calls_per_step": {name: timer.calls[name] / steps for name in ops},
+        "gemm_shapes": gemms,
     }
 
 
@@ -132,6 +167,12 @@ def main() -> None:
         )
         for op, ms in list(r["ops_ms"].items())[: args.top]:
             print(f"    {op:<44} {ms:7.2f}  ×{r['calls_per_step'][op]:g}")
+        print("  GEMMs by shape:")
+        for shape, g in list(r["gemm_shapes"].items())[: args.top]:
+            print(
+                f"    {shape:<44} {g['ms']:7.2f}  ×{g['calls_per_step']:g}  "
+                f"{g['gmac_per_s']:5.1f} GMAC/s"
+            )
     save_results(args.out, f"op_times_{args.size}_t{torch.get_num_threads()}", meta, results)
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from bench_scripts import ROOT, load_benchmark
 
@@ -20,6 +21,21 @@ def test_op_timer_counts_each_operator_call_under_its_name():
     assert timer.calls["aten.relu"] == 1
     assert set(timer.seconds) == set(timer.calls)
     assert all(seconds >= 0 for seconds in timer.seconds.values())
+
+
+def test_op_timer_files_each_gemm_under_its_shape_and_layout():
+    timer = load_benchmark("op_times").OpTimer()
+    a, b = torch.randn(8, 4), torch.randn(4, 3)
+    column_major = a.t().contiguous().t()  # the same values, laid out column-major
+    with timer:
+        torch.mm(a, b)
+        torch.addmm(torch.zeros(3), a, b)
+        torch.mm(column_major, b)
+        a.relu()
+    assert dict(timer.gemm_calls) == {"[8, 4] × [4, 3]": 2, "[8, 4]ᵀ × [4, 3]": 1}
+    assert set(timer.gemm_macs.values()) == {8 * 4 * 3}
+    gemm_seconds = timer.seconds["aten.mm"] + timer.seconds["aten.addmm"]
+    assert sum(timer.gemm_seconds.values()) == pytest.approx(gemm_seconds, rel=1e-12)
 
 
 def test_op_times_splits_both_layers_steps_into_parts_that_add_up(tmp_path):
@@ -37,4 +53,13 @@ def test_op_times_splits_both_layers_steps_into_parts_that_add_up(tmp_path):
         assert abs(parts - row["step_under_timer_ms"]) < 1e-6 * row["step_under_timer_ms"]
         assert row["calls_per_step"]["aten.mm"] > 0  # the backward's products are seen too
         assert set(row["ops_ms"]) == set(row["calls_per_step"])
-    assert "between operators" in done.stdout
+        shapes = row["gemm_shapes"]
+        assert (
+            abs(sum(g["ms"] for g in shapes.values()) - row["gemm_ms"])
+            < 1e-9 + 1e-9 * row["gemm_ms"]
+        )
+        assert sum(g["calls_per_step"] for g in shapes.values()) == sum(
+            row["calls_per_step"].get(name, 0) for name in ("aten.mm", "aten.addmm")
+        )
+        assert all(g["gmac_per_s"] > 0 for g in shapes.values())
+    assert "between operators" in done.stdout and "GEMMs by shape" in done.stdout
