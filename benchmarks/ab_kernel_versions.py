@@ -187,16 +187,37 @@ def compare_layers(args: argparse.Namespace, clock) -> dict:
     return results
 
 
+def compare_gate(args: argparse.Namespace, clock) -> dict:
+    """The --gate mode: the gate kernel alone with each checkout's whole library."""
+    med = abba_medians(gate_runs(whole_libraries(args.old_src)), repeats=args.repeats, clock=clock)
+    print("depthwise-conv gate, 64² × 360: " + fwd_bwd_line(med))
+    return {"64x64 map, 360 channels": med}
+
+
+def compare_kernels(args: argparse.Namespace, clock) -> dict:
+    """The default mode: each checkout's attention kernel alone at 16, 64 and 256 tokens."""
+    kernels = {
+        "old": build(args.old_src, "old"),
+        "new": build(Path(cpu_kernel.__file__).parent / "csrc", "new"),
+    }
+    results = {}
+    for tokens in (16, 64, 256):
+        med = abba_medians(kernel_runs(kernels, tokens), repeats=args.repeats, clock=clock)
+        results[f"{4096 // tokens} windows x {tokens} tokens"] = med
+        print(f"{4096 // tokens} windows × {tokens} tokens: " + fwd_bwd_line(med))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-src", type=Path, required=True, help="another checkout's csrc/")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
         "--layers", action="store_true", help="time both layers' training step with each build"
     )
-    mode.add_argument(
+    modes.add_argument(
         "--gate", action="store_true", help="time the depthwise-conv gate kernel with each build"
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="with --layers")
@@ -209,38 +230,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     load_before = os.getloadavg()[0]
-    tag = f"_{args.tag}" if args.tag else ""
+    extra: dict = {}
     if args.layers:
-        kept = keep_freed_memory()
-        results = compare_layers(args, clock)
-        meta = {**machine_meta(load_before), "repeats": args.repeats, "old_src": str(args.old_src)}
-        meta["kept_freed_memory"] = kept
-        out = f"ab_kernel_versions_layers{tag}_t{args.threads}"
-        save_results(Path(__file__).parent / "results", out, meta, results)
-        return
-    if args.gate:
-        med = abba_medians(
-            gate_runs(whole_libraries(args.old_src)), repeats=args.repeats, clock=clock
-        )
-        results = {"64x64 map, 360 channels": med}
-        print("depthwise-conv gate, 64² × 360: " + fwd_bwd_line(med))
-        meta = {**machine_meta(load_before), "repeats": args.repeats, "old_src": str(args.old_src)}
-        out = f"ab_kernel_versions_gate{tag}_t{args.threads}"
-        save_results(Path(__file__).parent / "results", out, meta, results)
-        return
-    kernels = {
-        "old": build(args.old_src, "old"),
-        "new": build(Path(cpu_kernel.__file__).parent / "csrc", "new"),
+        extra["kept_freed_memory"] = keep_freed_memory()
+        mode, results = "_layers", compare_layers(args, clock)
+    elif args.gate:
+        mode, results = "_gate", compare_gate(args, clock)
+    else:
+        mode, results = "", compare_kernels(args, clock)
+    meta = {
+        **machine_meta(load_before),
+        "repeats": args.repeats,
+        "old_src": str(args.old_src),
+        **extra,
     }
-    results = {}
-    for tokens in (16, 64, 256):
-        med = abba_medians(kernel_runs(kernels, tokens), repeats=args.repeats, clock=clock)
-        results[f"{4096 // tokens} windows x {tokens} tokens"] = med
-        print(f"{4096 // tokens} windows × {tokens} tokens: " + fwd_bwd_line(med))
-    meta = {**machine_meta(load_before), "repeats": args.repeats, "old_src": str(args.old_src)}
-    save_results(
-        Path(__file__).parent / "results", f"ab_kernel_versions{tag}_t{args.threads}", meta, results
-    )
+    tag = f"_{args.tag}" if args.tag else ""
+    out = f"ab_kernel_versions{mode}{tag}_t{args.threads}"
+    save_results(Path(__file__).parent / "results", out, meta, results)
 
 
 if __name__ == "__main__":
