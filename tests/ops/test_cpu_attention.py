@@ -45,6 +45,9 @@ _SHAPES = [
     (1, 3, 256, 15, 30),  # a level-1 window of HiIRLayer(180, 6, (16, 64))
     (2, 1, 100, 16, 32),  # more rows than one block of maps
     (2, 2, 9, 12, 4),  # v narrower than q/k
+    (2, 2, 64, 15, 30),  # the largest window of the column form (SwinLayer's 8×8)
+    (1, 2, 65, 7, 9),  # the smallest of the row form
+    (3, 2, 41, 15, 30),  # the column form with a part block of queries
 ]
 
 
@@ -72,12 +75,17 @@ def test_kernel_matches_math_in_float64(kernel, shape, strided):
     assert grads[3].is_contiguous()
 
 
-@pytest.mark.parametrize("shape", _SHAPES[:4])
+@pytest.mark.parametrize("shape", [*_SHAPES[:4], *_SHAPES[6:]])
 def test_kernel_matches_math_in_float32(kernel, shape):
     q, k, v, bias = _inputs(*shape, torch.float32, strided=True, seed=1)
     scale = shape[3] ** -0.5
     grad_out = torch.randn(*shape[:3], shape[4])
-    _, _, ref_grads = _reference(*(t.double() for t in (q, k, v, bias)), scale, grad_out.double())
+    _, ref_lse, ref_grads = _reference(
+        *(t.double() for t in (q, k, v, bias)), scale, grad_out.double()
+    )
+    # the log-sum-exp the backward rebuilds its maps from (vectorised exp and log in float32)
+    _, lse = kernel.forward(*(t.detach() for t in (q, k, v, bias)), scale)
+    torch.testing.assert_close(lse.double(), ref_lse, atol=2e-6, rtol=1e-6)
     out = biased_attention(q, k, v, bias, scale)
     torch.testing.assert_close(out, attention_math(q, k, v, bias, scale), atol=2e-6, rtol=1e-5)
     grads = torch.autograd.grad(out, (q, k, v, bias), grad_out)

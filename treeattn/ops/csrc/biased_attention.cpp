@@ -3,10 +3,12 @@
 // softmax(q·kᵀ·scale + bias)·v for q, k (N, H, T, D), v (N, H, T, E) and bias (1, H, T, T); the
 // backward returns the gradients of q, k, v and of the bias, summed over the N windows. Each
 // (head, window) pair is one task: its q, k, v are packed into small cache-resident buffers and
-// its T×T map is built a few query rows at a time (kRowBlock rows, kept in L1/L2) — the forward
-// never stores a map, and the backward rebuilds each block of maps as exp(logits − lse) from the
-// forward's row log-sum-exp. Every product is one register-tiled kernel (`tile`) over GCC/Clang
-// vector types, so the compiler emits the host's widest FMA (built with -march=native).
+// its T×T map is built a block at a time, kept in L1/L2 — a few query rows at a time (the row
+// form, kRowBlock rows) in windows larger than kColumnFormTokens, transposed with a few vectors of
+// queries across (the column form) in smaller ones. The forward never stores a map, and the
+// backward rebuilds each block of maps as exp(logits − lse) from the forward's log-sum-exp. Every
+// product is one register-tiled kernel (`tile`) over GCC/Clang vector types, so the compiler emits
+// the host's widest FMA (built with -march=native).
 //
 // Plain C++ with a C interface (no PyTorch headers, so it builds in seconds): the caller passes
 // data pointers, shapes and element strides, and allocates the outputs; OpenMP threads, if the
@@ -161,6 +163,19 @@ inline void prefetch_row(const T* row, int64_t cols, int64_t sc) {
   __builtin_prefetch(row + (cols - 1) * sc, Write);
 }
 
+// Every cache line of `rows` rows (a whole task's slice: asked for one task ahead, so the lines
+// arrive while that task computes; all at once they would overrun the cache's miss queue).
+template <int Write = 0, typename T>
+inline void prefetch_slice(const T* slice, int64_t rows, int64_t cols, int64_t sr, int64_t sc) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* row = slice + i * sr;
+    if (sc == 1)
+      for (int64_t e = kLine; e < cols; e += kLine) __builtin_prefetch(row + e, Write);
+    prefetch_row<Write>(row, cols, sc);
+  }
+}
+
 // rows × cols of src (row stride sr, column stride sc) · factor into dst (row stride ld), zero
 // padded to ld columns.
 template <typename T>
@@ -173,13 +188,13 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc,
   }
 }
 
-// The transpose: dst[d, i] = src[i, d], zero padded to ld columns.
+// The transpose times factor: dst[d, i] = src[i, d] · factor, zero padded to ld columns.
 template <typename T>
-void pack_transposed(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc, T* dst,
-                     int64_t ld) {
+void pack_transposed(const T* src, int64_t rows, int64_t cols, int64_t sr, int64_t sc, T factor,
+                     T* dst, int64_t ld) {
   for (int64_t i = 0; i < rows; ++i) prefetch_row(src + i * sr, cols, sc);  // read cols times
   for (int64_t d = 0; d < cols; ++d) {
-    for (int64_t i = 0; i < rows; ++i) dst[d * ld + i] = src[i * sr + d * sc];
+    for (int64_t i = 0; i < rows; ++i) dst[d * ld + i] = src[i * sr + d * sc] * factor;
     for (int64_t i = rows; i < ld; ++i) dst[d * ld + i] = 0;
   }
 }
@@ -246,14 +261,132 @@ struct StridedOut {
   T* slice(int64_t n, int64_t h) const { return data + n * s0 + h * s1; }
 };
 
+// ---------------------------------------------------------------------------------------------
+// The column form, for windows of up to kColumnFormTokens tokens. The maps are built transposed —
+// keys down the rows, a block of kColumnVecs vectors of queries across — so every softmax
+// reduction (the max, the sum, the log, and the backward's Σ_j P·dP, which stands in for
+// rowsum(dO ⊙ O)) runs down the rows, one query per lane: no horizontal sum or max, no scalar log
+// per query. The gradients of k and v come out row by row, as they are stored, instead of through
+// a transpose. Each task also asks for the same head's slices of the next window (prefetch_slice):
+// a small window's task is too short for the hardware to fetch its scattered rows in time.
+
+constexpr int64_t kColumnVecs = 2;
+// Most tokens for which the column form runs. On a 2-core AMD EPYC (Zen 3), one thread: 10–15 %
+// off the row form's time at 16 tokens, up to 12 % at 64; at 256 the row form's forward is 10 %
+// faster, its backward a tie (benchmarks/ab_kernel_versions.py; for 256, --old-src a copy with
+// this raised).
+constexpr int64_t kColumnFormTokens = 64;
+
+// The (H, T, T) bias transposed per head, biasᵀ[h, j, i] = bias[h, i, j], rows padded with zeros to
+// `ld` queries.
+template <typename T>
+std::vector<T> transposed_bias(const T* bias, const Shape& s, int64_t ld) {
+  std::vector<T> out(s.h * s.t * ld, T(0));
+  for (int64_t h = 0; h < s.h; ++h)
+    for (int64_t i = 0; i < s.t; ++i)
+      for (int64_t j = 0; j < s.t; ++j) out[(h * s.t + j) * ld + i] = bias[(h * s.t + i) * s.t + j];
+  return out;
+}
+
+// Lanes of vector c of a block of `cols` queries that hold a query (0 for none).
+template <typename T>
+inline int64_t lanes_of(int64_t cols, int64_t c) {
+  return std::clamp<int64_t>(cols - c * kLanes<T>, 0, kLanes<T>);
+}
+
+// `rows` rows of `cols` elements from a buffer of row stride ld into a strided destination, each
+// times factor (a per-row factor when factors is given).
+template <typename T>
+void unpack_rows(const T* src, int64_t ld, int64_t rows, int64_t cols, T factor,
+                 const T* factors, T* dst, int64_t sr, int64_t sc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = dst + r * sr;
+    if (r + kPrefetchRows < rows) prefetch_row<1>(row + kPrefetchRows * sr, cols, sc);
+    const T f = factors ? factors[r] : factor;
+    if (sc == 1) {
+      for (int64_t e = 0; e < cols; e += kLanes<T>) {
+        const int64_t count = std::min(kLanes<T>, cols - e);
+        store_n(row + e, load(src + r * ld + e) * f, count);
+      }
+    } else {
+      for (int64_t e = 0; e < cols; ++e) row[e * sc] = src[r * ld + e] * f;
+    }
+  }
+}
+
+template <typename T>
+void forward_columns(const Shape& s, const ForwardArgs<T>& a, int threads) {
+  constexpr int64_t L = kLanes<T>, W = kColumnVecs * L;
+  const int64_t tq = round_up(s.t, W);  // queries, padded to whole blocks
+  const std::vector<T> bias_t = transposed_bias(a.bias, s, tq);
+  const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
+  const StridedOut<T> os(a.out, a.out_strides);
+  parallel_ranges(s.n * s.h, threads, [&](int64_t, int64_t begin, int64_t end) {
+    std::vector<T> qt(s.d * tq), vp(s.t * s.ep), maps(s.t * W), outs(W * s.ep), inv(W);
+    for (int64_t task = begin; task < end; ++task) {
+      int64_t h, n;
+      task_pair<T>(s, task, h, n);
+      if (n + 1 < s.n) {  // this head of the next window: its inputs, and its output to write
+        prefetch_slice(qs.slice(n + 1, h), s.t, s.d, qs.s2, qs.s3);
+        prefetch_slice(ks.slice(n + 1, h), s.t, s.d, ks.s2, ks.s3);
+        prefetch_slice(vs.slice(n + 1, h), s.t, s.e, vs.s2, vs.s3);
+        prefetch_slice<1>(os.slice(n + 1, h), s.t, s.e, os.s2, os.s3);
+      }
+      pack_transposed(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qt.data(), tq);
+      pack_rows(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, T(1), vp.data(), s.ep);
+      const T* bias_h = bias_t.data() + h * s.t * tq;
+      T* lse = a.lse + (n * s.h + h) * s.t;
+      for (int64_t c0 = 0; c0 < s.t; c0 += W) {
+        const int64_t cols = std::min(W, s.t - c0);
+        // Sᵀ = k·(q·scale)ᵀ + biasᵀ, keys down, these queries across; its max over keys
+        gemm<T, false>(s.t, kColumnVecs, s.d, ks.slice(n, h), ks.s2, ks.s3, qt.data() + c0, tq,
+                       maps.data(), W);
+        Vec<T> top[kColumnVecs], total[kColumnVecs];
+        for (int64_t c = 0; c < kColumnVecs; ++c)
+          top[c] = splat(-std::numeric_limits<T>::infinity());
+        for (int64_t j = 0; j < s.t; ++j) {
+          for (int64_t c = 0; c < kColumnVecs; ++c) {
+            T* m = maps.data() + j * W + c * L;
+            const Vec<T> x = load(m) + load(bias_h + j * tq + c0 + c * L);
+            store(m, x);
+            top[c] = x > top[c] ? x : top[c];
+          }
+        }
+        for (int64_t c = 0; c < kColumnVecs; ++c) {
+          top[c] = top[c] - top[c] == T(0) ? top[c] : Vec<T>{};  // a query with no finite logit
+          total[c] = Vec<T>{};
+        }
+        for (int64_t j = 0; j < s.t; ++j) {
+          for (int64_t c = 0; c < kColumnVecs; ++c) {
+            T* m = maps.data() + j * W + c * L;
+            const Vec<T> p = vexp(load(m) - top[c]);
+            store(m, p);
+            total[c] += p;
+          }
+        }
+        for (int64_t c = 0; c < kColumnVecs; ++c) {
+          const int64_t lanes = lanes_of<T>(cols, c);
+          if (lanes) store_n(lse + c0 + c * L, top[c] + vlog(total[c]), lanes);
+          store(inv.data() + c * L, T(1) / total[c]);
+        }
+        // out = P·v for these queries, each row divided by its sum
+        gemm<T, false>(cols, s.ep / L, s.t, maps.data(), 1, W, vp.data(), s.ep, outs.data(), s.ep);
+        unpack_rows(outs.data(), s.ep, cols, s.e, T(1), inv.data(), os.slice(n, h) + c0 * os.s2,
+                    os.s2, os.s3);
+      }
+    }
+  });
+}
+
 template <typename T>
 void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
   constexpr int64_t L = kLanes<T>;
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
+  if (s.t <= kColumnFormTokens) return forward_columns(s, a, threads);
   std::vector<T> bias_storage;
   const T* bias_data = padded_bias(a.bias, s, bias_storage);
   const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
   const StridedOut<T> outs_(a.out, a.out_strides);
-  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
   parallel_ranges(s.n * s.h, threads, [&](int64_t, int64_t begin, int64_t end) {
     std::vector<T> qp(s.t * s.dp), kt(s.d * s.tp), vp(s.t * s.ep);
     std::vector<T> maps(kRowBlock * s.tp), outs(kRowBlock * s.ep), inv(kRowBlock);
@@ -261,7 +394,7 @@ void forward_impl(const Shape& s, const ForwardArgs<T>& a, int threads) {
       int64_t h, n;
       task_pair<T>(s, task, h, n);
       pack_rows(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qp.data(), s.dp);
-      pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, kt.data(), s.tp);
+      pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, T(1), kt.data(), s.tp);
       pack_rows(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, T(1), vp.data(), s.ep);
       const int64_t row0 = (n * s.h + h) * s.t;
       T* out_slice = outs_.slice(n, h);
@@ -314,15 +447,121 @@ struct BackwardArgs {
 };
 
 template <typename T>
+void backward_columns(const Shape& s, const BackwardArgs<T>& a, int threads) {
+  constexpr int64_t L = kLanes<T>, W = kColumnVecs * L;
+  const int64_t tq = round_up(s.t, W);
+  const std::vector<T> bias_t = transposed_bias(a.bias, s, tq);
+  const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
+  const Strided<T> gs(a.grad_out, a.grad_out_strides);
+  const StridedOut<T> gqs(a.grad_q, a.grad_q_strides), gks(a.grad_k, a.grad_k_strides);
+  const StridedOut<T> gvs(a.grad_v, a.grad_v_strides);
+  // The bias gradient, transposed as biasᵀ: one partial sum per thread, added up at the end.
+  const int64_t bias_size = s.h * s.t * tq;
+  std::vector<T> partial(threads * bias_size, T(0));
+  parallel_ranges(s.n * s.h, threads, [&](int64_t thread, int64_t begin, int64_t end) {
+    T* bias_grad = partial.data() + thread * bias_size;
+    std::vector<T> qt(s.d * tq), qp(s.t * s.dp), kp(s.t * s.dp), got(s.e * tq), gop(s.t * s.ep);
+    std::vector<T> maps(s.t * W), grads(s.t * W), dk(s.t * s.dp), dv(s.t * s.ep), dq(W * s.dp);
+    for (int64_t task = begin; task < end; ++task) {
+      int64_t h, n;
+      task_pair<T>(s, task, h, n);
+      if (n + 1 < s.n) {  // this head of the next window: its inputs, and its gradients to write
+        prefetch_slice(qs.slice(n + 1, h), s.t, s.d, qs.s2, qs.s3);
+        prefetch_slice(ks.slice(n + 1, h), s.t, s.d, ks.s2, ks.s3);
+        prefetch_slice(vs.slice(n + 1, h), s.t, s.e, vs.s2, vs.s3);
+        prefetch_slice(gs.slice(n + 1, h), s.t, s.e, gs.s2, gs.s3);
+        prefetch_slice<1>(gqs.slice(n + 1, h), s.t, s.d, gqs.s2, gqs.s3);
+        prefetch_slice<1>(gks.slice(n + 1, h), s.t, s.d, gks.s2, gks.s3);
+        prefetch_slice<1>(gvs.slice(n + 1, h), s.t, s.e, gvs.s2, gvs.s3);
+      }
+      const T* q = qs.slice(n, h);
+      const T* g = gs.slice(n, h);
+      pack_transposed(q, s.t, s.d, qs.s2, qs.s3, a.scale, qt.data(), tq);
+      pack_rows(q, s.t, s.d, qs.s2, qs.s3, a.scale, qp.data(), s.dp);
+      pack_rows(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, T(1), kp.data(), s.dp);
+      pack_transposed(g, s.t, s.e, gs.s2, gs.s3, T(1), got.data(), tq);
+      pack_rows(g, s.t, s.e, gs.s2, gs.s3, T(1), gop.data(), s.ep);
+      const T* bias_h = bias_t.data() + h * s.t * tq;
+      T* bias_grad_h = bias_grad + h * s.t * tq;
+      const T* lse = a.lse + (n * s.h + h) * s.t;
+      for (int64_t c0 = 0; c0 < s.t; c0 += W) {
+        const int64_t cols = std::min(W, s.t - c0);
+        // Pᵀ = exp(k·(q·scale)ᵀ + biasᵀ − lse), keys down, these queries across
+        gemm<T, false>(s.t, kColumnVecs, s.d, kp.data(), s.dp, 1, qt.data() + c0, tq, maps.data(),
+                       W);
+        Vec<T> shift[kColumnVecs], delta[kColumnVecs];
+        for (int64_t c = 0; c < kColumnVecs; ++c) {
+          const int64_t lanes = lanes_of<T>(cols, c);
+          shift[c] = lanes ? load_n(lse + c0 + c * L, lanes) : Vec<T>{};
+          delta[c] = Vec<T>{};
+        }
+        for (int64_t j = 0; j < s.t; ++j) {
+          for (int64_t c = 0; c < kColumnVecs; ++c) {
+            T* m = maps.data() + j * W + c * L;
+            store(m, vexp(load(m) + load(bias_h + j * tq + c0 + c * L) - shift[c]));
+          }
+        }
+        // dPᵀ = v·dOᵀ, and delta = Σ_j P ⊙ dP (= rowsum(dO ⊙ O)) for each query
+        gemm<T, false>(s.t, kColumnVecs, s.e, vs.slice(n, h), vs.s2, vs.s3, got.data() + c0, tq,
+                       grads.data(), W);
+        for (int64_t j = 0; j < s.t; ++j)
+          for (int64_t c = 0; c < kColumnVecs; ++c)
+            delta[c] += load(maps.data() + j * W + c * L) * load(grads.data() + j * W + c * L);
+        // dSᵀ = Pᵀ ⊙ (dPᵀ − delta): the logits' gradient, and the bias's
+        for (int64_t j = 0; j < s.t; ++j) {
+          for (int64_t c = 0; c < kColumnVecs; ++c) {
+            T* gr = grads.data() + j * W + c * L;
+            T* db = bias_grad_h + j * tq + c0 + c * L;
+            const Vec<T> x = load(maps.data() + j * W + c * L) * (load(gr) - delta[c]);
+            store(gr, x);
+            store(db, load(db) + x);
+          }
+        }
+        // dv += P·dO and dk += dS·q·scale over these queries; dq = dS·k·scale for them
+        if (c0 == 0) {
+          gemm<T, false>(s.t, s.ep / L, cols, maps.data(), W, 1, gop.data(), s.ep, dv.data(),
+                         s.ep);
+          gemm<T, false>(s.t, s.dp / L, cols, grads.data(), W, 1, qp.data(), s.dp, dk.data(),
+                         s.dp);
+        } else {
+          gemm<T, true>(s.t, s.ep / L, cols, maps.data(), W, 1, gop.data() + c0 * s.ep, s.ep,
+                        dv.data(), s.ep);
+          gemm<T, true>(s.t, s.dp / L, cols, grads.data(), W, 1, qp.data() + c0 * s.dp, s.dp,
+                        dk.data(), s.dp);
+        }
+        gemm<T, false>(cols, s.dp / L, s.t, grads.data(), 1, W, kp.data(), s.dp, dq.data(), s.dp);
+        unpack_rows(dq.data(), s.dp, cols, s.d, a.scale, static_cast<const T*>(nullptr),
+                    gqs.slice(n, h) + c0 * gqs.s2, gqs.s2, gqs.s3);
+      }
+      unpack_rows(dv.data(), s.ep, s.t, s.e, T(1), static_cast<const T*>(nullptr), gvs.slice(n, h),
+                  gvs.s2, gvs.s3);
+      unpack_rows(dk.data(), s.dp, s.t, s.d, T(1), static_cast<const T*>(nullptr), gks.slice(n, h),
+                  gks.s2, gks.s3);
+    }
+  });
+  for (int64_t h = 0; h < s.h; ++h) {
+    for (int64_t i = 0; i < s.t; ++i) {
+      for (int64_t j = 0; j < s.t; ++j) {
+        T sum = 0;
+        for (int64_t thread = 0; thread < threads; ++thread)
+          sum += partial[thread * bias_size + (h * s.t + j) * tq + i];
+        a.grad_bias[(h * s.t + i) * s.t + j] = sum;
+      }
+    }
+  }
+}
+
+template <typename T>
 void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
   constexpr int64_t L = kLanes<T>;
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
+  if (s.t <= kColumnFormTokens) return backward_columns(s, a, threads);
   std::vector<T> bias_storage;
   const T* bias_data = padded_bias(a.bias, s, bias_storage);
   const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
   const Strided<T> gs(a.grad_out, a.grad_out_strides), os(a.out, a.out_strides);
   const StridedOut<T> gqs(a.grad_q, a.grad_q_strides), gks(a.grad_k, a.grad_k_strides);
   const StridedOut<T> gvs(a.grad_v, a.grad_v_strides);
-  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, s.n * s.h)));
   // The bias gradient sums over windows: one partial sum per thread, added up at the end.
   const int64_t bias_size = s.h * s.t * s.tp;
   std::vector<T> partial(threads * bias_size, T(0));
@@ -335,9 +574,9 @@ void backward_impl(const Shape& s, const BackwardArgs<T>& a, int threads) {
       int64_t h, n;
       task_pair<T>(s, task, h, n);
       pack_rows(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qp.data(), s.dp);
-      pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, kt.data(), s.tp);
+      pack_transposed(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, T(1), kt.data(), s.tp);
       pack_rows(ks.slice(n, h), s.t, s.d, ks.s2, ks.s3, T(1), kp.data(), s.dp);
-      pack_transposed(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, vt.data(), s.tp);
+      pack_transposed(vs.slice(n, h), s.t, s.e, vs.s2, vs.s3, T(1), vt.data(), s.tp);
       pack_rows(gs.slice(n, h), s.t, s.e, gs.s2, gs.s3, T(1), gop.data(), s.ep);
       const T* o = os.slice(n, h);
       for (int64_t i = 0; i < s.t; ++i) {  // rowsum(dO ⊙ O) = Σ_j P_ij·dP_ij

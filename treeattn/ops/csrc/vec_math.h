@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -181,5 +182,45 @@ inline Vec<float> vexp(Vec<float> x) {
   return under ? splat(0.0f) : result;
 }
 #endif
+
+// Natural log, lane by lane (float64: the parity reference, speed irrelevant).
+inline Vec<double> vlog(Vec<double> x) {
+  for (int64_t l = 0; l < kLanes<double>; ++l) x[l] = std::log(x[l]);
+  return x;
+}
+
+// Natural log in float32 for x ≥ FLT_MIN (the softmax's row sums, ≥ 1), with log 0 = −inf and
+// NaN and +inf kept: x = 2^n · m with m in [√½, √2), then log m by a degree-8 polynomial in m − 1
+// (Cephes' logf coefficients) and n·ln 2 added in two parts.
+inline Vec<float> vlog(Vec<float> x) {
+  using V = Vec<float>;
+  using I = VecTraits<float>::ivec;
+  I bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  I exponent = (bits >> 23) - 126;
+  bits = (bits & 0x007fffff) | 0x3f000000;  // mantissa in [½, 1)
+  V m;
+  std::memcpy(&m, &bits, sizeof(m));
+  const I small = m < 0.707106781186547524f;
+  exponent = exponent + small;  // (−1 in the lanes where it holds)
+  m = small ? m + m : m;
+  const V n = __builtin_convertvector(exponent, V);
+  const V f = m - 1.0f;
+  const V z = f * f;
+  V p = splat(7.0376836292e-2f);
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  V y = p * f * z + n * -2.12194440e-4f - 0.5f * z;
+  y = f + y + n * 0.693359375f;
+  y = x > 0.0f ? y : splat(-std::numeric_limits<float>::infinity());
+  y = x == std::numeric_limits<float>::infinity() ? x : y;
+  return x == x ? y : x;  // NaN stays NaN
+}
 
 }  // namespace treeattn_vec
