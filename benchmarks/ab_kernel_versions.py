@@ -12,6 +12,8 @@ With ``--layers``, it instead builds both checkouts' whole library (the attentio
 gate kernels) and times ``HiIRLayer(180, 6, (16, 64))`` and ``SwinLayer(180, 6, 8)`` fwd + bwd on
 a 64² map (``--sizes`` for others) with each build in turn, in one process with freed memory kept
 (as the recipes run): what a kernel change does to each layer's training step and to their ratio.
+``--models`` adds registered models' training step (a batch of 8 crops of 64², as
+``recipes/denoise.py --preset cpu_gray`` trains), e.g. the CPU gray denoisers.
 Writes ``ab_kernel_versions_layers[_<TAG>]_t<THREADS>.json``.
 
 With ``--gate``, it builds both whole libraries too and times the gate kernel alone instead: the
@@ -23,6 +25,7 @@ Usage::
 
     python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc [--threads 1]
     python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc --layers [--sizes 64]
+        [--models hiir_unet_tiny_dn_gray hiir_unet_mid_dn_gray]
     python benchmarks/ab_kernel_versions.py --old-src ../old/treeattn/ops/csrc --gate
 """
 
@@ -45,6 +48,7 @@ from einops import rearrange
 import treeattn.ops.cpu_kernel as cpu_kernel
 from treeattn.allocator import keep_freed_memory
 from treeattn.layers import HiIRLayer, SwinLayer
+from treeattn.models import create_model, list_models
 
 
 def attention_only(path: str) -> cpu_kernel.CpuKernel:
@@ -109,8 +113,9 @@ def kernel_runs(kernels: dict, tokens: int) -> dict:
     return runs
 
 
-def layer_runs(libraries: dict[str, str], size: int) -> dict:
-    """fwd + bwd of both layers on a ``size``² map of 180 channels with each library in turn.
+def layer_runs(libraries: dict[str, str], size: int, models: tuple[str, ...] = ()) -> dict:
+    """fwd + bwd of both layers on a ``size``² map of 180 channels with each library in turn, and
+    of each of ``models`` on a batch of 8 images of 64² (once per call, whatever ``size``).
 
     The layers call the kernels through the process's :class:`CpuKernel`; each run first points
     its entries at its library (the object's state swapped, so every caller sees the swap).
@@ -120,21 +125,24 @@ def layer_runs(libraries: dict[str, str], size: int) -> dict:
         raise SystemExit("the C++ kernels cannot be built here (see the warning above)")
     states = {name: vars(cpu_kernel.CpuKernel(path)) for name, path in libraries.items()}
     torch.manual_seed(0)
-    layers = {
-        "HiIR": HiIRLayer(180, 6, (16, 64), data_format="BHWC"),
-        "Swin": SwinLayer(180, 6, 8, data_format="BHWC"),
-    }
     x = torch.randn(1, size, size, 180)
+    nets = {
+        "HiIR": (HiIRLayer(180, 6, (16, 64), data_format="BHWC"), x),
+        "Swin": (SwinLayer(180, 6, 8, data_format="BHWC"), x),
+    }
+    for name in models:
+        model = create_model(name)
+        nets[name] = (model, torch.randn(8, model.config.in_chans, 64, 64))
 
-    def run(library: str, layer: torch.nn.Module) -> None:
+    def run(library: str, net: torch.nn.Module, inputs: torch.Tensor) -> None:
         vars(live).update(states[library])
-        layer(x).square().mean().backward()
-        layer.zero_grad(set_to_none=True)
+        net(inputs).square().mean().backward()
+        net.zero_grad(set_to_none=True)
 
     return {
-        f"{library} {name}": partial(run, library, layer)
+        f"{library} {name}": partial(run, library, *net)
         for library in libraries
-        for name, layer in layers.items()
+        for name, net in nets.items()
     }
 
 
@@ -174,13 +182,15 @@ def compare_layers(args: argparse.Namespace, clock) -> dict:
     """The --layers mode: both layers' training step with each checkout's whole library."""
     libraries = whole_libraries(args.old_src)
     results = {}
-    for size in args.sizes:
-        med = abba_medians(layer_runs(libraries, size), repeats=args.repeats, clock=clock)
+    for index, size in enumerate(args.sizes):
+        models = tuple(args.models) if index == 0 else ()
+        runs = layer_runs(libraries, size, models)
+        med = abba_medians(runs, repeats=args.repeats, clock=clock)
         results[f"{size}x{size}"] = med
         parts = [
             f"{name} old {med[f'old {name}'] * 1e3:.1f} → new {med[f'new {name}'] * 1e3:.1f} ms "
             f"({med[f'new {name}'] / med[f'old {name}']:.3f})"
-            for name in ("HiIR", "Swin")
+            for name in ("HiIR", "Swin", *models)
         ]
         old, new = (med[f"{lib} HiIR"] / med[f"{lib} Swin"] for lib in libraries)
         print(f"{size}²: " + ", ".join(parts) + f"; HiIR / Swin old {old:.3f} → new {new:.3f}")
@@ -222,11 +232,23 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="with --layers")
     parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="with --layers: registered models whose training step is timed too",
+    )
+    parser.add_argument(
         "--tag",
         default="",
         help="added to the JSON's name (one A/B does not replace another)",
     )
     args = parser.parse_args()
+    if args.models and not args.layers:
+        parser.error("--models times models with --layers only")
+    unknown = [name for name in args.models if name not in list_models()]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; see treeattn.models.list_models()")
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     load_before = os.getloadavg()[0]

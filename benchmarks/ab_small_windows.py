@@ -7,6 +7,8 @@ kernel at 16, 32 and 64 tokens; then training steps of the models users train on
 windows) with the old rule (explicit math up to 64 tokens), the current one (math up to
 ``SMALL_WINDOW_TOKENS_KERNEL`` tokens where the C++ kernel runs) and the kernel for every window.
 
+Writes ``benchmarks/results/ab_small_windows_t<THREADS>.json``.
+
 Usage: python benchmarks/ab_small_windows.py [--threads 1] [--repeats 7]
 """
 
@@ -17,10 +19,11 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from ab_cpu_kernel import attention_runs
-from benchlib import abba_medians
+from benchlib import abba_medians, machine_meta, save_results
 
 import treeattn.ops.attention as attention
 from treeattn import HiIRLayer, SwinLayer
@@ -78,11 +81,14 @@ def main() -> None:
         raise SystemExit("the C++ attention kernel cannot be built here: nothing to compare")
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
+    load_before = os.getloadavg()[0]
+    results: dict[str, dict] = {}
     print(f"threads={args.threads}; medians of {args.repeats} interleaved runs, ms")
     for windows, tokens in [(256, 16), (128, 32), (64, 64)]:
         kernels = {"math": attention.attention_math, "kernel": attention.attention_fused}
         runs = attention_runs(windows, tokens, kernels)
         t = abba_medians(runs, repeats=args.repeats, clock=clock)
+        results[f"attention {windows} windows x {tokens} tokens"] = t
         print(
             f"attention fwd+bwd, {windows} windows × {tokens} tokens: math {t['math'] * 1e3:.2f}, "
             f"kernel {t['kernel'] * 1e3:.2f}, kernel / math {t['kernel'] / t['math']:.2f}"
@@ -103,12 +109,18 @@ def main() -> None:
             "kernel": under(0),
         }
         t = abba_medians(runs, repeats=args.repeats, clock=clock)
+        results[name] = t
         print(
             f"{name}: old rule (math ≤ {attention.SMALL_WINDOW_TOKENS} tokens) "
             f"{t['old'] * 1e3:.1f}, new (math ≤ {current} with the kernel) {t['new'] * 1e3:.1f}, "
             f"the kernel everywhere {t['kernel'] * 1e3:.1f}; new / old {t['new'] / t['old']:.3f}, "
             f"kernel everywhere / new {t['kernel'] / t['new']:.3f}"
         )
+    meta = {**machine_meta(load_before), "repeats": args.repeats}
+    meta.update(old_rule_tokens=attention.SMALL_WINDOW_TOKENS, new_rule_tokens=current)
+    save_results(
+        Path(__file__).parent / "results", f"ab_small_windows_t{args.threads}", meta, results
+    )
 
 
 if __name__ == "__main__":

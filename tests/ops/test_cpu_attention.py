@@ -210,10 +210,10 @@ def test_auto_uses_the_operator_for_large_cpu_windows_in_training(monkeypatch, k
     calls, sdpa = _spy(monkeypatch), _spy_sdpa(monkeypatch)
     monkeypatch.delenv("TREEATTN_ATTN_BACKEND", raising=False)
     auto = resolve_backend("auto")
-    for tokens in (16, 32, 33, 64, 80):
+    for tokens in (9, 16, 17, 32, 64, 80):
         auto(*_inputs(1, 2, tokens, 4, 8, torch.float32), 0.5)
-    # up to 32 tokens explicit math beats the kernel; above, the kernel
-    assert [shape[2] for shape in calls] == [33, 64, 80] and sdpa == []
+    # up to 16 tokens explicit math is as fast as the kernel; above, the kernel
+    assert [shape[2] for shape in calls] == [17, 32, 64, 80] and sdpa == []
     # where the kernel does not run, explicit math up to 64 tokens, then SDPA: inference, a fixed
     # bias, bfloat16
     with torch.no_grad():
@@ -223,7 +223,7 @@ def test_auto_uses_the_operator_for_large_cpu_windows_in_training(monkeypatch, k
         q, k, v, bias = _inputs(1, 2, tokens, 4, 8, torch.float32)
         auto(q, k, v, bias.detach(), 0.5)
         auto(*(t.bfloat16() for t in (q, k, v, bias)), 0.5)
-    assert len(calls) == 3 and sdpa == [80, 80, 80]
+    assert len(calls) == 4 and sdpa == [80, 80, 80]
 
 
 def test_auto_keeps_explicit_math_up_to_64_tokens_without_the_kernel(monkeypatch):

@@ -15,7 +15,7 @@ Backends are chosen once, when a module is built (:func:`resolve_backend`), neve
   lazily; unavailable → SDPA with one logged reason;
 * ``auto`` — the ``TREEATTN_ATTN_BACKEND`` environment variable if set, else :func:`attention_auto`:
   ``math`` for small CPU windows (≤ 64 tokens, where it beats SDPA's fused kernels forward and
-  backward; ≤ 32 tokens where the C++ kernel would run), ``fused`` otherwise.
+  backward; ≤ 16 tokens where the C++ kernel would run), ``fused`` otherwise.
 """
 
 from __future__ import annotations
@@ -148,9 +148,10 @@ def _kernel_case(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
 # AVX2 machine, forward and forward+backward, 16–64 tokens vs 256).
 SMALL_WINDOW_TOKENS = 64
 # Window size up to which explicit attention beats treeattn's C++ kernel in training (fwd + bwd,
-# benchmarks/ab_small_windows.py on a 2-core AMD EPYC, 1 and 2 threads: math 1.7–2.1x faster at 16
-# tokens, 2–14 % faster at 32, 1.5x slower at 64; sizes in between not measured).
-SMALL_WINDOW_TOKENS_KERNEL = 32
+# benchmarks/ab_small_windows.py on a 2-core AMD EPYC (Zen 3), 1 and 2 threads, with the kernel's
+# column form for small windows: a tie or math up to 10 % faster at 16 tokens, the kernel 20–40 %
+# faster at 32 and 30–45 % at 64; sizes in between not measured).
+SMALL_WINDOW_TOKENS_KERNEL = 16
 
 
 def attention_auto(
