@@ -6,7 +6,9 @@ times the kernel alone, forward and backward, on the layers' shapes: a 64² map 
 cut into windows of 16, 64 and 256 tokens, 6 heads, q/k 15 and v 30 wide, as strided views of one
 projection (as the layers call it). Both run through this checkout's Python wrapper
 (:class:`treeattn.ops.cpu_kernel.CpuKernel`), so only the C++ differs. One thread: CPU time of the
-thread; more: wall time. Writes ``benchmarks/results/ab_kernel_versions[_<TAG>]_t<THREADS>.json``.
+thread; more: wall time. Each comparison reports the ratio of the medians and the quartiles of the
+per-round ratio new / old (the two runs of a round are neighbours in time, so a drift of the
+machine's speed cancels in it). Writes ``benchmarks/results/ab_kernel_versions[_<TAG>]_t<THREADS>.json``.
 
 With ``--layers``, it instead builds both checkouts' whole library (the attention kernel and the
 gate kernels) and times ``HiIRLayer(180, 6, (16, 64))`` and ``SwinLayer(180, 6, 8)`` fwd + bwd on
@@ -36,13 +38,14 @@ import ctypes
 import hashlib
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
 
 import torch
-from benchlib import abba_medians, machine_meta, save_results
+from benchlib import abba_times, machine_meta, paired_ratios, save_results
 from einops import rearrange
 
 import treeattn.ops.cpu_kernel as cpu_kernel
@@ -169,13 +172,33 @@ def gate_runs(libraries: dict[str, str], size: int = 64, channels: int = 360) ->
     return runs
 
 
+def ab_times(runs: dict, *, repeats: int, clock) -> dict:
+    """Median seconds of each run (one untimed run of each first, then ``repeats`` ABBA rounds),
+    and for each pair ``old X`` / ``new X`` the quartiles of the per-round ratio new / old under
+    ``new/old X`` — which a drift of the machine's speed between rounds does not move."""
+    for run in runs.values():
+        run()
+    times = abba_times(runs, repeats=repeats, clock=clock)
+    result: dict = {name: statistics.median(t) for name, t in times.items()}
+    for name in times:
+        if name.startswith("new "):
+            part = name.removeprefix("new ")
+            result[f"new/old {part}"] = paired_ratios(times[name], times[f"old {part}"])
+    return result
+
+
+def change(med: dict, part: str, digits: int = 2) -> str:
+    """``old … → new … ms (ratio of medians; per round median, quartiles)`` for one part."""
+    old, new, rounds = med[f"old {part}"], med[f"new {part}"], med[f"new/old {part}"]
+    return (
+        f"old {old * 1e3:.{digits}f} → new {new * 1e3:.{digits}f} ms ({new / old:.3f}; per round "
+        f"{rounds['median']:.3f}, {rounds['q1']:.3f}–{rounds['q3']:.3f})"
+    )
+
+
 def fwd_bwd_line(med: dict) -> str:
-    """``fwd old … → new … ms (ratio), bwd …`` from the medians of one A/B."""
-    parts = []
-    for part in ("fwd", "bwd"):
-        old, new = med[f"old {part}"], med[f"new {part}"]
-        parts.append(f"{part} old {old * 1e3:.2f} → new {new * 1e3:.2f} ms ({new / old:.2f})")
-    return ", ".join(parts)
+    """``fwd old … → new … ms (…), bwd …`` from one A/B."""
+    return ", ".join(f"{part} {change(med, part)}" for part in ("fwd", "bwd"))
 
 
 def compare_layers(args: argparse.Namespace, clock) -> dict:
@@ -185,13 +208,9 @@ def compare_layers(args: argparse.Namespace, clock) -> dict:
     for index, size in enumerate(args.sizes):
         models = tuple(args.models) if index == 0 else ()
         runs = layer_runs(libraries, size, models)
-        med = abba_medians(runs, repeats=args.repeats, clock=clock)
+        med = ab_times(runs, repeats=args.repeats, clock=clock)
         results[f"{size}x{size}"] = med
-        parts = [
-            f"{name} old {med[f'old {name}'] * 1e3:.1f} → new {med[f'new {name}'] * 1e3:.1f} ms "
-            f"({med[f'new {name}'] / med[f'old {name}']:.3f})"
-            for name in ("HiIR", "Swin", *models)
-        ]
+        parts = [f"{name} {change(med, name, 1)}" for name in ("HiIR", "Swin", *models)]
         old, new = (med[f"{lib} HiIR"] / med[f"{lib} Swin"] for lib in libraries)
         print(f"{size}²: " + ", ".join(parts) + f"; HiIR / Swin old {old:.3f} → new {new:.3f}")
     return results
@@ -199,7 +218,7 @@ def compare_layers(args: argparse.Namespace, clock) -> dict:
 
 def compare_gate(args: argparse.Namespace, clock) -> dict:
     """The --gate mode: the gate kernel alone with each checkout's whole library."""
-    med = abba_medians(gate_runs(whole_libraries(args.old_src)), repeats=args.repeats, clock=clock)
+    med = ab_times(gate_runs(whole_libraries(args.old_src)), repeats=args.repeats, clock=clock)
     print("depthwise-conv gate, 64² × 360: " + fwd_bwd_line(med))
     return {"64x64 map, 360 channels": med}
 
@@ -212,7 +231,7 @@ def compare_kernels(args: argparse.Namespace, clock) -> dict:
     }
     results = {}
     for tokens in (16, 64, 256):
-        med = abba_medians(kernel_runs(kernels, tokens), repeats=args.repeats, clock=clock)
+        med = ab_times(kernel_runs(kernels, tokens), repeats=args.repeats, clock=clock)
         results[f"{4096 // tokens} windows x {tokens} tokens"] = med
         print(f"{4096 // tokens} windows × {tokens} tokens: " + fwd_bwd_line(med))
     return results

@@ -27,6 +27,7 @@ __all__ = [
     "cpu_details",
     "cpu_model",
     "machine_meta",
+    "paired_ratios",
     "peak_rss",
     "report_load",
     "save_results",
@@ -75,6 +76,17 @@ def abba_medians(
             run()
     times = abba_times(runs, repeats=repeats, clock=clock)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def paired_ratios(times: list[float], base: list[float]) -> dict[str, float]:
+    """Quartiles of ``times[i] / base[i]`` over the rounds: each round's two runs are neighbours,
+    so a drift of the machine's speed (frequency, a neighbour's load) cancels in each ratio, and the
+    spread says how far one run's ratio can be trusted."""
+    ratios = [t / b for t, b in zip(times, base, strict=True)]
+    if len(ratios) < 2:
+        return {"q1": ratios[0], "median": ratios[0], "q3": ratios[0]}
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return {"q1": q1, "median": median, "q3": q3}
 
 
 def summarise(times: list[float]) -> dict[str, float]:

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from benchlib import count_forward_macs, machine_meta, report_load, save_results
+from benchlib import count_forward_macs, machine_meta, paired_ratios, report_load, save_results
 
 from treeattn.allocator import keep_freed_memory
 from treeattn.analysis.memory import LiveTensorTracker
@@ -65,17 +65,6 @@ def peak_memory(layer: torch.nn.Module, x: torch.Tensor, *, backward: bool) -> i
                 layer(x)
     layer.zero_grad(set_to_none=True)
     return tracker.peak
-
-
-def paired_ratios(times: list[float], base: list[float]) -> dict[str, float]:
-    """Quartiles of ``times[i] / base[i]`` over the rounds: each round's two runs are neighbours,
-    so a drift of the machine's speed (frequency, a neighbour's load) cancels in each ratio, and the
-    spread says how far one run's ratio can be trusted."""
-    ratios = [t / b for t, b in zip(times, base, strict=True)]
-    if len(ratios) < 2:
-        return {"q1": ratios[0], "median": ratios[0], "q3": ratios[0]}
-    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
-    return {"q1": q1, "median": median, "q3": q3}
 
 
 def bench_size(size: int, args: argparse.Namespace) -> dict:

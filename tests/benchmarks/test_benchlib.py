@@ -1,7 +1,8 @@
-"""``benchmarks/benchlib.py``: what the benchmarks record about the machine."""
+"""``benchmarks/benchlib.py``: what the benchmarks record about the machine, and paired ratios."""
 
 from __future__ import annotations
 
+import pytest
 from bench_scripts import load_benchmark
 
 _ZEN3 = """processor\t: 0
@@ -49,3 +50,14 @@ def test_cpu_details_tell_two_cpus_of_one_model_name_apart(tmp_path):
 def test_cpu_details_say_none_where_the_machine_does_not_tell(tmp_path):
     details = load_benchmark("benchlib").cpu_details("", tmp_path / "missing")
     assert details == {"family": None, "model": None, "vector_flags": [], "caches": None}
+
+
+def test_paired_ratios_are_quartiles_of_each_rounds_ratio():
+    paired_ratios = load_benchmark("benchlib").paired_ratios
+    # a machine that slows down 10x over the rounds: every round's ratio is still 2
+    base = [1.0, 2.0, 5.0, 10.0]
+    assert paired_ratios([2 * b for b in base], base) == {"q1": 2.0, "median": 2.0, "q3": 2.0}
+    spread = paired_ratios([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
+    assert spread == {"q1": 2.0, "median": 3.0, "q3": 4.0}
+    with pytest.raises(ValueError):  # rounds missing on one side are a bug, not a shorter list
+        paired_ratios([1.0, 2.0], [1.0])

@@ -56,17 +56,6 @@ def test_layer_bench_refuses_to_claim_kept_memory_it_could_not_set(tmp_path):
     assert not (tmp_path / "layer_bench.json").exists()
 
 
-def test_paired_ratios_are_quartiles_of_each_rounds_ratio():
-    paired_ratios = load_benchmark("layer_bench").paired_ratios
-    # a machine that slows down 10x over the rounds: every round's ratio is still 2
-    base = [1.0, 2.0, 5.0, 10.0]
-    assert paired_ratios([2 * b for b in base], base) == {"q1": 2.0, "median": 2.0, "q3": 2.0}
-    spread = paired_ratios([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
-    assert spread == {"q1": 2.0, "median": 3.0, "q3": 4.0}
-    with pytest.raises(ValueError):  # rounds missing on one side are a bug, not a shorter list
-        paired_ratios([1.0, 2.0], [1.0])
-
-
 @pytest.mark.parametrize("always_slow", [False, True])
 def test_a_slow_first_run_alone_does_not_cut_a_layer_to_one_timed_run(monkeypatch, always_slow):
     # The first run in a process can pay one-time costs (torch._dynamo imported by the first

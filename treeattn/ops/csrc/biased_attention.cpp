@@ -271,10 +271,10 @@ struct StridedOut {
 // a small window's task is too short for the hardware to fetch its scattered rows in time.
 
 constexpr int64_t kColumnVecs = 2;
-// Most tokens for which the column form runs. On a 2-core AMD EPYC (Zen 3), one thread: 10–15 %
-// off the row form's time at 16 tokens, up to 12 % at 64; at 256 the row form's forward is 10 %
-// faster, its backward a tie (benchmarks/ab_kernel_versions.py; for 256, --old-src a copy with
-// this raised).
+// Most tokens for which the column form runs. On a 2-core AMD EPYC (Zen 3), one thread, medians of
+// per-round ratios: the forward 17 % faster than the row form at 16 tokens and 4 % at 64, the
+// backward 11–12 % at both; at 256 the row form's forward is 8 % faster and its backward 1–4 %
+// slower (benchmarks/ab_kernel_versions.py; for 256, --old-src a copy with this raised).
 constexpr int64_t kColumnFormTokens = 64;
 
 // The (H, T, T) bias transposed per head, biasᵀ[h, j, i] = bias[h, i, j], rows padded with zeros to
