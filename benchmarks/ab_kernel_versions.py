@@ -8,12 +8,14 @@ projection (as the layers call it). Both run through this checkout's Python wrap
 (:class:`treeattn.ops.cpu_kernel.CpuKernel`), so only the C++ differs. One thread: CPU time of the
 thread; more: wall time. Each comparison reports the ratio of the medians and the quartiles of the
 per-round ratio new / old (the two runs of a round are neighbours in time, so a drift of the
-machine's speed cancels in it). Writes ``benchmarks/results/ab_kernel_versions[_<TAG>]_t<THREADS>.json``.
+machine's speed cancels in it). Every mode keeps freed memory in the process, as the recipes run
+(:func:`treeattn.allocator.keep_freed_memory`): the outputs' pages are not faulted in at each call.
+Writes ``benchmarks/results/ab_kernel_versions[_<TAG>]_t<THREADS>.json``.
 
 With ``--layers``, it instead builds both checkouts' whole library (the attention kernel and the
 gate kernels) and times ``HiIRLayer(180, 6, (16, 64))`` and ``SwinLayer(180, 6, 8)`` fwd + bwd on
-a 64² map (``--sizes`` for others) with each build in turn, in one process with freed memory kept
-(as the recipes run): what a kernel change does to each layer's training step and to their ratio.
+a 64² map (``--sizes`` for others) with each build in turn, in one process: what a kernel change
+does to each layer's training step and to their ratio.
 ``--models`` adds registered models' training step (a batch of 8 crops of 64², as
 ``recipes/denoise.py --preset cpu_gray`` trains), e.g. the CPU gray denoisers.
 Writes ``ab_kernel_versions_layers[_<TAG>]_t<THREADS>.json``.
@@ -271,9 +273,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
     load_before = os.getloadavg()[0]
-    extra: dict = {}
+    # freed memory kept, as the recipes run: the outputs' pages are not faulted in at every call
+    extra = {"kept_freed_memory": keep_freed_memory()}
     if args.layers:
-        extra["kept_freed_memory"] = keep_freed_memory()
         mode, results = "_layers", compare_layers(args, clock)
     elif args.gate:
         mode, results = "_gate", compare_gate(args, clock)

@@ -150,7 +150,10 @@ void backward(int64_t n, const double* d, const double* v, const double* c, doub
 // so neither c nor dc is ever a map: PyTorch's path writes c, the GELU, dc and the convolution's
 // input gradient as maps and reads them back. Each thread takes a contiguous range of rows and keeps
 // dc for three rows in a ring; the row above and below its range are recomputed for dgate (and not
-// counted in dv, dw, dbias). The weight is the convolution's (C, 1, 3, 3) read as (C, 9).
+// counted in dv, dw, dbias). dw and dbias are summed a row at a time from the ring, the nine
+// products of each channel vector in registers across the row (weight_sums; accumulating them in
+// memory pixel by pixel took a third of the backward). The weight is the convolution's
+// (C, 1, 3, 3) read as (C, 9).
 
 struct MapShape {
   int64_t b, h, w, c, cp;  // images, rows, columns, channels; channels padded to whole vectors
@@ -232,6 +235,52 @@ void dwconv_gate_forward(const MapShape& s, const T* value, const T* gate, const
                 });
 }
 
+// acc[dy·3 + dx] += d · gate row dy at column x + dx − 1 (channels j…, n of them), for the taps
+// dx in [First, Last]: all three inside a row, two at its ends.
+template <int First, int Last, typename T>
+inline void tap_products(Vec<T> (&acc)[9], const Vec<T>& d, const T* const (&rows)[3], int64_t x,
+                         int64_t c, int64_t n) {
+#pragma GCC unroll 3
+  for (int dy = 0; dy < 3; ++dy)
+#pragma GCC unroll 3
+    for (int dx = First; dx <= Last; ++dx)
+      acc[dy * 3 + dx] += d * load_n(rows[dy] + (x + dx - 1) * c, n);
+}
+
+// One row's share of the weight and bias gradients: sums[o·cp + j] = Σ_x dc(x)·gate(y + dy − 1,
+// x + dx − 1) for the offset o = dy·3 + dx, sums[9·cp + j] = Σ_x dc(x) — the nine products of a
+// pixel in registers across the row (a row above or below the map reads `zeros`, which
+// adds d·0 as the convolution's zero padding does; columns outside it are skipped).
+template <typename T>
+void weight_sums(const MapShape& s, const T* image, int64_t y, const T* dc, const T* zeros,
+                 T* sums) {
+  each_vector<T>(0, s.c, [&](int64_t j, int64_t n) {
+    const T* rows[3];
+    for (int64_t dy = 0; dy < 3; ++dy) {
+      const int64_t yy = y + dy - 1;
+      rows[dy] = (yy >= 0 && yy < s.h ? image + yy * s.w * s.c : zeros) + j;
+    }
+    Vec<T> acc[9] = {}, total{};
+    auto at = [&](int64_t x) { return load(dc + x * s.cp + j); };
+    if (s.w == 1) {
+      total = at(0);
+      tap_products<1, 1>(acc, total, rows, 0, s.c, n);
+    } else {
+      total = at(0);
+      tap_products<1, 2>(acc, at(0), rows, 0, s.c, n);
+      for (int64_t x = 1; x + 1 < s.w; ++x) {
+        const Vec<T> d = at(x);
+        total += d;
+        tap_products<0, 2>(acc, d, rows, x, s.c, n);
+      }
+      total += at(s.w - 1);
+      tap_products<0, 1>(acc, at(s.w - 1), rows, s.w - 1, s.c, n);
+    }
+    for (int64_t o = 0; o < 9; ++o) store(sums + o * s.cp + j, acc[o]);
+    store(sums + 9 * s.cp + j, total);
+  });
+}
+
 template <typename T>
 void dwconv_gate_backward(const MapShape& s, const T* grad, const T* value, const T* gate,
                           const T* weight, const T* bias, T* grad_value, T* grad_gate,
@@ -244,6 +293,7 @@ void dwconv_gate_backward(const MapShape& s, const T* grad, const T* value, cons
   // Per thread: the ring of three dc rows, one row's sums, and the sums of its rows in double.
   std::vector<T> rings(threads * 3 * row_size), row_sums(threads * sums);
   std::vector<double> totals(threads * sums, 0.0);
+  const std::vector<T> zeros(s.w * s.c + kLanes<T>, T(0));  // the rows above and below the map
   parallel_ranges(rows, threads, [&](int64_t thread, int64_t begin, int64_t end) {
     T* ring = rings.data() + thread * 3 * row_size;
     T* row_sum = row_sums.data() + thread * sums;
@@ -253,7 +303,6 @@ void dwconv_gate_backward(const MapShape& s, const T* grad, const T* value, cons
     auto dc_row = [&](int64_t img, int64_t y, bool own) {
       T* dc = ring + y % 3 * row_size;
       const T* image = gate + img * s.h * s.w * s.c;
-      if (own) std::fill(row_sum, row_sum + sums, T(0));
       for (int64_t x = 0; x < s.w; ++x) {
         const int64_t p = ((img * s.h + y) * s.w + x) * s.c;
         each_vector<T>(0, s.c, [&](int64_t j, int64_t n) {
@@ -262,18 +311,12 @@ void dwconv_gate_backward(const MapShape& s, const T* grad, const T* value, cons
           const Vec<T> d = load_n(grad + p + j, n);
           const Vec<T> dcv = d * load_n(value + p + j, n) * slope;  // 0 in the padding lanes
           store(dc + x * s.cp + j, dcv);
-          if (!own) return;
-          store_n(grad_value + p + j, d * g, n);
-          T* sum = row_sum + 9 * s.cp + j;
-          store(sum, load(sum) + dcv);
-          each_tap(s, image, y, x, j, [&](int64_t o, const T* at) {
-            T* acc = row_sum + o * s.cp + j;
-            store(acc, load(acc) + dcv * load_n(at, n));
-          });
+          if (own) store_n(grad_value + p + j, d * g, n);
         });
       }
-      if (own)
-        for (int64_t i = 0; i < sums; ++i) total[i] += row_sum[i];
+      if (!own) return;
+      weight_sums(s, image, y, dc, zeros.data(), row_sum);
+      for (int64_t i = 0; i < sums; ++i) total[i] += row_sum[i];
     };
     // dgate of row y: Σ_o w_o·dc(y − o), from the ring.
     auto dgate_row = [&](int64_t img, int64_t y) {
