@@ -43,7 +43,8 @@ _SHAPES = [
     (3, 2, 17, 5, 7),  # T, Dqk, Dv not whole vectors: padding everywhere
     (1, 1, 1, 1, 1),
     (1, 3, 256, 15, 30),  # a level-1 window of HiIRLayer(180, 6, (16, 64))
-    (2, 1, 100, 16, 32),  # more rows than one block of maps
+    (2, 1, 100, 16, 32),  # the row form, T not a whole number of vectors
+    (1, 1, 300, 4, 8),  # three blocks of maps, the last one part
     (2, 2, 9, 12, 4),  # v narrower than q/k
     (2, 2, 64, 15, 30),  # the largest window of the column form (SwinLayer's 8×8)
     (1, 2, 65, 7, 9),  # the smallest of the row form
