@@ -318,6 +318,15 @@ void unpack_rows(const T* src, int64_t ld, int64_t rows, int64_t cols, T factor,
   }
 }
 
+// Head h's q, k and v slices of window n, every cache line (prefetch_slice).
+template <typename T>
+void prefetch_qkv(const Shape& s, const Strided<T>& q, const Strided<T>& k, const Strided<T>& v,
+                  int64_t n, int64_t h) {
+  prefetch_slice(q.slice(n, h), s.t, s.d, q.s2, q.s3);
+  prefetch_slice(k.slice(n, h), s.t, s.d, k.s2, k.s3);
+  prefetch_slice(v.slice(n, h), s.t, s.e, v.s2, v.s3);
+}
+
 template <typename T>
 void forward_columns(const Shape& s, const ForwardArgs<T>& a, int threads) {
   constexpr int64_t L = kLanes<T>, W = kColumnVecs * L;
@@ -331,9 +340,7 @@ void forward_columns(const Shape& s, const ForwardArgs<T>& a, int threads) {
       int64_t h, n;
       task_pair<T>(s, task, h, n);
       if (n + 1 < s.n) {  // this head of the next window: its inputs, and its output to write
-        prefetch_slice(qs.slice(n + 1, h), s.t, s.d, qs.s2, qs.s3);
-        prefetch_slice(ks.slice(n + 1, h), s.t, s.d, ks.s2, ks.s3);
-        prefetch_slice(vs.slice(n + 1, h), s.t, s.e, vs.s2, vs.s3);
+        prefetch_qkv(s, qs, ks, vs, n + 1, h);
         prefetch_slice<1>(os.slice(n + 1, h), s.t, s.e, os.s2, os.s3);
       }
       pack_transposed(qs.slice(n, h), s.t, s.d, qs.s2, qs.s3, a.scale, qt.data(), tq);
@@ -470,9 +477,7 @@ void backward_columns(const Shape& s, const BackwardArgs<T>& a, int threads) {
       int64_t h, n;
       task_pair<T>(s, task, h, n);
       if (n + 1 < s.n) {  // this head of the next window: its inputs, and its gradients to write
-        prefetch_slice(qs.slice(n + 1, h), s.t, s.d, qs.s2, qs.s3);
-        prefetch_slice(ks.slice(n + 1, h), s.t, s.d, ks.s2, ks.s3);
-        prefetch_slice(vs.slice(n + 1, h), s.t, s.e, vs.s2, vs.s3);
+        prefetch_qkv(s, qs, ks, vs, n + 1, h);
         prefetch_slice(gs.slice(n + 1, h), s.t, s.e, gs.s2, gs.s3);
         prefetch_slice<1>(gqs.slice(n + 1, h), s.t, s.d, gqs.s2, gqs.s3);
         prefetch_slice<1>(gks.slice(n + 1, h), s.t, s.d, gks.s2, gks.s3);
