@@ -37,9 +37,18 @@ def _reference(inputs, grad_out):
     return [t.detach() for t in _run(dwconv_gated_gelu_math, exact, grad_out.double())]
 
 
-# one pixel, a single row or column, channels under one vector / a partial last vector / whole
-# vectors, several images, a layer's map (threads split rows across images)
-_SHAPES = [(1, 1, 1, 3), (2, 1, 7, 5), (1, 6, 1, 17), (2, 5, 7, 13), (3, 4, 9, 32), (1, 16, 16, 72)]
+# one pixel, a single row or column, two columns (no pixel with both neighbours), channels under
+# one vector / a partial last vector / whole vectors, several images, a layer's map (threads split
+# rows across images)
+_SHAPES = [
+    (1, 1, 1, 3),
+    (2, 1, 7, 5),
+    (1, 6, 1, 17),
+    (2, 3, 2, 11),
+    (2, 5, 7, 13),
+    (3, 4, 9, 32),
+    (1, 16, 16, 72),
+]
 
 
 @pytest.mark.parametrize("shape", _SHAPES)
