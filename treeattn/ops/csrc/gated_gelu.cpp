@@ -260,21 +260,20 @@ void weight_sums(const MapShape& s, const T* image, int64_t y, const T* dc, cons
       const int64_t yy = y + dy - 1;
       rows[dy] = (yy >= 0 && yy < s.h ? image + yy * s.w * s.c : zeros) + j;
     }
-    Vec<T> acc[9] = {}, total{};
     auto at = [&](int64_t x) { return load(dc + x * s.cp + j); };
+    Vec<T> acc[9] = {}, total = at(0);
     if (s.w == 1) {
-      total = at(0);
       tap_products<1, 1>(acc, total, rows, 0, s.c, n);
     } else {
-      total = at(0);
-      tap_products<1, 2>(acc, at(0), rows, 0, s.c, n);
+      tap_products<1, 2>(acc, total, rows, 0, s.c, n);
       for (int64_t x = 1; x + 1 < s.w; ++x) {
         const Vec<T> d = at(x);
         total += d;
         tap_products<0, 2>(acc, d, rows, x, s.c, n);
       }
-      total += at(s.w - 1);
-      tap_products<0, 1>(acc, at(s.w - 1), rows, s.w - 1, s.c, n);
+      const Vec<T> last = at(s.w - 1);
+      total += last;
+      tap_products<0, 1>(acc, last, rows, s.w - 1, s.c, n);
     }
     for (int64_t o = 0; o < 9; ++o) store(sums + o * s.cp + j, acc[o]);
     store(sums + 9 * s.cp + j, total);
