@@ -1,16 +1,16 @@
 """A/B in one process: this checkout's C++ attention kernel against another checkout's.
 
-Builds ``biased_attention.cpp`` (with its ``vec_math.h``) of an older checkout — e.g. ``git
-worktree add --detach ../old HEAD~1`` — with the flags this checkout uses, loads both libraries and
-times the kernel alone, forward and backward, on the layers' shapes: a 64² map of 180 channels
-cut into windows of 16, 64 and 256 tokens, 6 heads, q/k 15 and v 30 wide, as strided views of one
-projection (as the layers call it). Both run through this checkout's Python wrapper
-(:class:`treeattn.ops.cpu_kernel.CpuKernel`), so only the C++ differs. One thread: CPU time of the
-thread; more: wall time. Each comparison reports the ratio of the medians and the quartiles of the
-per-round ratio new / old (the two runs of a round are neighbours in time, so a drift of the
-machine's speed cancels in it). Every mode keeps freed memory in the process, as the recipes run
-(:func:`treeattn.allocator.keep_freed_memory`): the outputs' pages are not faulted in at each call.
-Writes ``benchmarks/results/ab_kernel_versions[_<TAG>]_t<THREADS>.json``.
+Builds ``biased_attention.cpp`` (with its ``vec_math.h``) of an older checkout — e.g. ``git worktree
+add --detach ../old HEAD~1`` — with the flags this checkout uses, loads both libraries and times the
+kernel alone, forward and backward, on the layers' shapes: a 64² map of 180 channels (``--batch``:
+several, e.g. 8 as the recipes train) cut into windows of 16, 64 and 256 tokens, 6 heads, q/k 15 and
+v 30 wide, as strided views of one projection (as the layers call it). Both run through this
+checkout's Python wrapper (:class:`treeattn.ops.cpu_kernel.CpuKernel`), so only the C++ differs. One
+thread: CPU time of the thread; more: wall time. Each comparison reports the ratio of the medians
+and the quartiles of the per-round ratio new / old (the two runs of a round are neighbours in time,
+so a drift of the machine's speed cancels in it). Every mode keeps freed memory in the process, as
+the recipes run (:func:`treeattn.allocator.keep_freed_memory`): the outputs' pages are not faulted
+in at each call. Writes ``benchmarks/results/ab_kernel_versions[_<TAG>]_t<THREADS>.json``.
 
 With ``--layers``, it instead builds both checkouts' whole library (the attention kernel and the
 gate kernels) and times ``HiIRLayer(180, 6, (16, 64))`` and ``SwinLayer(180, 6, 8)`` fwd + bwd on
@@ -101,10 +101,11 @@ def build(csrc: Path, label: str) -> cpu_kernel.CpuKernel:
     return attention_only(build_library(csrc, label, ("biased_attention.cpp",)))
 
 
-def kernel_runs(kernels: dict, tokens: int) -> dict:
-    """Forward and backward of each kernel on one 64² map's windows of ``tokens`` tokens."""
+def kernel_runs(kernels: dict, tokens: int, batch: int = 1) -> dict:
+    """Forward and backward of each kernel on the windows of ``tokens`` tokens of ``batch`` 64²
+    maps."""
     torch.manual_seed(0)
-    qkv = torch.randn(4096 // tokens, tokens, 360)
+    qkv = torch.randn(batch * 4096 // tokens, tokens, 360)
     q, k, v = (rearrange(t, "n t (h d) -> n h t d", h=6) for t in qkv.split((90, 90, 180), -1))
     bias = torch.randn(1, 6, tokens, tokens)
     out, lse = kernels["new"].forward(q, k, v, bias, 15**-0.5)
@@ -226,16 +227,18 @@ def compare_gate(args: argparse.Namespace, clock) -> dict:
 
 
 def compare_kernels(args: argparse.Namespace, clock) -> dict:
-    """The default mode: each checkout's attention kernel alone at 16, 64 and 256 tokens."""
+    """The default mode: each checkout's attention kernel alone at 16, 64 and 256 tokens, on
+    ``args.batch`` maps of 64²."""
     kernels = {
         "old": build(args.old_src, "old"),
         "new": build(Path(cpu_kernel.__file__).parent / "csrc", "new"),
     }
     results = {}
     for tokens in (16, 64, 256):
-        med = ab_times(kernel_runs(kernels, tokens), repeats=args.repeats, clock=clock)
-        results[f"{4096 // tokens} windows x {tokens} tokens"] = med
-        print(f"{4096 // tokens} windows × {tokens} tokens: " + fwd_bwd_line(med))
+        windows = args.batch * 4096 // tokens
+        med = ab_times(kernel_runs(kernels, tokens, args.batch), repeats=args.repeats, clock=clock)
+        results[f"{windows} windows x {tokens} tokens"] = med
+        print(f"{windows} windows × {tokens} tokens: " + fwd_bwd_line(med))
     return results
 
 
@@ -253,6 +256,12 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="with --layers")
     parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="kernel mode: windows of this many 64² maps (8: a training batch of the recipes)",
+    )
+    parser.add_argument(
         "--models",
         nargs="+",
         default=[],
@@ -267,6 +276,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.models and not args.layers:
         parser.error("--models times models with --layers only")
+    if args.batch < 1 or (args.batch != 1 and (args.layers or args.gate)):
+        parser.error("--batch is a positive number of 64² maps, for the kernel mode only")
     unknown = [name for name in args.models if name not in list_models()]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; see treeattn.models.list_models()")
