@@ -96,6 +96,28 @@ def test_kernel_matches_math_in_float32(kernel, shape):
         torch.testing.assert_close(g.double(), r, atol=2e-5 * scale_of, rtol=0)
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 16, 15, 30), (4, 3, 9, 4, 8), (2, 3, 64, 15, 30)])
+def test_windows_staged_whole_match_math_on_any_thread_count(kernel, shape):
+    """Small windows whose heads lie side by side in every input's rows — q, k, v from one
+    projection, the output gradient as the layers pass it back — are copied whole into each
+    thread's buffer once per window; thread ranges that start or end inside a window must give the
+    same values."""
+    q, k, v, bias = _inputs(*shape, torch.float64, strided=True, seed=4)
+    n, heads, tokens, _, dv = shape
+    grad_out = torch.randn(n, tokens, heads, dv, dtype=torch.float64).transpose(1, 2)
+    scale = shape[3] ** -0.5
+    ref_out, ref_lse, ref_grads = _reference(q, k, v, bias, scale, grad_out)
+    args = [t.detach() for t in (q, k, v, bias)]
+    for threads in (1, 2, 4):
+        torch.set_num_threads(threads)  # the conftest fixture restores the count
+        out, lse = kernel.forward(*args, scale)
+        grads = kernel.backward(grad_out, *args, out, lse, scale)
+        torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(lse, ref_lse, atol=1e-12, rtol=1e-12)
+        for name, g, r in zip(("q", "k", "v", "bias"), grads, ref_grads, strict=True):
+            torch.testing.assert_close(g, r, atol=1e-12, rtol=1e-10, msg=f"{name}, {threads=}")
+
+
 def test_operator_passes_gradcheck(kernel):
     q, k, v, bias = _inputs(2, 2, 5, 3, 4, torch.float64, strided=True, seed=2)
     assert torch.autograd.gradcheck(lambda *t: biased_attention(*t, 0.7), (q, k, v, bias))
