@@ -16,6 +16,7 @@ import time
 
 import torch
 from benchlib import abba_medians
+from einops import rearrange
 
 from treeattn import HiIRLayer, SwinLayer
 from treeattn.ops.attention import SMALL_WINDOW_TOKENS, attention_math, attention_sdpa
@@ -31,17 +32,34 @@ def old_auto(q, k, v, bias, scale):
     return attention_sdpa(q, k, v, bias, scale)
 
 
-def attention_runs(windows: int, tokens: int, kernels: dict) -> dict:
+def attention_runs(windows: int, tokens: int, kernels: dict, *, projection: bool = False) -> dict:
     """fwd + bwd of each kernel on the same ``windows`` windows of ``tokens`` tokens, 6 heads
-    (q/k 15, v 30 wide) and a learnable bias."""
+    (q/k 15, v 30 wide) and a learnable bias: q, k and v contiguous each, or with ``projection``
+    views of one ``(windows, tokens, 360)`` projection, heads side by side in each row, as the
+    layers give them (the split and the gradients' concatenation then run in both)."""
     torch.manual_seed(0)
-    q, k = (torch.randn(windows, 6, tokens, 15, requires_grad=True) for _ in range(2))
-    v = torch.randn(windows, 6, tokens, 30, requires_grad=True)
     bias = torch.randn(1, 6, tokens, tokens, requires_grad=True)
     grad = torch.randn(windows, 6, tokens, 30)
+    if projection:
+        proj = torch.randn(windows, tokens, 360, requires_grad=True)
+
+        def inputs():
+            return (
+                rearrange(t, "n t (h d) -> n h t d", h=6) for t in proj.split((90, 90, 180), -1)
+            )
+
+        wrt = (proj, bias)
+    else:
+        q, k = (torch.randn(windows, 6, tokens, 15, requires_grad=True) for _ in range(2))
+        v = torch.randn(windows, 6, tokens, 30, requires_grad=True)
+
+        def inputs():
+            return q, k, v
+
+        wrt = (q, k, v, bias)
 
     def run(fn):
-        return lambda: torch.autograd.grad(fn(q, k, v, bias, 15**-0.5), (q, k, v, bias), grad)
+        return lambda: torch.autograd.grad(fn(*inputs(), bias, 15**-0.5), wrt, grad)
 
     return {name: run(fn) for name, fn in kernels.items()}
 

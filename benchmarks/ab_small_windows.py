@@ -2,10 +2,12 @@
 
 Times (medians of interleaved runs; thread CPU time at one thread, wall clock otherwise) the
 attention alone, fwd + bwd with a learnable bias, through explicit math and through treeattn's C++
-kernel at 16, 32 and 64 tokens; then training steps of the models users train on a CPU and of
-``SwinLayer(180, 6, 8)`` (64-token windows) and ``HiIRLayer(180, 6, (16, 64))`` (16- and 256-token
-windows) with the old rule (explicit math up to 64 tokens), the current one (math up to
-``SMALL_WINDOW_TOKENS_KERNEL`` tokens where the C++ kernel runs) and the kernel for every window.
+kernel at 4, 16, 32 and 64 tokens (views of one projection, heads side by side, as the layers give
+them); then training steps of the models users train on a CPU and of ``SwinLayer(180, 6, 8)``
+(64-token windows) and ``HiIRLayer(180, 6, (16, 64))`` (16- and 256-token windows) under three
+rules: explicit math up to 64 tokens (the rule before the C++ kernel), explicit math up to 16
+tokens (the rule before the kernel's small windows beat math), and the current one (explicit math
+only where ``fused`` would run SDPA).
 
 Writes ``benchmarks/results/ab_small_windows_t<THREADS>.json``.
 
@@ -31,15 +33,26 @@ from treeattn.models import create_model
 from treeattn.ops.cpu_kernel import kernel_available
 
 
+def math_up_to(tokens: int) -> Callable[[torch.Tensor, torch.Tensor | None], bool]:
+    """A previous rule: explicit math in CPU windows of up to ``tokens`` tokens whatever ``fused``
+    would run, the current rule above."""
+    current = attention._small_cpu_window
+
+    def small(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
+        return (q.device.type == "cpu" and q.shape[-2] <= tokens) or current(q, bias)
+
+    return small
+
+
 @contextmanager
-def kernel_limit(tokens: int):
-    """Run ``auto`` with explicit math up to ``tokens`` where the C++ kernel would run."""
-    current = attention.SMALL_WINDOW_TOKENS_KERNEL
-    attention.SMALL_WINDOW_TOKENS_KERNEL = tokens
+def small_window_rule(rule: Callable[[torch.Tensor, torch.Tensor | None], bool]):
+    """Run ``auto`` with ``rule`` deciding which windows take explicit math."""
+    current = attention._small_cpu_window
+    attention._small_cpu_window = rule
     try:
         yield
     finally:
-        attention.SMALL_WINDOW_TOKENS_KERNEL = current
+        attention._small_cpu_window = current
 
 
 def step_runs() -> dict[str, Callable[[], None]]:
@@ -84,40 +97,41 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results: dict[str, dict] = {}
     print(f"threads={args.threads}; medians of {args.repeats} interleaved runs, ms")
-    for windows, tokens in [(256, 16), (128, 32), (64, 64)]:
+    for windows, tokens in [(1024, 4), (256, 16), (128, 32), (64, 64)]:
         kernels = {"math": attention.attention_math, "kernel": attention.attention_fused}
-        runs = attention_runs(windows, tokens, kernels)
+        runs = attention_runs(windows, tokens, kernels, projection=True)
         t = abba_medians(runs, repeats=args.repeats, clock=clock)
         results[f"attention {windows} windows x {tokens} tokens"] = t
         print(
             f"attention fwd+bwd, {windows} windows × {tokens} tokens: math {t['math'] * 1e3:.2f}, "
             f"kernel {t['kernel'] * 1e3:.2f}, kernel / math {t['kernel'] / t['math']:.2f}"
         )
-    current = attention.SMALL_WINDOW_TOKENS_KERNEL
+    rules = {
+        f"math_up_to_{attention.SMALL_WINDOW_TOKENS}": math_up_to(attention.SMALL_WINDOW_TOKENS),
+        "math_up_to_16": math_up_to(16),
+        "current": attention._small_cpu_window,
+    }
     for name, step in step_runs().items():
 
-        def under(limit: int, step=step) -> Callable[[], None]:
+        def under(rule, step=step) -> Callable[[], None]:
             def run() -> None:
-                with kernel_limit(limit):
+                with small_window_rule(rule):
                     step()
 
             return run
 
-        runs = {
-            "old": under(attention.SMALL_WINDOW_TOKENS),
-            "new": under(current),
-            "kernel": under(0),
-        }
-        t = abba_medians(runs, repeats=args.repeats, clock=clock)
+        t = abba_medians(
+            {key: under(rule) for key, rule in rules.items()}, repeats=args.repeats, clock=clock
+        )
         results[name] = t
+        old, previous, current = (t[key] for key in rules)
         print(
-            f"{name}: old rule (math ≤ {attention.SMALL_WINDOW_TOKENS} tokens) "
-            f"{t['old'] * 1e3:.1f}, new (math ≤ {current} with the kernel) {t['new'] * 1e3:.1f}, "
-            f"the kernel everywhere {t['kernel'] * 1e3:.1f}; new / old {t['new'] / t['old']:.3f}, "
-            f"kernel everywhere / new {t['kernel'] / t['new']:.3f}"
+            f"{name}: math up to {attention.SMALL_WINDOW_TOKENS} tokens {old * 1e3:.1f}, up to 16 "
+            f"{previous * 1e3:.1f}, current (math only where SDPA would run) {current * 1e3:.1f}; "
+            f"current / up to 16 {current / previous:.3f}, current / up to "
+            f"{attention.SMALL_WINDOW_TOKENS} {current / old:.3f}"
         )
     meta = {**machine_meta(load_before), "repeats": args.repeats}
-    meta.update(old_rule_tokens=attention.SMALL_WINDOW_TOKENS, new_rule_tokens=current)
     save_results(
         Path(__file__).parent / "results", f"ab_small_windows_t{args.threads}", meta, results
     )

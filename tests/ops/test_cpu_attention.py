@@ -96,15 +96,23 @@ def test_kernel_matches_math_in_float32(kernel, shape):
         torch.testing.assert_close(g.double(), r, atol=2e-5 * scale_of, rtol=0)
 
 
+@pytest.mark.parametrize("grad_heads_side_by_side", [True, False])
 @pytest.mark.parametrize("shape", [(3, 5, 16, 15, 30), (4, 3, 9, 4, 8), (2, 3, 64, 15, 30)])
-def test_windows_staged_whole_match_math_on_any_thread_count(kernel, shape):
+def test_windows_staged_whole_match_math_on_any_thread_count(
+    kernel, shape, grad_heads_side_by_side
+):
     """Small windows whose heads lie side by side in every input's rows — q, k, v from one
-    projection, the output gradient as the layers pass it back — are copied whole into each
-    thread's buffer once per window; thread ranges that start or end inside a window must give the
-    same values."""
+    projection — are copied whole into each thread's buffer once per window, read there as whole
+    vectors running into the next head's columns, and their outputs and gradients written whole per
+    window; the output gradient is staged too when its heads are side by side, packed per head when
+    each head's rows lie together (as the layers pass it back at level 2). Thread ranges that start
+    or end inside a window must give the same values."""
     q, k, v, bias = _inputs(*shape, torch.float64, strided=True, seed=4)
     n, heads, tokens, _, dv = shape
-    grad_out = torch.randn(n, tokens, heads, dv, dtype=torch.float64).transpose(1, 2)
+    if grad_heads_side_by_side:
+        grad_out = torch.randn(n, tokens, heads, dv, dtype=torch.float64).transpose(1, 2)
+    else:
+        grad_out = torch.randn(n, heads, tokens, dv, dtype=torch.float64)
     scale = shape[3] ** -0.5
     ref_out, ref_lse, ref_grads = _reference(q, k, v, bias, scale, grad_out)
     args = [t.detach() for t in (q, k, v, bias)]
@@ -233,10 +241,10 @@ def test_auto_uses_the_operator_for_large_cpu_windows_in_training(monkeypatch, k
     calls, sdpa = _spy(monkeypatch), _spy_sdpa(monkeypatch)
     monkeypatch.delenv("TREEATTN_ATTN_BACKEND", raising=False)
     auto = resolve_backend("auto")
-    for tokens in (9, 16, 17, 32, 64, 80):
+    for tokens in (4, 9, 16, 17, 32, 64, 80):
         auto(*_inputs(1, 2, tokens, 4, 8, torch.float32), 0.5)
-    # up to 16 tokens explicit math is as fast as the kernel; above, the kernel
-    assert [shape[2] for shape in calls] == [17, 32, 64, 80] and sdpa == []
+    # the kernel beats explicit math at every window size
+    assert [shape[2] for shape in calls] == [4, 9, 16, 17, 32, 64, 80] and sdpa == []
     # where the kernel does not run, explicit math up to 64 tokens, then SDPA: inference, a fixed
     # bias, bfloat16
     with torch.no_grad():
@@ -246,7 +254,7 @@ def test_auto_uses_the_operator_for_large_cpu_windows_in_training(monkeypatch, k
         q, k, v, bias = _inputs(1, 2, tokens, 4, 8, torch.float32)
         auto(q, k, v, bias.detach(), 0.5)
         auto(*(t.bfloat16() for t in (q, k, v, bias)), 0.5)
-    assert len(calls) == 4 and sdpa == [80, 80, 80]
+    assert len(calls) == 7 and sdpa == [80, 80, 80]
 
 
 def test_auto_keeps_explicit_math_up_to_64_tokens_without_the_kernel(monkeypatch):

@@ -14,8 +14,9 @@ Backends are chosen once, when a module is built (:func:`resolve_backend`), neve
 * ``xformers`` — ``xformers.ops.memory_efficient_attention`` on CUDA; an optional extra, imported
   lazily; unavailable → SDPA with one logged reason;
 * ``auto`` — the ``TREEATTN_ATTN_BACKEND`` environment variable if set, else :func:`attention_auto`:
-  ``math`` for small CPU windows (≤ 64 tokens, where it beats SDPA's fused kernels forward and
-  backward; ≤ 16 tokens where the C++ kernel would run), ``fused`` otherwise.
+  ``math`` for small CPU windows where ``fused`` would run SDPA (≤ 64 tokens, where it beats SDPA's
+  fused kernels forward and backward), ``fused`` otherwise (the C++ kernel beats explicit math at
+  every window size it runs).
 """
 
 from __future__ import annotations
@@ -147,11 +148,6 @@ def _kernel_case(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
 # Window size up to which explicit attention beats SDPA's fused CPU kernel (measured on a 2-core
 # AVX2 machine, forward and forward+backward, 16–64 tokens vs 256).
 SMALL_WINDOW_TOKENS = 64
-# Window size up to which explicit attention beats treeattn's C++ kernel in training (fwd + bwd,
-# benchmarks/ab_small_windows.py on a 2-core AMD EPYC (Zen 3), 1 and 2 threads, with the kernel's
-# column form for small windows: a tie or math up to 10 % faster at 16 tokens, the kernel 20–40 %
-# faster at 32 and 30–45 % at 64; sizes in between not measured).
-SMALL_WINDOW_TOKENS_KERNEL = 16
 
 
 def attention_auto(
@@ -161,14 +157,16 @@ def attention_auto(
     bias: torch.Tensor | None,
     scale: float,
 ) -> torch.Tensor:
-    """``math`` for small windows on the CPU, ``fused`` otherwise (shape/device rule, no state).
+    """``math`` for small windows on the CPU where ``fused`` would run SDPA, ``fused`` otherwise
+    (shape/device rule, no state).
 
     ``fused`` is treeattn's C++ kernel where PyTorch has no fast path (CPU training with a
-    learnable bias), SDPA elsewhere. "Small" depends on which of the two ``fused`` would run: up
-    to :data:`SMALL_WINDOW_TOKENS` tokens against SDPA, up to :data:`SMALL_WINDOW_TOKENS_KERNEL`
-    against the C++ kernel (where it is built). Under ``torch.compile`` small windows take
-    ``fused`` too: one opaque op compiles in a fraction of the time the explicit softmax graph
-    takes with dynamic shapes.
+    learnable bias), SDPA elsewhere. Explicit math beats SDPA up to :data:`SMALL_WINDOW_TOKENS`
+    tokens; the C++ kernel (where it is built) beats explicit math at every size, down to 4-token
+    windows (``benchmarks/ab_small_windows.py``: fwd + bwd on views of one projection, 0.45–0.82×
+    the time at 4–64 tokens on a 2-core AMD EPYC, Zen 3, 1 and 2 threads). Under
+    ``torch.compile`` small windows take ``fused`` too: one opaque op compiles in a fraction of the
+    time the explicit softmax graph takes with dynamic shapes.
     """
     if _small_cpu_window(q, bias):
         return attention_math(q, k, v, bias, scale)
@@ -176,13 +174,11 @@ def attention_auto(
 
 
 def _small_cpu_window(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """Whether explicit math beats the kernel ``fused`` would run (eager CPU only)."""
+    """Whether explicit math beats the kernel ``fused`` would run (eager CPU only): SDPA's, in
+    windows of up to :data:`SMALL_WINDOW_TOKENS` tokens."""
     if q.device.type != "cpu" or torch.compiler.is_compiling():
         return False
-    tokens = q.shape[-2]
-    if tokens <= SMALL_WINDOW_TOKENS_KERNEL:
-        return True
-    return tokens <= SMALL_WINDOW_TOKENS and not (
+    return q.shape[-2] <= SMALL_WINDOW_TOKENS and not (
         _kernel_case(q, bias) and kernel_available(q.dtype)
     )
 

@@ -2,10 +2,11 @@
 //
 // softmax(q·kᵀ·scale + bias)·v for q, k (N, H, T, D), v (N, H, T, E) and bias (1, H, T, T); the
 // backward returns the gradients of q, k, v and of the bias, summed over the N windows. Each
-// (head, window) pair is one task: its q, k, v are packed into small cache-resident buffers and
-// its T×T map is built a block at a time, kept in L1/L2 — a block of query rows at a time (the row
-// form, kRowBlock rows) in windows larger than kColumnFormTokens, transposed with a few vectors of
-// queries across (the column form) in smaller ones. The forward never stores a map, and the
+// (head, window) pair is one task: its q, k, v are in small cache-resident buffers (packed per
+// task, or a small window's rows copied once for all its heads) and its T×T map is built a block
+// at a time, kept in L1/L2 — a block of query rows at a time (the row form, kRowBlock rows) in
+// windows larger than kColumnFormTokens, transposed with a few vectors of queries across (the
+// column form) in smaller ones. The forward never stores a map, and the
 // backward rebuilds each block of maps as exp(logits − lse) from the forward's log-sum-exp. Every
 // product is one register-tiled kernel (`tile`) over GCC/Clang vector types, so the compiler emits
 // the host's widest FMA (built with -march=native).
@@ -276,10 +277,13 @@ struct StridedOut {
 // reduction (the max, the sum, the log, and the backward's Σ_j P·dP, which stands in for
 // rowsum(dO ⊙ O)) runs down the rows, one query per lane: no horizontal sum or max, no scalar log
 // per query. The gradients of k and v come out row by row, as they are stored, instead of through
-// a transpose. Where every input has its heads side by side (the layers' projections), a thread
-// copies each window's rows whole, all heads at once, before its first head (StagedInput);
-// elsewhere each task asks for the same head's slices of the next window (prefetch_slice): a small
-// window's task is too short for the hardware to fetch its scattered rows in time.
+// a transpose. Where every input and output has its heads side by side (the layers' projections,
+// the operator's outputs), a thread copies each window's rows whole, all heads at once, before its
+// first head (StagedInput), reads them there as whole vectors without packing, and writes the
+// window's outputs whole after its last head (StagedOutput); elsewhere each task packs its head's
+// slices, writes its outputs row by row and asks for the same head's slices of the next window
+// (prefetch_slice): a small window's task is too short for the hardware to fetch its scattered
+// rows in time.
 
 constexpr int64_t kColumnVecs = 2;
 // Most tokens for which the column form runs. On a 2-core AMD EPYC (Zen 3), one thread, medians of
@@ -348,12 +352,11 @@ inline bool heads_side_by_side(const Strided<T>& x, int64_t cols) {
   return x.s3 == 1 && x.s1 == cols;
 }
 
-// Whether the column form stages whole windows of q, k and v (StagedInput).
+// Whether an (N, H, T, cols) output has its heads side by side in each row (as the operator
+// allocates them, heads_inner): head h at columns [h·cols, (h + 1)·cols) of a token's row.
 template <typename T>
-inline bool stages_windows(const Shape& s, const Strided<T>& q, const Strided<T>& k,
-                           const Strided<T>& v) {
-  return window_major<T>(s) && heads_side_by_side(q, s.d) && heads_side_by_side(k, s.d) &&
-         heads_side_by_side(v, s.e);
+inline bool heads_side_by_side(const StridedOut<T>& x, int64_t cols) {
+  return x.s3 == 1 && x.s1 == cols;
 }
 
 // The rows of one strided (N, H, T, cols) input for the window in hand, all heads side by side,
@@ -363,6 +366,8 @@ inline bool stages_windows(const Shape& s, const Strided<T>& q, const Strided<T>
 // caches, 1.3 µs with the rows in cache; one sequential copy of the window's rows lets the hardware
 // stream them (a 2-core AMD EPYC, Zen 3, per-round medians: 16-token windows forward 0.71–0.89×,
 // backward 0.89–0.94× the time, 64-token 0.88–0.94× and 0.96–1.0×; ab_kernel_versions.py).
+// A head's staged rows are read as whole vectors (its columns rounded up): the buffer ends in a
+// vector of zeros, so the last head's last row reads no further than that.
 template <typename T>
 struct StagedInput {
   const Strided<T>& x;
@@ -370,7 +375,12 @@ struct StagedInput {
   bool on;
   std::vector<T> rows;
   StagedInput(const Strided<T>& x_, const Shape& s, int64_t cols_, bool on_)
-      : x(x_), t(s.t), cols(cols_), width(s.h * cols_), on(on_), rows(on_ ? s.t * width : 0) {}
+      : x(x_),
+        t(s.t),
+        cols(cols_),
+        width(s.h * cols_),
+        on(on_),
+        rows(on_ ? s.t * width + kLanes<T> : 0) {}
   void stage(int64_t n) {
     if (!on) return;
     const T* first = x.slice(n, 0);
@@ -383,6 +393,76 @@ struct StagedInput {
   }
 };
 
+// One head's rows of a task's result, `ld` apart: in the thread's StagedOutput when the window's
+// outputs are staged, else in a buffer of the task's own that unpack_rows copies to the output.
+template <typename T>
+struct OutRows {
+  T* data;
+  int64_t ld;
+};
+
+// The output rows of the window in hand, all heads side by side, collected in a thread's buffer
+// and copied out whole: each task writes its head's rows as whole vectors (the columns rounded up,
+// running over into the next head's, which that head's task overwrites after it; the row's last
+// vector is padding), and the heads a thread has done of a window are copied out together when it
+// moves on to the next window or ends its range (`flush`). Written head by head instead (60 or 120
+// bytes of each row, the last vector lane by lane), and with q, k, v and dO packed per head, the
+// 16-token windows' forward took 1.17× and their backward 1.25× the time, the 64-token windows'
+// 1.05× and 1.14× (a 2-core AMD EPYC, Zen 3, one thread, per-round medians; ab_kernel_versions.py).
+template <typename T>
+struct StagedOutput {
+  const StridedOut<T>& x;
+  int64_t t, cols, ld;  // tokens, one head's columns, the buffer's row stride
+  bool on;
+  std::vector<T> rows;
+  int64_t window = -1, first = 0, last = 0;  // heads [first, last) of `window` are in the buffer
+  StagedOutput(const StridedOut<T>& x_, const Shape& s, int64_t cols_, bool on_)
+      : x(x_),
+        t(s.t),
+        cols(cols_),
+        ld(s.h * cols_ + kLanes<T>),
+        on(on_),
+        rows(on_ ? s.t * ld : 0) {}
+  // Head h's rows of window n, to be written (only when `on`).
+  OutRows<T> head(int64_t n, int64_t h) {
+    if (n != window) {
+      flush();
+      window = n;
+      first = h;
+    }
+    last = h + 1;
+    return {rows.data() + h * cols, ld};
+  }
+  void flush() {
+    if (window < 0) return;
+    T* dst = x.slice(window, first);
+    const T* src = rows.data() + first * cols;
+    const int64_t count = (last - first) * cols;
+    for (int64_t i = 0; i < t; ++i) std::copy(src + i * ld, src + i * ld + count, dst + i * x.s2);
+    window = -1;
+  }
+};
+
+// Whether the column form stages whole windows: the tasks run window-major and every input and
+// output has its heads side by side.
+template <typename T>
+inline bool stages_windows(const Shape& s, const Strided<T>& q, const Strided<T>& k,
+                           const Strided<T>& v) {
+  return window_major<T>(s) && heads_side_by_side(q, s.d) && heads_side_by_side(k, s.d) &&
+         heads_side_by_side(v, s.e);
+}
+
+// The first `vecs` vectors of `rows` rows ld apart times factor (a per-row factor when factors is
+// given), in place.
+template <typename T>
+void scale_rows(T* data, int64_t ld, int64_t rows, int64_t vecs, T factor, const T* factors) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const Vec<T> f = splat(factors ? factors[r] : factor);
+    T* row = data + r * ld;
+    for (int64_t e = 0; e < vecs * kLanes<T>; e += kLanes<T>) store(row + e, load(row + e) * f);
+  }
+}
+
 template <typename T>
 void forward_columns(const Shape& s, const ForwardArgs<T>& a, int threads) {
   constexpr int64_t L = kLanes<T>, W = kColumnVecs * L;
@@ -390,10 +470,12 @@ void forward_columns(const Shape& s, const ForwardArgs<T>& a, int threads) {
   const std::vector<T> bias_t = transposed_bias(a.bias, s, tq);
   const Strided<T> qs(a.q, a.q_strides), ks(a.k, a.k_strides), vs(a.v, a.v_strides);
   const StridedOut<T> os(a.out, a.out_strides);
-  const bool staged = stages_windows(s, qs, ks, vs);
+  const bool staged = stages_windows(s, qs, ks, vs) && heads_side_by_side(os, s.e);
   parallel_ranges(s.n * s.h, threads, [&](int64_t, int64_t begin, int64_t end) {
-    std::vector<T> qt(s.d * tq), vp(s.t * s.ep), maps(s.t * W), outs(W * s.ep), inv(W);
+    std::vector<T> qt(s.d * tq), vp(staged ? 0 : s.t * s.ep), maps(s.t * W);
+    std::vector<T> outs(staged ? 0 : s.t * s.ep), inv(W);
     StagedInput<T> q_in(qs, s, s.d, staged), k_in(ks, s, s.d, staged), v_in(vs, s, s.e, staged);
+    StagedOutput<T> out_rows(os, s, s.e, staged);
     int64_t window = -1;
     for (int64_t task = begin; task < end; ++task) {
       int64_t h, n;
@@ -408,7 +490,15 @@ void forward_columns(const Shape& s, const ForwardArgs<T>& a, int threads) {
       }
       const Rows<T> q = q_in.head(n, h), k = k_in.head(n, h), v = v_in.head(n, h);
       pack_transposed(q.data, s.t, s.d, q.s2, q.s3, a.scale, qt.data(), tq);
-      pack_rows(v.data, s.t, s.e, v.s2, v.s3, T(1), vp.data(), s.ep);
+      // v's rows as whole vectors: the staged rows themselves, else packed
+      const T* v_rows = v.data;
+      int64_t v_ld = v.s2;
+      if (!staged) {
+        pack_rows(v.data, s.t, s.e, v.s2, v.s3, T(1), vp.data(), s.ep);
+        v_rows = vp.data();
+        v_ld = s.ep;
+      }
+      const OutRows<T> o = staged ? out_rows.head(n, h) : OutRows<T>{outs.data(), s.ep};
       const T* bias_h = bias_t.data() + h * s.t * tq;
       T* lse = a.lse + (n * s.h + h) * s.t;
       for (int64_t c0 = 0; c0 < s.t; c0 += W) {
@@ -445,11 +535,15 @@ void forward_columns(const Shape& s, const ForwardArgs<T>& a, int threads) {
           store(inv.data() + c * L, T(1) / total[c]);
         }
         // out = P·v for these queries, each row divided by its sum
-        gemm<T, false>(cols, s.ep / L, s.t, maps.data(), 1, W, vp.data(), s.ep, outs.data(), s.ep);
-        unpack_rows(outs.data(), s.ep, cols, s.e, T(1), inv.data(), os.slice(n, h) + c0 * os.s2,
-                    os.s2, os.s3);
+        T* o_block = o.data + c0 * o.ld;
+        gemm<T, false>(cols, s.ep / L, s.t, maps.data(), 1, W, v_rows, v_ld, o_block, o.ld);
+        scale_rows(o_block, o.ld, cols, s.ep / L, T(1), inv.data());
       }
+      if (!staged)
+        unpack_rows(outs.data(), s.ep, s.t, s.e, T(1), static_cast<const T*>(nullptr),
+                    os.slice(n, h), os.s2, os.s3);
     }
+    out_rows.flush();
   });
 }
 
@@ -530,16 +624,24 @@ void backward_columns(const Shape& s, const BackwardArgs<T>& a, int threads) {
   const Strided<T> gs(a.grad_out, a.grad_out_strides);
   const StridedOut<T> gqs(a.grad_q, a.grad_q_strides), gks(a.grad_k, a.grad_k_strides);
   const StridedOut<T> gvs(a.grad_v, a.grad_v_strides);
-  const bool staged = stages_windows(s, qs, ks, vs) && heads_side_by_side(gs, s.e);
+  const bool staged = stages_windows(s, qs, ks, vs) && heads_side_by_side(gqs, s.d) &&
+                      heads_side_by_side(gks, s.d) && heads_side_by_side(gvs, s.e);
+  // The output gradient staged too where its heads are side by side; else packed per task (the
+  // layers pass it back with each head's rows together, which the hardware streams)
+  const bool g_staged = staged && heads_side_by_side(gs, s.e);
   // The bias gradient, transposed as biasᵀ: one partial sum per thread, added up at the end.
   const int64_t bias_size = s.h * s.t * tq;
   std::vector<T> partial(threads * bias_size, T(0));
   parallel_ranges(s.n * s.h, threads, [&](int64_t thread, int64_t begin, int64_t end) {
     T* bias_grad = partial.data() + thread * bias_size;
-    std::vector<T> qt(s.d * tq), qp(s.t * s.dp), kp(s.t * s.dp), got(s.e * tq), gop(s.t * s.ep);
-    std::vector<T> maps(s.t * W), grads(s.t * W), dk(s.t * s.dp), dv(s.t * s.ep), dq(W * s.dp);
+    const int64_t packed = staged ? 0 : s.t;  // rows of the packs the staged rows stand in for
+    std::vector<T> qt(s.d * tq), got(s.e * tq), qp(packed * s.dp), kp(packed * s.dp);
+    std::vector<T> gop(g_staged ? 0 : s.t * s.ep), maps(s.t * W), grads(s.t * W);
+    std::vector<T> dq(packed * s.dp), dk(packed * s.dp), dv(packed * s.ep);
     StagedInput<T> q_in(qs, s, s.d, staged), k_in(ks, s, s.d, staged), v_in(vs, s, s.e, staged);
-    StagedInput<T> g_in(gs, s, s.e, staged);
+    StagedInput<T> g_in(gs, s, s.e, g_staged);
+    StagedOutput<T> dq_out(gqs, s, s.d, staged), dk_out(gks, s, s.d, staged);
+    StagedOutput<T> dv_out(gvs, s, s.e, staged);
     int64_t window = -1;
     for (int64_t task = begin; task < end; ++task) {
       int64_t h, n;
@@ -558,17 +660,32 @@ void backward_columns(const Shape& s, const BackwardArgs<T>& a, int threads) {
       const Rows<T> q = q_in.head(n, h), k = k_in.head(n, h), v = v_in.head(n, h);
       const Rows<T> g = g_in.head(n, h);
       pack_transposed(q.data, s.t, s.d, q.s2, q.s3, a.scale, qt.data(), tq);
-      pack_rows(q.data, s.t, s.d, q.s2, q.s3, a.scale, qp.data(), s.dp);
-      pack_rows(k.data, s.t, s.d, k.s2, k.s3, T(1), kp.data(), s.dp);
       pack_transposed(g.data, s.t, s.e, g.s2, g.s3, T(1), got.data(), tq);
-      pack_rows(g.data, s.t, s.e, g.s2, g.s3, T(1), gop.data(), s.ep);
+      // q, k and dO as rows of whole vectors: the staged rows themselves, else packed; and where
+      // the gradients go, as rows of whole vectors
+      Rows<T> q_rows = q, k_rows = k, g_rows = g;
+      OutRows<T> dq_rows{dq.data(), s.dp}, dk_rows{dk.data(), s.dp}, dv_rows{dv.data(), s.ep};
+      if (staged) {
+        dq_rows = dq_out.head(n, h);
+        dk_rows = dk_out.head(n, h);
+        dv_rows = dv_out.head(n, h);
+      } else {
+        pack_rows(q.data, s.t, s.d, q.s2, q.s3, T(1), qp.data(), s.dp);
+        pack_rows(k.data, s.t, s.d, k.s2, k.s3, T(1), kp.data(), s.dp);
+        q_rows = {qp.data(), s.dp, 1};
+        k_rows = {kp.data(), s.dp, 1};
+      }
+      if (!g_staged) {
+        pack_rows(g.data, s.t, s.e, g.s2, g.s3, T(1), gop.data(), s.ep);
+        g_rows = {gop.data(), s.ep, 1};
+      }
       const T* bias_h = bias_t.data() + h * s.t * tq;
       T* bias_grad_h = bias_grad + h * s.t * tq;
       const T* lse = a.lse + (n * s.h + h) * s.t;
       for (int64_t c0 = 0; c0 < s.t; c0 += W) {
         const int64_t cols = std::min(W, s.t - c0);
         // Pᵀ = exp(k·(q·scale)ᵀ + biasᵀ − lse), keys down, these queries across
-        gemm<T, false>(s.t, kColumnVecs, s.d, kp.data(), s.dp, 1, qt.data() + c0, tq, maps.data(),
+        gemm<T, false>(s.t, kColumnVecs, s.d, k.data, k.s2, k.s3, qt.data() + c0, tq, maps.data(),
                        W);
         Vec<T> shift[kColumnVecs], delta[kColumnVecs];
         for (int64_t c = 0; c < kColumnVecs; ++c) {
@@ -598,27 +715,35 @@ void backward_columns(const Shape& s, const BackwardArgs<T>& a, int threads) {
             store(db, load(db) + x);
           }
         }
-        // dv += P·dO and dk += dS·q·scale over these queries; dq = dS·k·scale for them
+        // dv += P·dO and dk += dS·q over these queries (·scale at the end); dq = dS·k·scale for
+        // them
+        const T* g_block = g_rows.data + c0 * g_rows.s2;
+        const T* q_block = q_rows.data + c0 * q_rows.s2;
         if (c0 == 0) {
-          gemm<T, false>(s.t, s.ep / L, cols, maps.data(), W, 1, gop.data(), s.ep, dv.data(),
-                         s.ep);
-          gemm<T, false>(s.t, s.dp / L, cols, grads.data(), W, 1, qp.data(), s.dp, dk.data(),
-                         s.dp);
+          gemm<T, false>(s.t, s.ep / L, cols, maps.data(), W, 1, g_block, g_rows.s2, dv_rows.data,
+                         dv_rows.ld);
+          gemm<T, false>(s.t, s.dp / L, cols, grads.data(), W, 1, q_block, q_rows.s2,
+                         dk_rows.data, dk_rows.ld);
         } else {
-          gemm<T, true>(s.t, s.ep / L, cols, maps.data(), W, 1, gop.data() + c0 * s.ep, s.ep,
-                        dv.data(), s.ep);
-          gemm<T, true>(s.t, s.dp / L, cols, grads.data(), W, 1, qp.data() + c0 * s.dp, s.dp,
-                        dk.data(), s.dp);
+          gemm<T, true>(s.t, s.ep / L, cols, maps.data(), W, 1, g_block, g_rows.s2, dv_rows.data,
+                        dv_rows.ld);
+          gemm<T, true>(s.t, s.dp / L, cols, grads.data(), W, 1, q_block, q_rows.s2, dk_rows.data,
+                        dk_rows.ld);
         }
-        gemm<T, false>(cols, s.dp / L, s.t, grads.data(), 1, W, kp.data(), s.dp, dq.data(), s.dp);
-        unpack_rows(dq.data(), s.dp, cols, s.d, a.scale, static_cast<const T*>(nullptr),
-                    gqs.slice(n, h) + c0 * gqs.s2, gqs.s2, gqs.s3);
+        T* dq_block = dq_rows.data + c0 * dq_rows.ld;
+        gemm<T, false>(cols, s.dp / L, s.t, grads.data(), 1, W, k_rows.data, k_rows.s2, dq_block,
+                       dq_rows.ld);
+        scale_rows(dq_block, dq_rows.ld, cols, s.dp / L, a.scale, static_cast<const T*>(nullptr));
       }
-      unpack_rows(dv.data(), s.ep, s.t, s.e, T(1), static_cast<const T*>(nullptr), gvs.slice(n, h),
-                  gvs.s2, gvs.s3);
-      unpack_rows(dk.data(), s.dp, s.t, s.d, T(1), static_cast<const T*>(nullptr), gks.slice(n, h),
-                  gks.s2, gks.s3);
+      scale_rows(dk_rows.data, dk_rows.ld, s.t, s.dp / L, a.scale, static_cast<const T*>(nullptr));
+      if (!staged) {
+        const T* none = nullptr;
+        unpack_rows(dq.data(), s.dp, s.t, s.d, T(1), none, gqs.slice(n, h), gqs.s2, gqs.s3);
+        unpack_rows(dv.data(), s.ep, s.t, s.e, T(1), none, gvs.slice(n, h), gvs.s2, gvs.s3);
+        unpack_rows(dk.data(), s.dp, s.t, s.d, T(1), none, gks.slice(n, h), gks.s2, gks.s3);
+      }
     }
+    for (StagedOutput<T>* out : {&dq_out, &dk_out, &dv_out}) out->flush();
   });
   for (int64_t h = 0; h < s.h; ++h) {
     for (int64_t i = 0; i < s.t; ++i) {
