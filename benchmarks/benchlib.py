@@ -5,6 +5,7 @@ Not a test and not part of the package: the scripts in this folder import it by 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from treeattn.allocator import keep_freed_memory
 from treeattn.analysis.macs import count_macs
 
 __all__ = [
@@ -208,6 +210,30 @@ def report_load(meta: dict, note: str) -> None:
         f"threads={meta['threads']} load(1 min) before={meta['load_before']:.2f} "
         f"after={meta['load_after']:.2f}  ({note})"
     )
+
+
+def add_keep_freed_memory(parser: argparse.ArgumentParser) -> None:
+    """``--keep-freed-memory``: time with freed memory kept in the process, as the recipes run
+    (:func:`treeattn.allocator.keep_freed_memory`); read back by :func:`apply_keep_freed_memory`."""
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="keep freed memory in the process, as the recipes do (every layer timed)",
+    )
+
+
+def apply_keep_freed_memory(args: argparse.Namespace) -> bool:
+    """Keep freed memory if ``--keep-freed-memory`` asked for it; whether it did (for the meta).
+
+    Raises:
+        SystemExit: if it was asked for and glibc's thresholds could not be set.
+    """
+    if args.keep_freed_memory and not keep_freed_memory():
+        raise SystemExit(
+            "--keep-freed-memory: glibc's thresholds were not set (no glibc, or the environment "
+            "sets MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or MALLOC_MMAP_MAX_ itself)"
+        )
+    return args.keep_freed_memory
 
 
 def save_results(directory: Path, name: str, meta: dict, results: dict) -> Path:

@@ -12,6 +12,7 @@ compiled call's seconds (compilation) are recorded.
 Usage::
 
     python benchmarks/compile_bench.py --threads 2            # 64² and 128², JSON in results/
+    python benchmarks/compile_bench.py --threads 2 --keep-freed-memory   # as the recipes run
     python benchmarks/compile_bench.py --sizes 32 --repeats 2 --dim 24 --heads 2
 """
 
@@ -25,7 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from benchlib import abba_times, machine_meta, report_load, save_results
+from benchlib import (
+    abba_times,
+    add_keep_freed_memory,
+    apply_keep_freed_memory,
+    machine_meta,
+    report_load,
+    save_results,
+)
 from torch import nn
 
 from treeattn.layers import HiIRLayer, SwinLayer
@@ -97,10 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--backend", default="inductor", help="torch.compile backend ('eager': dynamo only)"
     )
+    add_keep_freed_memory(parser)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    kept = apply_keep_freed_memory(args)
     load_before = os.getloadavg()[0]
     results = {str(size): bench_size(size, args) for size in args.sizes}
     meta = {
@@ -110,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         "backend": args.backend,
         "dynamic": args.dynamic,
         "repeats": args.repeats,
+        "keep_freed_memory": kept,
     }
     report_load(meta, "training step fwd+bwd, median seconds; ratios of medians")
     print(

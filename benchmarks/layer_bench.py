@@ -32,9 +32,16 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from benchlib import count_forward_macs, machine_meta, paired_ratios, report_load, save_results
+from benchlib import (
+    add_keep_freed_memory,
+    apply_keep_freed_memory,
+    count_forward_macs,
+    machine_meta,
+    paired_ratios,
+    report_load,
+    save_results,
+)
 
-from treeattn.allocator import keep_freed_memory
 from treeattn.analysis.memory import LiveTensorTracker
 from treeattn.layers import HiIRLayer, SwinLayer
 
@@ -129,24 +136,16 @@ def main() -> None:
         default=3.0,
         help="layers whose warm-up takes longer are timed once",
     )
-    parser.add_argument(
-        "--keep-freed-memory",
-        action="store_true",
-        help="keep freed memory in the process, as the recipes do (both layers)",
-    )
+    add_keep_freed_memory(parser)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.keep_freed_memory and not keep_freed_memory():
-        raise SystemExit(
-            "--keep-freed-memory: glibc's thresholds were not set (no glibc, or the environment "
-            "sets MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or MALLOC_MMAP_MAX_ itself)"
-        )
+    kept = apply_keep_freed_memory(args)
     load_before = os.getloadavg()[0]
     results = {str(size): bench_size(size, args) for size in args.sizes}
     meta = {**machine_meta(load_before), "dim": args.dim, "heads": args.heads}
-    meta["keep_freed_memory"] = args.keep_freed_memory
+    meta["keep_freed_memory"] = kept
     report_load(meta, "times: median seconds; ratio = layer / HiIR, /MAC = per-MAC ratio")
     header = (
         f"{'size':>5} {'layer':<14} {'GMAC':>6} {'fwd s':>8} {'ratio':>6} {'/MAC':>5} "

@@ -26,6 +26,7 @@ def test_a_tiny_run_reports_one_graph_per_layer_and_both_ratios(monkeypatch, tmp
     compile_bench.main([*args, "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "compile_bench.json").read_text())
     assert saved["meta"]["backend"] == "eager" and saved["meta"]["dynamic"] is False
+    assert saved["meta"]["keep_freed_memory"] is False  # glibc's defaults unless asked
     row = saved["results"]["8"]
     for name in ("hiir", "swin"):
         assert (row[name]["graphs"], row[name]["graph_breaks"]) == (1, 0)
