@@ -407,23 +407,17 @@ struct OutRows {
 // vector is padding), and the heads a thread has done of a window are copied out together when it
 // moves on to the next window or ends its range (`flush`). Written head by head instead (60 or 120
 // bytes of each row, the last vector lane by lane), and with q, k, v and dO packed per head, the
-// 16-token windows' forward took 1.17× and their backward 1.25× the time, the 64-token windows'
-// 1.05× and 1.14× (a 2-core AMD EPYC, Zen 3, one thread, per-round medians; ab_kernel_versions.py).
+// 16-token windows' forward took 1.17× and their backward 1.27× the time, the 64-token windows'
+// 1.06× and 1.09× (a 2-core AMD EPYC, Zen 3, one thread, per-round medians; ab_kernel_versions.py).
 template <typename T>
 struct StagedOutput {
   const StridedOut<T>& x;
   int64_t t, cols, ld;  // tokens, one head's columns, the buffer's row stride
-  bool on;
-  std::vector<T> rows;
+  std::vector<T> rows;  // empty unless `on`
   int64_t window = -1, first = 0, last = 0;  // heads [first, last) of `window` are in the buffer
-  StagedOutput(const StridedOut<T>& x_, const Shape& s, int64_t cols_, bool on_)
-      : x(x_),
-        t(s.t),
-        cols(cols_),
-        ld(s.h * cols_ + kLanes<T>),
-        on(on_),
-        rows(on_ ? s.t * ld : 0) {}
-  // Head h's rows of window n, to be written (only when `on`).
+  StagedOutput(const StridedOut<T>& x_, const Shape& s, int64_t cols_, bool on)
+      : x(x_), t(s.t), cols(cols_), ld(s.h * cols_ + kLanes<T>), rows(on ? s.t * ld : 0) {}
+  // Head h's rows of window n, to be written (only when built with `on`).
   OutRows<T> head(int64_t n, int64_t h) {
     if (n != window) {
       flush();
