@@ -225,7 +225,8 @@ template <typename T>
 inline Vec<T> conv_at(const MapShape& s, const Pixel<T>& px, const T* wp, const T* bp, int64_t j,
                       int64_t n) {
   Vec<T> acc = load(bp + j);
-  each_tap(s, px, j, [&](int64_t o, const T* at) { acc += load(wp + o * s.cp + j) * load_n(at, n); });
+  each_tap(s, px, j,
+           [&](int64_t o, const T* at) { acc += load(wp + o * s.cp + j) * load_n(at, n); });
   return acc;
 }
 
