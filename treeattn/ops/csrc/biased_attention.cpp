@@ -345,17 +345,11 @@ struct Rows {
   int64_t s2, s3;
 };
 
-// Whether an (N, H, T, cols) input has its heads side by side in each row (as the layers'
-// projections give them): head h at columns [h·cols, (h + 1)·cols) of a token's row.
-template <typename T>
-inline bool heads_side_by_side(const Strided<T>& x, int64_t cols) {
-  return x.s3 == 1 && x.s1 == cols;
-}
-
-// Whether an (N, H, T, cols) output has its heads side by side in each row (as the operator
-// allocates them, heads_inner): head h at columns [h·cols, (h + 1)·cols) of a token's row.
-template <typename T>
-inline bool heads_side_by_side(const StridedOut<T>& x, int64_t cols) {
+// Whether a strided (N, H, T, cols) input or output (Strided, StridedOut) has its heads side by
+// side in each row — as the layers' projections give them and the operator allocates its outputs
+// (heads_inner): head h at columns [h·cols, (h + 1)·cols) of a token's row.
+template <typename X>
+inline bool heads_side_by_side(const X& x, int64_t cols) {
   return x.s3 == 1 && x.s1 == cols;
 }
 
